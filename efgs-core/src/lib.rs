@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod audit;
+pub mod batch_signature;
+pub mod batching;
+pub mod callback_url;
+pub mod canonical;
+pub mod cert;
+pub mod download;
+pub mod error;
+pub mod identity;
+pub mod json;
+pub mod media;
+pub mod model;
+pub mod proto;
+pub mod retention;
+pub mod store;
+pub mod tag;
+pub mod trust;
+pub mod validate;
+
+pub use error::Error;
+pub use model::{DiagnosisKey, DiagnosisKeyBatch, ReportType};

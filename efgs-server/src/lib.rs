@@ -1,0 +1,1 @@
+//! efgs-server library: filled in by its issue.

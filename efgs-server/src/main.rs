@@ -1,0 +1,4 @@
+//! The efgs-server binary.
+fn main() {
+    println!("efgs-server: not yet implemented");
+}

@@ -1,0 +1,1 @@
+//! efgs-store-memory: filled in by its issue.

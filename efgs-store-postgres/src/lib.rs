@@ -1,0 +1,1 @@
+//! efgs-store-postgres: filled in by its issue.

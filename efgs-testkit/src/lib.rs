@@ -1,0 +1,1 @@
+//! efgs-testkit: filled in by its issue.
