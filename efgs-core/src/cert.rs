@@ -49,10 +49,10 @@ impl std::fmt::Debug for Thumbprint {
 pub fn countries_in(name: &x509_cert::name::Name) -> Vec<String> {
     let mut out = Vec::new();
     for atv in name.iter() {
-        if atv.oid == const_oid::db::rfc4519::C {
-            if let Some(s) = any_to_string(&atv.value) {
-                out.push(s);
-            }
+        if atv.oid == const_oid::db::rfc4519::C
+            && let Some(s) = any_to_string(&atv.value)
+        {
+            out.push(s);
         }
     }
     out
