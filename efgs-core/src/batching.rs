@@ -1,1 +1,1 @@
-//! TODO: filled in by its issue.
+//! TODO: to be filled in.

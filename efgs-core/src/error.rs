@@ -1,7 +1,44 @@
 //! The crate's top-level error, wrapping the error of each concern.
 
-/// Any efgs-core error. Each concern has its own enum; this one wraps them so callers
-/// (the server's one status table) can match on the kind.
+/// Any efgs-core error. Each concern has its own enum; this one wraps them so the server's
+/// single status table can match on the kind.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {}
+pub enum Error {
+    /// Protobuf body could not be decoded.
+    #[error(transparent)]
+    Proto(#[from] crate::proto::ProtoError),
+    /// JSON body could not be decoded.
+    #[error(transparent)]
+    Json(#[from] crate::json::JsonError),
+    /// Content-Type or Accept not acceptable.
+    #[error(transparent)]
+    MediaType(#[from] crate::media::MediaTypeError),
+    /// An uploaded key failed validation.
+    #[error(transparent)]
+    Validation(#[from] crate::validate::ValidationError),
+    /// The batch signature did not verify.
+    #[error(transparent)]
+    Signature(#[from] crate::batch_signature::SignatureError),
+    /// A trust-list entry did not check out.
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
+    /// The client could not be identified or is not authorised.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    /// A callback URL was refused.
+    #[error(transparent)]
+    CallbackUrl(#[from] crate::callback_url::CallbackUrlError),
+    /// A download batch tag was malformed.
+    #[error(transparent)]
+    Tag(#[from] crate::tag::TagError),
+    /// Download rules (date window, unknown batch, ...).
+    #[error(transparent)]
+    Download(#[from] crate::download::DownloadError),
+    /// Audit rules.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    /// The storage backend failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}

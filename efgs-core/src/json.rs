@@ -1,1 +1,6 @@
-//! TODO: filled in by its issue.
+//! JSON codec in the reference's format (to be filled in).
+
+/// Errors of this concern.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonError {}

@@ -1,1 +1,6 @@
-//! TODO
+//! CMS batch signatures (to be filled in).
+
+/// Errors of this concern.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {}
