@@ -59,19 +59,6 @@ pub fn is_expired(created_at: OffsetDateTime, cutoff: OffsetDateTime) -> bool {
     created_at < cutoff
 }
 
-/// What one cleanup run did (the reference's `diagnosiskeycleanup` statistics row).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CleanupReport {
-    /// The cutoff used ([`key_cutoff`]).
-    pub cutoff: OffsetDateTime,
-    /// Number of keys deleted.
-    pub deleted: u64,
-    /// Number of keys before the deletion.
-    pub keys_before: u64,
-    /// Number of keys after the deletion.
-    pub keys_after: u64,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
