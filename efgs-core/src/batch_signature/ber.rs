@@ -162,22 +162,8 @@ impl<'a> Tlv<'a> {
             return Ok(());
         }
         if self.constructed() {
-            let mut parts = Vec::new();
-            for child in self.children()? {
-                let mut enc = Vec::new();
-                child.write_der(&mut enc, sort_sets)?;
-                parts.push(enc);
-            }
-            if sort_sets && self.ident == [tag::SET] {
-                parts.sort();
-            }
-            let len = parts.iter().map(Vec::len).sum();
-            out.extend_from_slice(self.ident);
-            push_len(out, len);
-            for p in parts {
-                out.extend_from_slice(&p);
-            }
-            return Ok(());
+            let sort = sort_sets && self.ident == [tag::SET];
+            return self.write_der_constructed(out, self.ident, sort_sets, sort);
         }
         out.extend_from_slice(self.ident);
         if self.ident == [tag::BOOLEAN] && self.value.len() == 1 && self.value[0] != 0 {
@@ -186,6 +172,37 @@ impl<'a> Tlv<'a> {
         } else {
             push_len(out, self.value.len());
             out.extend_from_slice(self.value);
+        }
+        Ok(())
+    }
+
+    /// Appends the DER encoding of this constructed TLV's contents re-tagged as a `SET`
+    /// (used for the `[0] IMPLICIT` signed attributes), sorting its elements when `sort`.
+    pub(crate) fn write_der_as_set(&self, out: &mut Vec<u8>, sort: bool) -> BerResult<()> {
+        self.write_der_constructed(out, &[tag::SET], sort, sort)
+    }
+
+    fn write_der_constructed(
+        &self,
+        out: &mut Vec<u8>,
+        ident: &[u8],
+        sort_sets: bool,
+        sort_here: bool,
+    ) -> BerResult<()> {
+        let mut parts = Vec::new();
+        for child in self.children()? {
+            let mut enc = Vec::new();
+            child.write_der(&mut enc, sort_sets)?;
+            parts.push(enc);
+        }
+        if sort_here {
+            parts.sort();
+        }
+        let len = parts.iter().map(Vec::len).sum();
+        out.extend_from_slice(ident);
+        push_len(out, len);
+        for p in parts {
+            out.extend_from_slice(&p);
         }
         Ok(())
     }

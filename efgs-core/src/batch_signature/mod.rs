@@ -36,6 +36,8 @@ mod algorithms;
 mod asn1_time;
 mod ber;
 mod sign;
+#[cfg(test)]
+mod tests;
 mod verify;
 
 pub use algorithms::{EcCurve, HashAlgorithm, SignatureScheme};

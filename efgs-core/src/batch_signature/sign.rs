@@ -138,45 +138,70 @@ impl BatchSigner {
 
     /// As [`Self::sign`], returning the DER bytes.
     pub fn sign_der(&self, content: &[u8], now: OffsetDateTime) -> Result<Vec<u8>, SignatureError> {
-        let hash = match self.key {
+        let mut attrs = self.standard_attributes(content, now)?;
+        attrs.sort(); // DER SET OF order
+        let parts: Vec<&[u8]> = attrs.iter().map(Vec::as_slice).collect();
+        let set = der_cat(tag::SET, &parts);
+        let mut sent = set.clone();
+        sent[0] = 0xa0; // [0] IMPLICIT in the SignerInfo
+        self.assemble(&set, &sent)
+    }
+
+    /// The hash this signer uses (digest algorithm and signature hash).
+    pub(crate) fn hash(&self) -> HashAlgorithm {
+        match self.key {
             PrivateKey::P384(_) => HashAlgorithm::Sha384,
             _ => HashAlgorithm::Sha256,
-        };
+        }
+    }
+
+    /// The DER `AlgorithmIdentifier`s of the digest and of the signature.
+    pub(crate) fn algorithm_identifiers(&self) -> (Vec<u8>, Vec<u8>) {
+        let hash = self.hash();
         let digest_alg = der(tag::SEQUENCE, &der_oid(&hash.oid()));
         let (sig_alg, sig_params): (_, &[u8]) = match (&self.key, hash) {
             (PrivateKey::Rsa(_), _) => (oid::SHA256_WITH_RSA, &[tag::NULL, 0]),
             (_, HashAlgorithm::Sha384) => (oid::ECDSA_WITH_SHA384, &[]),
             _ => (oid::ECDSA_WITH_SHA256, &[]),
         };
-        let sig_alg = der_cat(tag::SEQUENCE, &[&der_oid(&sig_alg), sig_params]);
+        (
+            digest_alg,
+            der_cat(tag::SEQUENCE, &[&der_oid(&sig_alg), sig_params]),
+        )
+    }
 
+    /// The three signed attributes (content-type, signing-time, message-digest), each a DER
+    /// `Attribute`, unsorted.
+    pub(crate) fn standard_attributes(
+        &self,
+        content: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Vec<u8>>, SignatureError> {
         let signing_time = asn1_time::encode(now).ok_or(SignatureError::SigningFailed {
             reason: "signing time out of range",
         })?;
-        let attribute = |ty: &const_oid::ObjectIdentifier, value: &[u8]| {
-            der_cat(tag::SEQUENCE, &[&der_oid(ty), &der(tag::SET, value)])
-        };
-        let mut attrs = vec![
+        Ok(vec![
             attribute(&oid::CONTENT_TYPE, &der_oid(&oid::ID_DATA)),
             attribute(&oid::SIGNING_TIME, &signing_time),
             attribute(
                 &oid::MESSAGE_DIGEST,
-                &der(tag::OCTET_STRING, &hash.digest(content)),
+                &der(tag::OCTET_STRING, &self.hash().digest(content)),
             ),
-        ];
-        attrs.sort(); // DER SET OF order
-        let parts: Vec<&[u8]> = attrs.iter().map(Vec::as_slice).collect();
-        let mut signed_attrs = der_cat(tag::SET, &parts);
-        let signature = self.raw_sign(&hash.digest(&signed_attrs), hash)?;
-        signed_attrs[0] = 0xa0; // [0] IMPLICIT in the SignerInfo
+        ])
+    }
 
+    /// Signs `signed` (the DER SET OF attributes) and builds the ContentInfo, embedding
+    /// `sent` (normally the same bytes with tag `[0]`) as the SignerInfo's signed attributes.
+    pub(crate) fn assemble(&self, signed: &[u8], sent: &[u8]) -> Result<Vec<u8>, SignatureError> {
+        let (digest_alg, sig_alg) = self.algorithm_identifiers();
+        let signature = self.raw_sign(&self.hash().digest(signed))?;
         let signer_info = der_cat(
             tag::SEQUENCE,
             &[
                 &der(tag::INTEGER, &[1]),
                 &self.issuer_and_serial,
                 &digest_alg,
-                &signed_attrs,
+                sent,
                 &sig_alg,
                 &der(tag::OCTET_STRING, &signature),
             ],
@@ -197,14 +222,13 @@ impl BatchSigner {
         ))
     }
 
-    fn raw_sign(&self, hashed: &[u8], hash: HashAlgorithm) -> Result<Vec<u8>, SignatureError> {
+    fn raw_sign(&self, hashed: &[u8]) -> Result<Vec<u8>, SignatureError> {
         use signature::hazmat::PrehashSigner;
         let failed = SignatureError::SigningFailed {
             reason: "the private-key operation failed",
         };
         match &self.key {
             PrivateKey::Rsa(k) => {
-                debug_assert_eq!(hash, HashAlgorithm::Sha256);
                 // PKCS#1 v1.5 is deterministic; the crate blinds the private operation itself.
                 k.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), hashed)
                     .map_err(|_| failed)
@@ -219,6 +243,11 @@ impl BatchSigner {
             }
         }
     }
+}
+
+/// A DER `Attribute` with one value.
+pub(crate) fn attribute(ty: &const_oid::ObjectIdentifier, value: &[u8]) -> Vec<u8> {
+    der_cat(tag::SEQUENCE, &[&der_oid(ty), &der(tag::SET, value)])
 }
 
 #[derive(Clone, Copy)]

@@ -151,8 +151,7 @@ pub fn verify_detached_der(
             received[0] = tag::SET;
             let as_der = |sort: bool| -> Result<Vec<u8>, SignatureError> {
                 let mut out = Vec::with_capacity(attrs_tlv.raw.len());
-                attrs_tlv.write_der(&mut out, sort)?;
-                out[0] = tag::SET;
+                attrs_tlv.write_der_as_set(&mut out, sort)?;
                 Ok(out)
             };
             let primary = if as_der(false)? == received {
