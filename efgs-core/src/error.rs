@@ -38,6 +38,9 @@ pub enum Error {
     /// Audit rules.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// A request-level problem of the use cases (missing header, 207, 409, untrusted signer).
+    #[error(transparent)]
+    Request(#[from] crate::gateway::RequestError),
     /// The storage backend failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),

@@ -11,6 +11,7 @@ pub mod canonical;
 pub mod cert;
 pub mod download;
 pub mod error;
+pub mod gateway;
 pub mod identity;
 pub mod json;
 pub mod media;

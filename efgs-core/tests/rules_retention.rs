@@ -1,9 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! Retention cutoffs (protocol §8, §12 items 78-79; decisions item 13).
 
-use efgs_core::retention::{
-    RetentionPolicy, is_expired, key_cutoff, metadata_cutoff,
-};
+use efgs_core::retention::{RetentionPolicy, is_expired, key_cutoff, metadata_cutoff};
 use time::macros::{datetime, time};
 use time::{Duration, OffsetDateTime};
 

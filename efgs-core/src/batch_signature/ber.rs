@@ -148,7 +148,9 @@ impl<'a> Tlv<'a> {
         if digits.len() > 8 {
             return Err(BerError("INTEGER too large"));
         }
-        Ok(digits.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+        Ok(digits
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
     }
 
     /// Appends the DER encoding of this TLV to `out`: definite minimal lengths, primitive
@@ -310,7 +312,9 @@ fn read_at_depth(input: &[u8], depth: usize) -> BerResult<(Tlv<'_>, &[u8])> {
             .get(pos..pos + n)
             .ok_or(BerError("unexpected end of data in a length"))?;
         pos += n;
-        bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+        bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
     };
     let end = pos
         .checked_add(len)

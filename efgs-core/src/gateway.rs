@@ -1,0 +1,467 @@
+//! The gateway's use cases (upload, download, audit, authentication, batching, retention),
+//! written against the storage traits of [`crate::store`].
+//!
+//! Everything the outside world decides comes in as a parameter: the instant (`now`), the
+//! request's header values and body bytes, and the policies in [`GatewayPolicy`]. The HTTP
+//! layer maps [`crate::Error`] kinds to statuses with one table and does nothing else.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::Error;
+use crate::audit::{self, AuditEntry, AuditError};
+use crate::batch_signature::{self, SignaturePolicy, VerifiedSigner};
+use crate::batching::BatchingPolicy;
+use crate::canonical::{self, DuplicateHasher};
+use crate::download::{self, DownloadError, DownloadPolicy};
+use crate::identity::{self, ClientIdentity};
+use crate::media::BodyFormat;
+use crate::model::{CertificateType, DiagnosisKeyBatch, FormatVersion};
+use crate::retention::{self, RetentionPolicy};
+use crate::store::{
+    CleanupReport, CreatedBatch, DownloadStat, DynStore, KeyConflicts, NewKey, NewUpload,
+    StoreError, TrustEntry, TrustListStoreExt, UploadOutcome, UploadReceipt,
+};
+use crate::tag::BatchTag;
+use crate::trust::{TrustAnchors, TrustListEntry};
+use crate::validate::{self, ValidationPolicy};
+
+/// Every policy value of the gateway, with the reference's production defaults.
+#[derive(Clone, Debug, Default)]
+pub struct GatewayPolicy {
+    /// Upload validation (keys per upload, ...).
+    pub validation: ValidationPolicy,
+    /// Accepted signature algorithms.
+    pub signature: SignaturePolicy,
+    /// Download and audit window.
+    pub download: DownloadPolicy,
+    /// Download batch size and interval.
+    pub batching: BatchingPolicy,
+    /// Retention of keys and batch metadata.
+    pub retention: RetentionPolicy,
+}
+
+/// A request-level problem that belongs to no single concern module.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// A required header is absent. Status 400.
+    #[error("Required request header '{0}' is not present")]
+    MissingHeader(&'static str),
+    /// Some keys of the upload are already stored or repeated inside it; nothing was stored.
+    /// Status 207 with the index map.
+    #[error("{} of {} keys are already stored; nothing was stored", .0.conflict.len(), .0.len())]
+    KeyConflicts(KeyConflicts),
+    /// The (country, batchTag) pair was used before for a different upload. Status 409.
+    #[error("BatchTag already exists.")]
+    BatchTagExists,
+    /// The signer certificate is not a valid, non-revoked SIGNING entry of its country on the
+    /// trust list. Status 400 "Invalid signature".
+    #[error("Invalid signature: the signing certificate is not trusted ({0})")]
+    UntrustedSigner(&'static str),
+}
+
+impl RequestError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RequestError::MissingHeader(_) => "missing-header",
+            RequestError::KeyConflicts(_) => "duplicate-keys",
+            RequestError::BatchTagExists => "batch-tag-exists",
+            RequestError::UntrustedSigner(_) => "untrusted-signer",
+        }
+    }
+}
+
+/// What the client presented to identify itself.
+#[derive(Clone, Copy, Debug)]
+pub enum Credentials<'a> {
+    /// Headers set by a trusted TLS-terminating proxy.
+    ProxyHeaders {
+        /// `X-SSL-Client-SHA256`.
+        thumbprint: Option<&'a str>,
+        /// `X-SSL-Client-DN`.
+        dn: Option<&'a str>,
+        /// `X-SSL-Client-Cert` (URL-encoded PEM); when present it wins over the other two.
+        certificate: Option<&'a str>,
+    },
+    /// The client certificate of a TLS connection this server terminated (DER).
+    TlsCertificate(&'a [u8]),
+    /// Nothing usable (for example identity headers from an untrusted address).
+    None,
+}
+
+/// An upload request as the HTTP layer received it.
+#[derive(Clone, Copy, Debug)]
+pub struct UploadRequest<'a> {
+    /// `batchTag` header.
+    pub batch_tag: Option<&'a str>,
+    /// `batchSignature` header.
+    pub batch_signature: Option<&'a str>,
+    /// The negotiated body format and payload version.
+    pub format: BodyFormat,
+    /// The payload format version from the Content-Type.
+    pub version: FormatVersion,
+    /// The body bytes.
+    pub body: &'a [u8],
+}
+
+/// A served download batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DownloadResponse {
+    /// The tag of the batch actually served (`batchTag` header).
+    pub batch_tag: BatchTag,
+    /// Its link (`nextBatchTag` header; `None` is sent as the literal `null`).
+    pub next_batch_tag: Option<BatchTag>,
+    /// The batch's keys minus the caller's own country's, in insertion order.
+    pub batch: DiagnosisKeyBatch,
+}
+
+impl DownloadResponse {
+    /// The `nextBatchTag` header value (`null` when there is no next batch).
+    pub fn next_batch_tag_header(&self) -> String {
+        match &self.next_batch_tag {
+            Some(t) => t.to_string(),
+            None => download::NO_NEXT_BATCH.to_owned(),
+        }
+    }
+}
+
+/// The federation gateway: policies, trust anchors and a store.
+#[derive(Clone)]
+pub struct Gateway {
+    store: Arc<DynStore>,
+    anchors: Arc<TrustAnchors>,
+    hasher: Arc<DuplicateHasher>,
+    policy: Arc<GatewayPolicy>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("store", &self.store)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+fn to_list_entry(e: &TrustEntry) -> TrustListEntry {
+    TrustListEntry {
+        country: e.country.clone(),
+        cert_type: e.cert_type,
+        pem: e.pem.clone(),
+        signature: e.signature.clone(),
+        thumbprint: e.thumbprint.clone(),
+        revoked: e.revoked,
+    }
+}
+
+impl Gateway {
+    /// A gateway over `store`, checking trust-list rows against `anchors`.
+    /// `hasher` computes the per-key duplicate hash (keep its secret stable for a database).
+    pub fn new(
+        store: Arc<DynStore>,
+        anchors: TrustAnchors,
+        hasher: DuplicateHasher,
+        policy: GatewayPolicy,
+    ) -> Self {
+        Gateway {
+            store,
+            anchors: Arc::new(anchors),
+            hasher: Arc::new(hasher),
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// The store behind the gateway.
+    pub fn store(&self) -> &Arc<DynStore> {
+        &self.store
+    }
+
+    /// The policies in force.
+    pub fn policy(&self) -> &GatewayPolicy {
+        &self.policy
+    }
+
+    /// The trust anchors in force.
+    pub fn anchors(&self) -> &TrustAnchors {
+        &self.anchors
+    }
+
+    /// Identifies and authorises a caller (protocol §2): the certificate thumbprint and country
+    /// must be a valid, non-revoked AUTHENTICATION entry on the trust list. The lookup runs on
+    /// every request, so a revocation takes effect on the next one.
+    pub async fn authenticate(
+        &self,
+        credentials: Credentials<'_>,
+    ) -> Result<ClientIdentity, Error> {
+        let id = match credentials {
+            Credentials::ProxyHeaders {
+                certificate: Some(cert),
+                ..
+            } => identity::identity_from_cert_header(cert)?,
+            Credentials::ProxyHeaders { thumbprint, dn, .. } => {
+                identity::identity_from_headers(thumbprint, dn)?
+            }
+            Credentials::TlsCertificate(der) => identity::identity_from_certificate(der)?,
+            Credentials::None => identity::identity_from_headers(None, None)?,
+        };
+        let entry = self
+            .store
+            .trust_entry_for(&id.thumbprint, &id.country, CertificateType::Authentication)
+            .await?;
+        let entry = entry.as_ref().map(to_list_entry);
+        identity::authorise(&id, entry.as_ref(), &self.anchors)?;
+        Ok(id)
+    }
+
+    /// Handles `POST /diagnosiskeys/upload` for an authenticated caller (protocol §1.2 with
+    /// decisions items 3-5): headers, body, validation, 413, batchTag reuse, signature, origins,
+    /// then one atomic insert. A byte-identical replay of a stored upload succeeds without
+    /// storing anything twice.
+    pub async fn upload(
+        &self,
+        who: &ClientIdentity,
+        req: UploadRequest<'_>,
+        now: OffsetDateTime,
+    ) -> Result<UploadOutcome, Error> {
+        let batch_tag = req
+            .batch_tag
+            .ok_or(RequestError::MissingHeader("batchTag"))?;
+        let signature = req
+            .batch_signature
+            .ok_or(RequestError::MissingHeader("batchSignature"))?;
+        validate::validate_batch_tag(batch_tag)?;
+        validate::validate_batch_signature_header(signature)?;
+        let batch = crate::proto::decode_body(req.format, req.body)?;
+        validate::validate_batch(&batch, now, &self.policy.validation)?;
+
+        let canonical = canonical::canonical_batch_bytes(&batch.keys);
+        let digest = content_digest(signature, &canonical);
+        if let Some(existing) = self.store.upload_info(&who.country, batch_tag).await? {
+            if existing.content_digest == digest {
+                return Ok(UploadOutcome::Replayed(UploadReceipt {
+                    country: existing.country,
+                    batch_tag: existing.batch_tag,
+                    number_of_keys: existing.number_of_keys,
+                    created_at: existing.created_at,
+                }));
+            }
+            return Err(RequestError::BatchTagExists.into());
+        }
+
+        let signer =
+            batch_signature::verify_detached(signature, &canonical, now, &self.policy.signature)?;
+        self.check_signer_trusted(&signer).await?;
+        batch_signature::ensure_signer_country(&batch.keys, &signer)?;
+        validate::check_origins(&batch.keys, &who.country)?;
+
+        let hashes = self.hasher.hash_all(&batch.keys);
+        let keys = batch
+            .keys
+            .into_iter()
+            .zip(hashes)
+            .map(|(key, hash)| NewKey { key, hash })
+            .collect();
+        let upload = NewUpload {
+            country: who.country.clone(),
+            batch_tag: batch_tag.to_owned(),
+            batch_signature: signature.to_owned(),
+            uploader_thumbprint: who.thumbprint.clone(),
+            signing_thumbprint: signer.thumbprint.clone(),
+            format: req.version,
+            created_at: now,
+            content_digest: digest,
+            keys,
+        };
+        match self.store.insert_upload(upload).await {
+            Ok(outcome) => Ok(outcome),
+            Err(StoreError::DuplicateKeys(map)) => Err(RequestError::KeyConflicts(map).into()),
+            Err(StoreError::BatchTagExists { .. }) => Err(RequestError::BatchTagExists.into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn check_signer_trusted(&self, signer: &VerifiedSigner) -> Result<(), Error> {
+        let entry = self
+            .store
+            .trust_entry_for(
+                &signer.thumbprint,
+                &signer.country,
+                CertificateType::Signing,
+            )
+            .await?
+            .ok_or(RequestError::UntrustedSigner("not on the trust list"))?;
+        if entry.revoked {
+            return Err(RequestError::UntrustedSigner("revoked").into());
+        }
+        to_list_entry(&entry).verify(&self.anchors).map_err(|_| {
+            RequestError::UntrustedSigner("trust-list entry failed its integrity check")
+        })?;
+        Ok(())
+    }
+
+    /// Handles `GET /diagnosiskeys/download/{date}` (protocol §1.3): the batch named by the
+    /// `batchTag` header, or the first batch created at or after 00:00 UTC of `date`, without
+    /// the caller's own country's keys. Writes a download statistics row.
+    pub async fn download(
+        &self,
+        who: &ClientIdentity,
+        date: &str,
+        batch_tag: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<DownloadResponse, Error> {
+        let date = download::parse_path_date(date)?;
+        download::check_requested_date(date, now, &self.policy.download)?;
+        let batch = match batch_tag {
+            None => self
+                .store
+                .first_batch_at_or_after(download::first_batch_threshold(date))
+                .await?
+                .ok_or(DownloadError::NoBatchForDate { date })?,
+            Some(raw) => {
+                let unknown = || DownloadError::UnknownBatchTag {
+                    tag: raw.chars().take(64).collect(),
+                };
+                let tag = BatchTag::parse(raw.trim()).map_err(|_| unknown())?;
+                self.store.batch_by_tag(&tag).await?.ok_or_else(unknown)?
+            }
+        };
+        download::check_batch_day(batch.created_at, date)?;
+        let keys = self
+            .store
+            .batch_keys(&batch.tag, Some(&who.country))
+            .await?;
+        self.store
+            .record_download(DownloadStat {
+                country: who.country.clone(),
+                batch_tag: batch.tag,
+                number_of_keys: keys.len() as u64,
+                requested_at: now,
+            })
+            .await?;
+        Ok(DownloadResponse {
+            batch_tag: batch.tag,
+            next_batch_tag: batch.link,
+            batch: DiagnosisKeyBatch { keys },
+        })
+    }
+
+    /// Handles `GET /diagnosiskeys/audit/download/{date}/{batchTag}` (protocol §1.4): one entry
+    /// per upload inside the batch, ordered by first key, with the certificates and operator
+    /// signatures from the trust list (`null` where a row is missing or fails its check).
+    pub async fn audit(
+        &self,
+        date: &str,
+        batch_tag: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<AuditEntry>, Error> {
+        let date = download::parse_path_date(date)?;
+        audit::check_audit_date(date, now, &self.policy.download)?;
+        let unknown = || AuditError::UnknownBatchTag {
+            tag: batch_tag.chars().take(64).collect(),
+        };
+        let tag = BatchTag::parse(batch_tag).map_err(|_| unknown())?;
+        let batch = self.store.batch_by_tag(&tag).await?.ok_or_else(unknown)?;
+        audit::check_audit_batch_day(batch.created_at, date)?;
+        let groups = self.store.audit_groups(&tag).await?;
+        if groups.is_empty() {
+            return Err(AuditError::NoKeys {
+                tag: tag.to_string(),
+            }
+            .into());
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for g in groups {
+            let auth = self
+                .verified_entry(
+                    &g.uploader_thumbprint,
+                    &g.country,
+                    CertificateType::Authentication,
+                )
+                .await?;
+            let sign = self
+                .verified_entry(&g.signing_thumbprint, &g.country, CertificateType::Signing)
+                .await?;
+            out.push(AuditEntry {
+                country: g.country,
+                uploaded_time: g.uploaded_at,
+                uploader_certificate: auth.as_ref().map(|e| e.pem.clone()),
+                uploader_thumbprint: g.uploader_thumbprint,
+                uploader_operator_signature: auth.map(|e| e.signature),
+                signing_certificate: sign.as_ref().map(|e| e.pem.clone()),
+                uploader_signing_thumbprint: g.signing_thumbprint,
+                signing_certificate_operator_signature: sign.map(|e| e.signature),
+                amount: g.amount,
+                batch_signature: g.batch_signature,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn verified_entry(
+        &self,
+        thumbprint: &crate::cert::Thumbprint,
+        country: &str,
+        cert_type: CertificateType,
+    ) -> Result<Option<TrustEntry>, Error> {
+        let entry = self
+            .store
+            .trust_entry_for(thumbprint, country, cert_type)
+            .await?;
+        Ok(entry.filter(|e| to_list_entry(e).verify(&self.anchors).is_ok()))
+    }
+
+    /// One batching step (decisions item 12): when a full batch is pending or the oldest
+    /// pending upload has waited for the interval, cut the next download batch.
+    /// Returns `None` when there is nothing to cut yet. Safe with several instances.
+    pub async fn batch_step(&self, now: OffsetDateTime) -> Result<Option<CreatedBatch>, Error> {
+        let pending = self.store.pending_summary().await?;
+        if !pending.should_cut(now, &self.policy.batching) {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .create_next_batch(now, self.policy.batching.max_keys)
+            .await?)
+    }
+
+    /// Cuts every batch that is due now (until [`Self::batch_step`] returns `None` or
+    /// `max_batches` were made); returns the batches created.
+    pub async fn batch_all_due(
+        &self,
+        now: OffsetDateTime,
+        max_batches: usize,
+    ) -> Result<Vec<CreatedBatch>, Error> {
+        let mut made = Vec::new();
+        while made.len() < max_batches {
+            match self.batch_step(now).await? {
+                Some(b) => made.push(b),
+                None => break,
+            }
+        }
+        Ok(made)
+    }
+
+    /// The retention job (decisions item 13): deletes keys older than the download window and
+    /// batch metadata older than the metadata window. Returns the key cleanup report.
+    pub async fn cleanup(&self, now: OffsetDateTime) -> Result<CleanupReport, Error> {
+        let cutoff = retention::key_cutoff(now, &self.policy.retention);
+        let report = self.store.delete_keys_before(cutoff, now).await?;
+        let meta = retention::metadata_cutoff(now, &self.policy.retention);
+        self.store.delete_batches_before(meta).await?;
+        Ok(report)
+    }
+}
+
+/// The digest that identifies an upload's content for idempotent replay: SHA-256 over the
+/// `batchSignature` header, a separator, and the canonical batch bytes.
+pub fn content_digest(batch_signature: &str, canonical: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(batch_signature.as_bytes());
+    h.update([0u8]);
+    h.update(canonical);
+    h.finalize().into()
+}
