@@ -540,6 +540,11 @@ impl<'a> Parser<'a> {
     /// A field name: a bare or double-quoted run of `[A-Za-z0-9_.]` (the reference's
     /// `consumeIdentifier`). Returns the name and its position.
     fn name(&mut self) -> Result<(&'a str, usize), JsonError> {
+        self.identifier("field name")
+    }
+
+    /// What [`Self::name`] reads, for any identifier (field names, enum value names).
+    fn identifier(&mut self, expected: &'static str) -> Result<(&'a str, usize), JsonError> {
         let t = self.cur;
         let name = match t.kind {
             Kind::Ident | Kind::Number => t.text,
@@ -547,14 +552,14 @@ impl<'a> Parser<'a> {
             Kind::Str(_) => {
                 return Err(JsonError::Unexpected {
                     position: t.pos,
-                    expected: "field name (single-quoted names are not accepted)",
+                    expected: "a bare or double-quoted name (single quotes are not accepted)",
                     found: shorten(t.text),
                 });
             }
-            _ => return Err(self.unexpected("field name")),
+            _ => return Err(self.unexpected(expected)),
         };
         if !name.bytes().all(is_name_char) {
-            return Err(self.unexpected("field name"));
+            return Err(self.unexpected(expected));
         }
         self.advance()?;
         Ok((name, t.pos))
@@ -767,7 +772,7 @@ impl<'a> Parser<'a> {
         if self.take_null()? {
             return Ok(None);
         }
-        let (name, pos) = self.name()?;
+        let (name, pos) = self.identifier("report type name or number")?;
         match ReportType::from_proto_name(name) {
             Some(rt) => Ok(Some(rt as i32)),
             None => Err(JsonError::UnknownEnumName {
