@@ -235,7 +235,12 @@ impl Gateway {
             .ok_or(RequestError::MissingHeader("batchSignature"))?;
         validate::validate_batch_tag(batch_tag)?;
         validate::validate_batch_signature_header(signature)?;
-        let batch = crate::proto::decode_body(req.format, req.body)?;
+        // Holds at most max_keys keys in memory; more is 413 once the body decoded.
+        let batch = crate::proto::decode_body_with_limit(
+            req.format,
+            req.body,
+            self.policy.validation.max_keys,
+        )?;
         validate::validate_batch(&batch, now, &self.policy.validation)?;
 
         let canonical = canonical::canonical_batch_bytes(&batch.keys);
