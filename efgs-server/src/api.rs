@@ -1,0 +1,367 @@
+//! The EFGS HTTP API (protocol §1 with the changes of decisions.md): routing, header and
+//! body extraction, and replies. Every handler calls one efgs-core use case; errors go through
+//! the one status table in [`crate::error`].
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use efgs_core::callback_url::IpCidr;
+use efgs_core::gateway::{Credentials, Gateway, UploadRequest};
+use efgs_core::media::{self, BodyFormat};
+use efgs_core::store::UploadOutcome;
+use efgs_core::Error;
+use time::OffsetDateTime;
+use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::error::{error_response, problem};
+use crate::net::{BodyError, ConnectionInfo, read_limited};
+
+/// Header carrying the client certificate's SHA-256 (set by the TLS proxy).
+pub const HEADER_THUMBPRINT: &str = "x-ssl-client-sha256";
+/// Header carrying the client certificate's subject DN (set by the TLS proxy).
+pub const HEADER_DN: &str = "x-ssl-client-dn";
+/// Header carrying the URL-encoded client certificate PEM (optional, set by the TLS proxy).
+pub const HEADER_CERT: &str = "x-ssl-client-cert";
+
+/// How callers prove who they are.
+#[derive(Clone, Debug)]
+pub enum ClientAuth {
+    /// A TLS-terminating proxy forwards the identity headers; they are honoured only from
+    /// these addresses and ignored from any other (the request then gets 403).
+    ProxyHeaders {
+        /// The proxies' addresses.
+        trusted: Vec<IpCidr>,
+    },
+    /// This server terminates TLS and requires client certificates.
+    MutualTls,
+}
+
+/// The instant source of the API; tests drive it to cross midnight.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(OffsetDateTime::now_utc)
+}
+
+/// Everything the handlers need.
+#[derive(Clone)]
+pub struct AppState {
+    /// The use cases.
+    pub gateway: Gateway,
+    /// How callers authenticate.
+    pub auth: ClientAuth,
+    /// The request body limit in bytes (413 beyond it, never buffered whole).
+    pub body_limit: u64,
+    /// The clock.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("gateway", &self.gateway)
+            .field("auth", &self.auth)
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The complete API filter.
+pub fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let state = Arc::new(state);
+    let with_state = {
+        let state = state.clone();
+        warp::any().map(move || state.clone())
+    };
+    let conn = warp::ext::optional::<ConnectionInfo>();
+
+    let options = warp::options()
+        .and(warp::path("diagnosiskeys"))
+        .and(warp::path::end())
+        .map(options_reply);
+
+    let upload = warp::post()
+        .and(warp::path!("diagnosiskeys" / "upload"))
+        .and(with_state.clone())
+        .and(conn)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(
+            |state: Arc<AppState>, conn: Option<ConnectionInfo>, headers: HeaderMap, body| async move {
+                upload_handler(&state, conn.as_ref(), &headers, body).await
+            },
+        );
+
+    let download = warp::get()
+        .and(warp::path!("diagnosiskeys" / "download" / String))
+        .and(with_state.clone())
+        .and(conn)
+        .and(warp::header::headers_cloned())
+        .then(
+            |date: String, state: Arc<AppState>, conn: Option<ConnectionInfo>, headers: HeaderMap| async move {
+                download_handler(&state, conn.as_ref(), &headers, &date).await
+            },
+        );
+
+    let audit = warp::get()
+        .and(warp::path!("diagnosiskeys" / "audit" / "download" / String / String))
+        .and(with_state)
+        .and(conn)
+        .and(warp::header::headers_cloned())
+        .then(
+            |date: String,
+             tag: String,
+             state: Arc<AppState>,
+             conn: Option<ConnectionInfo>,
+             headers: HeaderMap| async move {
+                audit_handler(&state, conn.as_ref(), &headers, &date, &tag).await
+            },
+        );
+
+    options
+        .or(upload)
+        .unify()
+        .or(download)
+        .unify()
+        .or(audit)
+        .unify()
+        .recover(recover)
+        .unify()
+}
+
+fn options_reply() -> Response {
+    let mut res = Response::new(Bytes::new().into());
+    let h = res.headers_mut();
+    h.insert(header::ALLOW, HeaderValue::from_static("POST,GET,OPTIONS"));
+    h.insert(header::ACCEPT, HeaderValue::from_static(media::OPTIONS_ACCEPT));
+    res
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn path_of(headers: &HeaderMap, fallback: &str) -> String {
+    let _ = headers;
+    fallback.to_owned()
+}
+
+fn is_trusted(trusted: &[IpCidr], addr: IpAddr) -> bool {
+    let addr = match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    trusted.iter().any(|c| c.contains(addr))
+}
+
+/// The credentials of a request under the configured authentication mode.
+fn credentials<'a>(
+    auth: &ClientAuth,
+    conn: Option<&'a ConnectionInfo>,
+    headers: &'a HeaderMap,
+) -> Credentials<'a> {
+    match auth {
+        ClientAuth::MutualTls => match conn.and_then(|c| c.peer_certificate.as_deref()) {
+            Some(der) => Credentials::TlsCertificate(der),
+            None => Credentials::None,
+        },
+        ClientAuth::ProxyHeaders { trusted } => {
+            let from_proxy = conn.is_some_and(|c| is_trusted(trusted, c.remote.ip()));
+            if !from_proxy {
+                if headers.contains_key(HEADER_THUMBPRINT) || headers.contains_key(HEADER_DN) {
+                    tracing::warn!("identity headers from an untrusted address ignored");
+                }
+                return Credentials::None;
+            }
+            Credentials::ProxyHeaders {
+                thumbprint: header_str(headers, HEADER_THUMBPRINT),
+                dn: header_str(headers, HEADER_DN),
+                certificate: header_str(headers, HEADER_CERT),
+            }
+        }
+    }
+}
+
+async fn upload_handler<S, B>(
+    state: &AppState,
+    conn: Option<&ConnectionInfo>,
+    headers: &HeaderMap,
+    body: S,
+) -> Response
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    const PATH: &str = "/diagnosiskeys/upload";
+    let content_type = header_str(headers, "content-type");
+    let accept = header_str(headers, "accept");
+    // Routing (415/406) comes before authentication, as in the reference.
+    if let Err(e) = media::route_upload(content_type, accept) {
+        return error_response(&e.into(), PATH);
+    }
+    let who = match state
+        .gateway
+        .authenticate(credentials(&state.auth, conn, headers))
+        .await
+    {
+        Ok(who) => who,
+        Err(e) => return error_response(&e, PATH),
+    };
+    let (format, version) = match media::negotiate_upload(content_type, accept) {
+        Ok(v) => v,
+        Err(e) => return error_response(&e.into(), PATH),
+    };
+    let length = header_str(headers, "content-length").and_then(|v| v.parse::<u64>().ok());
+    let bytes: Bytes = match read_limited(body, length, state.body_limit).await {
+        Ok(b) => b,
+        Err(e) => return body_error(&e, PATH),
+    };
+    let req = UploadRequest {
+        batch_tag: header_str(headers, "batchtag"),
+        batch_signature: header_str(headers, "batchsignature"),
+        format,
+        version,
+        body: &bytes,
+    };
+    match state.gateway.upload(&who, req, (state.clock)()).await {
+        Ok(outcome) => {
+            let receipt = match &outcome {
+                UploadOutcome::Stored(r) => {
+                    tracing::info!(country = %r.country, keys = r.number_of_keys, "upload stored");
+                    r
+                }
+                UploadOutcome::Replayed(r) => {
+                    tracing::info!(country = %r.country, "upload replayed (idempotent)");
+                    r
+                }
+            };
+            let mut res = Response::new(Bytes::new().into());
+            *res.status_mut() = StatusCode::CREATED;
+            if let Ok(v) = HeaderValue::from_str(&receipt.batch_tag) {
+                res.headers_mut().insert("batchTag", v);
+            }
+            res
+        }
+        Err(e) => error_response(&e, PATH),
+    }
+}
+
+fn body_error(e: &BodyError, path: &str) -> Response {
+    tracing::info!(code = e.code(), "request body refused");
+    problem(e.status(), e.code(), &e.to_string(), None, Some(path))
+}
+
+async fn download_handler(
+    state: &AppState,
+    conn: Option<&ConnectionInfo>,
+    headers: &HeaderMap,
+    date: &str,
+) -> Response {
+    let path = path_of(headers, "/diagnosiskeys/download");
+    let negotiated = media::negotiate_download(header_str(headers, "accept"));
+    if let Err(e) = &negotiated
+        && e.is_routing()
+    {
+        return error_response(&e.clone().into(), &path);
+    }
+    let who = match state
+        .gateway
+        .authenticate(credentials(&state.auth, conn, headers))
+        .await
+    {
+        Ok(who) => who,
+        Err(e) => return error_response(&e, &path),
+    };
+    let format = match negotiated {
+        Ok(f) => f,
+        Err(e) => return error_response(&e.into(), &path),
+    };
+    let tag = header_str(headers, "batchtag");
+    match state
+        .gateway
+        .download(&who, date, tag, (state.clock)())
+        .await
+    {
+        Ok(d) => {
+            let body = efgs_core::proto::encode_body(format, &d.batch);
+            let mut res = Response::new(body.into());
+            let h = res.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
+            h.insert("X-Protobuf-Schema", HeaderValue::from_static("Efgs.proto"));
+            h.insert(
+                "X-Protobuf-Message",
+                HeaderValue::from_static("eu.interop.DiagnosisKeyBatch"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&d.batch_tag.to_string()) {
+                h.insert("batchTag", v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&d.next_batch_tag_header()) {
+                h.insert("nextBatchTag", v);
+            }
+            res
+        }
+        Err(e) => error_response(&e, &path),
+    }
+}
+
+async fn audit_handler(
+    state: &AppState,
+    conn: Option<&ConnectionInfo>,
+    headers: &HeaderMap,
+    date: &str,
+    tag: &str,
+) -> Response {
+    let path = "/diagnosiskeys/audit/download";
+    if let Err(e) = media::accepts_json(header_str(headers, "accept")) {
+        return error_response(&Error::from(e), path);
+    }
+    if let Err(e) = state
+        .gateway
+        .authenticate(credentials(&state.auth, conn, headers))
+        .await
+    {
+        return error_response(&e, path);
+    }
+    match state.gateway.audit(date, tag, (state.clock)()).await {
+        Ok(entries) => {
+            let body = serde_json::to_vec(&entries).unwrap_or_default();
+            let mut res = Response::new(body.into());
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            res
+        }
+        Err(e) => error_response(&e, path),
+    }
+}
+
+async fn recover(rej: Rejection) -> Result<Response, Infallible> {
+    let (status, code, message) = if rej.is_not_found() {
+        (StatusCode::NOT_FOUND, "not-found", "Not Found")
+    } else if rej.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method Not Allowed",
+        )
+    } else if let Some(e) = rej.find::<BodyError>() {
+        return Ok(body_error(e, ""));
+    } else {
+        tracing::error!(?rej, "unhandled rejection");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal Server Error.",
+        )
+    };
+    Ok(problem(status, code, message, None, None).into_response())
+}
