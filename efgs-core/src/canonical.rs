@@ -152,7 +152,13 @@ pub fn write_canonical_key(key: &DiagnosisKey, out: &mut Vec<u8>) {
     // 4 fixed segments of 9, plus dots and the variable parts.
     out.reserve(
         40 + key.key_data.len().div_ceil(3) * 4
-            + 4 * (key.visited_countries.iter().map(|c| c.len() + 1).sum::<usize>() / 3 + 1)
+            + 4 * (key
+                .visited_countries
+                .iter()
+                .map(|c| c.len() + 1)
+                .sum::<usize>()
+                / 3
+                + 1)
             + 4 * (key.origin.len() / 3 + 1)
             + 18,
     );
@@ -162,7 +168,10 @@ pub fn write_canonical_key(key: &DiagnosisKey, out: &mut Vec<u8>) {
     out.push(b'.');
     encode_be32(key.rolling_period, out);
     out.push(b'.');
-    encode_be32(u32::from_be_bytes(key.transmission_risk_level.to_be_bytes()), out);
+    encode_be32(
+        u32::from_be_bytes(key.transmission_risk_level.to_be_bytes()),
+        out,
+    );
     out.push(b'.');
     let mut visited = StreamEncoder::new(out);
     for (i, country) in key.visited_countries.iter().enumerate() {
@@ -212,7 +221,13 @@ fn cmp_base64_from(a: &[u8], b: &[u8], start: usize) -> Ordering {
                     other => return other,
                 }
             }
-            _ => return a.len().saturating_sub(i).min(1).cmp(&b.len().saturating_sub(i).min(1)),
+            _ => {
+                return a
+                    .len()
+                    .saturating_sub(i)
+                    .min(1)
+                    .cmp(&b.len().saturating_sub(i).min(1));
+            }
         }
     }
 }
@@ -224,7 +239,10 @@ const PREFIX_RAW: usize = 12;
 /// that comparing prefixes compares the first 16 characters of the encodings.
 fn base64_prefix(raw: &[u8]) -> u128 {
     let mut chars = [0u8; 16];
-    for (slot, group) in chars.chunks_exact_mut(4).zip(raw[..raw.len().min(PREFIX_RAW)].chunks(3)) {
+    for (slot, group) in chars
+        .chunks_exact_mut(4)
+        .zip(raw[..raw.len().min(PREFIX_RAW)].chunks(3))
+    {
         slot.copy_from_slice(&encode_group(group));
     }
     u128::from_be_bytes(chars)
@@ -372,7 +390,11 @@ mod tests {
                 s.push_slice(&data[..split]);
                 s.push_slice(&data[split..len]);
                 s.finish();
-                assert_eq!(out, STANDARD.encode(&data[..len]).into_bytes(), "len {len} split {split}");
+                assert_eq!(
+                    out,
+                    STANDARD.encode(&data[..len]).into_bytes(),
+                    "len {len} split {split}"
+                );
             }
         }
     }
@@ -442,7 +464,11 @@ mod tests {
             let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&secret).unwrap();
             mac.update(canonical_key_string(&key).as_bytes());
             let want: [u8; 32] = mac.finalize().into_bytes().into();
-            assert_eq!(DuplicateHasher::new(&secret).hash(&key), want, "secret len {len}");
+            assert_eq!(
+                DuplicateHasher::new(&secret).hash(&key),
+                want,
+                "secret len {len}"
+            );
         }
     }
 

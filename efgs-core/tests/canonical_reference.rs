@@ -27,7 +27,9 @@ fn java_us_ascii(s: &str) -> Vec<u8> {
             out.push(u as u8);
             i += 1;
         } else if (0xD800..0xDC00).contains(&u)
-            && units.get(i + 1).is_some_and(|n| (0xDC00..0xE000).contains(n))
+            && units
+                .get(i + 1)
+                .is_some_and(|n| (0xDC00..0xE000).contains(n))
         {
             out.push(b'?');
             i += 2;
@@ -86,8 +88,16 @@ impl Rng {
     /// Mostly full-range values, sometimes edge values.
     fn int(&mut self) -> u32 {
         match self.below(6) {
-            0 => [0, 1, 5, 144, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 0xFFFF_FFEA]
-                [self.below(8) as usize],
+            0 => [
+                0,
+                1,
+                5,
+                144,
+                0x7FFF_FFFF,
+                0x8000_0000,
+                0xFFFF_FFFF,
+                0xFFFF_FFEA,
+            ][self.below(8) as usize],
             1 => self.below(300) as u32,
             _ => self.u32(),
         }
@@ -97,8 +107,26 @@ impl Rng {
     }
     fn string(&mut self, max_len: u64) -> String {
         const CHARS: &[char] = &[
-            'A', 'Z', 'a', 'D', 'E', '0', '9', ',', '.', ' ', '?', '\u{0}', '\u{7f}', 'é',
-            '\u{80}', '€', '\u{ffff}', '😀', '\u{10ffff}', 'ß',
+            'A',
+            'Z',
+            'a',
+            'D',
+            'E',
+            '0',
+            '9',
+            ',',
+            '.',
+            ' ',
+            '?',
+            '\u{0}',
+            '\u{7f}',
+            'é',
+            '\u{80}',
+            '€',
+            '\u{ffff}',
+            '😀',
+            '\u{10ffff}',
+            'ß',
         ];
         let len = self.below(max_len + 1);
         (0..len)
@@ -209,8 +237,12 @@ fn us_ascii_replacement_examples() {
 #[test]
 fn invalid_utf8_key_data_is_handled_as_bytes() {
     // Two distinct invalid-UTF-8 byte arrays (§12 item 67).
-    let a: Vec<u8> = vec![0xC3, 0x28, 0xFF, 0xFE, 0x80, 0x81, 0x82, 0x83, 0, 1, 2, 3, 4, 5, 6, 7];
-    let b: Vec<u8> = vec![0xC3, 0x28, 0xFE, 0xFF, 0x80, 0x81, 0x82, 0x83, 0, 1, 2, 3, 4, 5, 6, 7];
+    let a: Vec<u8> = vec![
+        0xC3, 0x28, 0xFF, 0xFE, 0x80, 0x81, 0x82, 0x83, 0, 1, 2, 3, 4, 5, 6, 7,
+    ];
+    let b: Vec<u8> = vec![
+        0xC3, 0x28, 0xFE, 0xFF, 0x80, 0x81, 0x82, 0x83, 0, 1, 2, 3, 4, 5, 6, 7,
+    ];
     assert!(std::str::from_utf8(&a).is_err() && std::str::from_utf8(&b).is_err());
     // A lossy string round trip would make them collide.
     assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
@@ -260,16 +292,18 @@ fn any_key() -> impl Strategy<Value = DiagnosisKey> {
         any::<i32>(),
         any::<i32>(),
     )
-        .prop_map(|(key_data, rsin, rp, trl, visited, origin, rt, dsos)| DiagnosisKey {
-            key_data,
-            rolling_start_interval_number: rsin,
-            rolling_period: rp,
-            transmission_risk_level: trl,
-            visited_countries: visited,
-            origin,
-            report_type: rt,
-            days_since_onset_of_symptoms: dsos,
-        })
+        .prop_map(
+            |(key_data, rsin, rp, trl, visited, origin, rt, dsos)| DiagnosisKey {
+                key_data,
+                rolling_start_interval_number: rsin,
+                rolling_period: rp,
+                transmission_risk_level: trl,
+                visited_countries: visited,
+                origin,
+                report_type: rt,
+                days_since_onset_of_symptoms: dsos,
+            },
+        )
 }
 
 fn keys_and_shuffle() -> impl Strategy<Value = (Vec<DiagnosisKey>, Vec<DiagnosisKey>)> {

@@ -120,7 +120,10 @@ fn check_csharp_line(line: &str) -> Result<(), String> {
     let canonical = canonical_key_string(&k);
     let got = STANDARD.encode(canonical.as_bytes());
     if got != f[16] {
-        return Err(format!("field 17: canonical {canonical}, Base64 {got} != {}", f[16]));
+        return Err(format!(
+            "field 17: canonical {canonical}, Base64 {got} != {}",
+            f[16]
+        ));
     }
     let mut buf = Vec::new();
     write_canonical_key(&k, &mut buf);
@@ -154,7 +157,10 @@ fn csharp_cross_language_all_5000_lines() {
 fn bin_vectors_canonical_strings() {
     // keyData "123" (3 bytes), TRL -22, UK,NL,FR, origin DE, reportType 1, DSOS 0.
     let cases: [(u32, &str); 3] = [
-        (5, "MTIz.AAAABQ==.AAAABQ==.////6g==.VUssTkwsRlI=.REU=.AAAAAQ==.AAAAAA==."),
+        (
+            5,
+            "MTIz.AAAABQ==.AAAABQ==.////6g==.VUssTkwsRlI=.REU=.AAAAAQ==.AAAAAA==.",
+        ),
         (
             2_147_483_647,
             "MTIz.f////w==.f////w==.////6g==.VUssTkwsRlI=.REU=.AAAAAQ==.AAAAAA==.",
@@ -173,7 +179,10 @@ fn bin_vectors_canonical_strings() {
         let rp = STANDARD.decode(&s[14..22]).unwrap();
         assert_eq!(rsin, v.to_be_bytes());
         assert_eq!(rp, v.to_be_bytes());
-        assert_eq!(canonical_batch_bytes(std::slice::from_ref(&k)), want.as_bytes());
+        assert_eq!(
+            canonical_batch_bytes(std::slice::from_ref(&k)),
+            want.as_bytes()
+        );
     }
 }
 
@@ -211,7 +220,18 @@ fn testdata_key_canonical_and_payload_hash() {
 fn four_key_sort_order_matches_java() {
     let keys: Vec<DiagnosisKey> = ["978", "D189", "ABC", "123"]
         .iter()
-        .map(|d| key(d.as_bytes(), 2, 1, 3, &["CA", "CB", "CC", "CD"], "DE", 1, 42))
+        .map(|d| {
+            key(
+                d.as_bytes(),
+                2,
+                1,
+                3,
+                &["CA", "CB", "CC", "CD"],
+                "DE",
+                1,
+                42,
+            )
+        })
         .collect();
     let want = "OTc4.AAAAAg==.AAAAAQ==.AAAAAw==.Q0EsQ0IsQ0MsQ0Q=.REU=.AAAAAQ==.AAAAKg==.\
 MTIz.AAAAAg==.AAAAAQ==.AAAAAw==.Q0EsQ0IsQ0MsQ0Q=.REU=.AAAAAQ==.AAAAKg==.\
@@ -224,7 +244,10 @@ RDE4OQ==.AAAAAg==.AAAAAQ==.AAAAAw==.Q0EsQ0IsQ0MsQ0Q=.REU=.AAAAAQ==.AAAAKg==.";
     for _ in 0..24 {
         perm.rotate_left(1);
         perm.swap(0, 2);
-        assert_eq!(String::from_utf8(canonical_batch_bytes(&perm)).unwrap(), want);
+        assert_eq!(
+            String::from_utf8(canonical_batch_bytes(&perm)).unwrap(),
+            want
+        );
     }
 }
 
@@ -297,7 +320,10 @@ fn batch3_sorted_batch_bytes() {
     let b = batch3();
     let want = read("generated/batch3.canonical.txt");
     let got = canonical_batch_bytes(&b.keys);
-    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
     assert_eq!(hex::encode(sha2_256(&got)), b.canonical_sha256);
     let mut rev = b.keys.clone();
     rev.reverse();

@@ -73,7 +73,12 @@ fn window_matches_independent_computation() {
 fn valid_key_passes() {
     check(valid_key(MIDNIGHT_INTERVAL), NOON).unwrap();
     check(valid_key(MIDNIGHT_INTERVAL), JUST_AFTER_MIDNIGHT).unwrap();
-    validate_batch(&DiagnosisKeyBatch::default(), NOON, &ValidationPolicy::default()).unwrap();
+    validate_batch(
+        &DiagnosisKeyBatch::default(),
+        NOON,
+        &ValidationPolicy::default(),
+    )
+    .unwrap();
 }
 
 // §12 item 69.
@@ -238,7 +243,13 @@ fn invalid_key_number_three_reports_index_three() {
         &ValidationPolicy::default(),
     )
     .unwrap_err();
-    assert_eq!(err, ValidationError::RollingPeriod { index: 3, value: 145 });
+    assert_eq!(
+        err,
+        ValidationError::RollingPeriod {
+            index: 3,
+            value: 145
+        }
+    );
     assert_eq!(err.key_index(), Some(3));
     assert_eq!(
         err.to_string(),
@@ -283,7 +294,11 @@ fn too_many_keys_after_key_rules() {
     let three = DiagnosisKeyBatch {
         keys: vec![valid_key(MIDNIGHT_INTERVAL); 3],
     };
-    assert!(validate_batch(&three, NOON, &small).unwrap_err().is_too_large());
+    assert!(
+        validate_batch(&three, NOON, &small)
+            .unwrap_err()
+            .is_too_large()
+    );
 }
 
 #[test]
@@ -392,7 +407,11 @@ fn batch_tag_limits() {
         ("ä", 0),
     ] {
         let err = validate_batch_tag(bad).unwrap_err();
-        assert_eq!(err, ValidationError::BatchTagCharacter { position }, "{bad:?}");
+        assert_eq!(
+            err,
+            ValidationError::BatchTagCharacter { position },
+            "{bad:?}"
+        );
         assert_eq!(err.code(), "batch-tag-character");
     }
     assert_eq!(
@@ -414,7 +433,10 @@ fn batch_signature_header_limits() {
         Err(ValidationError::BatchSignatureEmpty)
     );
     let err = validate_batch_signature_header(&"A".repeat(32 * 1024 + 1)).unwrap_err();
-    assert_eq!(err, ValidationError::BatchSignatureTooLong { len: 32 * 1024 + 1 });
+    assert_eq!(
+        err,
+        ValidationError::BatchSignatureTooLong { len: 32 * 1024 + 1 }
+    );
     assert_eq!(err.code(), "batch-signature-too-long");
     assert_eq!(
         validate_batch_signature_header("").unwrap_err().code(),
