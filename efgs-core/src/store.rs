@@ -1,6 +1,783 @@
-//! Storage traits (to be filled in).
+//! Storage traits: the boundary between the federation rules and a database.
+//!
+//! A backend implements seven object-safe traits, one per concern, and gets [`Store`] (their
+//! union) for free:
+//!
+//! | trait | concern |
+//! |---|---|
+//! | [`TrustListStore`] | trust-list entries (certificates, operator signatures, revocation) |
+//! | [`UploadStore`] | atomic, all-or-nothing uploads with per-country `batchTag` uniqueness |
+//! | [`BatchStore`] | claiming pending uploads into dense `yyyyMMdd-N` download batches |
+//! | [`KeyStore`] | a batch's keys for download, and its per-upload audit groups |
+//! | [`StatsStore`] | upload, download and cleanup statistics rows |
+//! | [`RetentionStore`] | deleting old keys and old batch metadata, key counts |
+//!
+//! The server holds an `Arc<`[`DynStore`]`>`. Every trait has forwarding impls for `Arc<T>` and
+//! `Box<T>`, so `Arc<MemoryStore>` and `Arc<dyn Store>` are stores too. Constructors are not in
+//! the traits: each backend crate has its own (`MemoryStore::new()`, `PgStore::connect(..)`).
+//!
+//! # Contracts common to every method
+//!
+//! - **Serialisable.** Every method behaves as if it ran alone, at one instant, between the
+//!   calls that completed before it started and those that start after it returned; concurrent
+//!   calls behave as if run one at a time in some order. A method either takes full effect or
+//!   none (it returns an error and nothing changed).
+//! - **Durable acknowledgement.** Once a writing method returned `Ok`, its effect is visible to
+//!   every later call, including through a new handle opened on the same storage (a reopened
+//!   PostgreSQL pool). A method that returned `Err` had no effect.
+//! - **No clock.** Stores never read the clock; every timestamp they record comes in as a
+//!   parameter. Stores keep timestamps at **microsecond** precision: every timestamp, stored
+//!   or used in a comparison, is first truncated toward the past to whole microseconds
+//!   ([`to_store_precision`]); timestamps come back in UTC.
+//! - **Upload order.** Each stored upload gets a sequence number when it is stored, increasing
+//!   with each stored upload. Pending uploads, a batch's keys and its audit groups follow that
+//!   order (then the key position within the upload). Under concurrent inserts the numbers
+//!   follow the order in which the inserts took effect, except that a backend may number an
+//!   upload before it commits; such an upload simply joins a later batch.
+//! - **Errors** are [`StoreError`]s; backend-specific errors only appear as `source`.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::cert::Thumbprint;
+use crate::model::{CertificateType, DiagnosisKey, FormatVersion};
+use crate::tag::BatchTag;
+
+/// A boxed error from a backend, kept as the `source` of a [`StoreError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The per-key duplicate-detection hash chosen by the caller (decisions item 11: an
+/// HMAC-SHA256 over the key's canonical bytes). Stores treat it as opaque and unique.
+pub type KeyHash = [u8; 32];
 
 /// Errors of this concern.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum StoreError {}
+pub enum StoreError {
+    /// The record a method must change does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for, e.g. `"trust-list entry"`.
+        what: &'static str,
+    },
+    /// A uniqueness rule other than the two upload rules below was violated.
+    #[error("{what} already exists")]
+    AlreadyExists {
+        /// What already exists.
+        what: &'static str,
+    },
+    /// The uploading country already stored a different upload under this `batchTag`
+    /// (decisions item 3; the server answers 409 "BatchTag already exists.").
+    #[error("BatchTag already exists.")]
+    BatchTagExists {
+        /// The uploading country.
+        country: String,
+        /// The upload's `batchTag`.
+        batch_tag: String,
+    },
+    /// Some keys of an upload are already stored or repeated inside it. Nothing was stored
+    /// and the `batchTag` stays unused (the server answers 207 with the lists).
+    #[error("{} of {} keys are duplicates", .0.conflict.len(), .0.len())]
+    DuplicateKeys(KeyConflicts),
+    /// The backend cannot be reached right now (pool timeout, connection refused, failover);
+    /// retrying later may succeed.
+    #[error("storage unavailable")]
+    Unavailable {
+        /// The backend's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The backend failed in a way retrying will not fix (schema mismatch, corrupt row,
+    /// undecryptable payload, a bug).
+    #[error("{backend} storage failed")]
+    Backend {
+        /// Which backend, e.g. `"postgres"`.
+        backend: &'static str,
+        /// The backend's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl StoreError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::NotFound { .. } => "not-found",
+            StoreError::AlreadyExists { .. } => "already-exists",
+            StoreError::BatchTagExists { .. } => "batch-tag-exists",
+            StoreError::DuplicateKeys(_) => "duplicate-keys",
+            StoreError::Unavailable { .. } => "storage-unavailable",
+            StoreError::Backend { .. } => "storage-failed",
+        }
+    }
+
+    /// Whether the same call may succeed if retried later (only [`StoreError::Unavailable`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+/// Per-index outcome of a rejected upload: the body of the 207 answer.
+///
+/// Every index `0..len()` of the upload (positions as received) is in exactly one of the three
+/// lists, each sorted ascending. Nothing of the upload was stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyConflicts {
+    /// Keys that would have been stored (`"201"`).
+    pub ok: Vec<usize>,
+    /// Keys whose hash is already stored, or repeats an earlier key of the same upload
+    /// (the earlier one is in `ok`); `"409"`.
+    pub conflict: Vec<usize>,
+    /// Keys the backend could not store for another reason attributable to that key
+    /// (`"500"`). Usually empty: a failure of the whole upload is a [`StoreError::Backend`].
+    pub failed: Vec<usize>,
+}
+
+impl KeyConflicts {
+    /// Number of keys in the upload.
+    pub fn len(&self) -> usize {
+        self.ok.len() + self.conflict.len() + self.failed.len()
+    }
+
+    /// Whether the upload had no keys (never the case for a real rejection).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Builds the lists for an upload of `len` keys from the set of conflicting and failed
+    /// indices (indices not in either go to `ok`).
+    pub fn from_indices(len: usize, conflict: &[usize], failed: &[usize]) -> Self {
+        let mut out = KeyConflicts::default();
+        let mut c = conflict.to_vec();
+        c.sort_unstable();
+        c.dedup();
+        let mut f: Vec<usize> = failed.iter().copied().filter(|i| !c.contains(i)).collect();
+        f.sort_unstable();
+        f.dedup();
+        for i in 0..len {
+            if c.binary_search(&i).is_ok() {
+                out.conflict.push(i);
+            } else if f.binary_search(&i).is_ok() {
+                out.failed.push(i);
+            } else {
+                out.ok.push(i);
+            }
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trust list
+// ---------------------------------------------------------------------------------------------
+
+/// One trust-list row (protocol §10): a certificate of a country, with the trust anchor's
+/// operator signature over its PEM text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustEntry {
+    /// SHA-256 thumbprint of the certificate's DER; unique across all types.
+    pub thumbprint: Thumbprint,
+    /// The country the certificate belongs to (two letters).
+    pub country: String,
+    /// What the certificate may be used for.
+    pub cert_type: CertificateType,
+    /// The certificate as PEM text, exactly as signed by the trust anchor.
+    pub pem: String,
+    /// Base64 trust-anchor signature over the exact bytes of `pem`.
+    pub signature: String,
+    /// Whether the certificate was revoked.
+    pub revoked: bool,
+    /// When the entry was created or last replaced.
+    pub created_at: OffsetDateTime,
+}
+
+/// Whether [`TrustListStore::upsert_trust_entry`] added or replaced a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upserted {
+    /// No entry had this thumbprint.
+    Inserted,
+    /// The entry with this thumbprint was replaced.
+    Replaced,
+}
+
+/// Trust-list entries. Stores keep rows as given; checking the operator signature and the
+/// revoked flag is the caller's job (`efgs_core::trust`).
+#[async_trait]
+pub trait TrustListStore: Send + Sync + Debug + 'static {
+    /// Inserts `entry`, or replaces every field of the entry with the same thumbprint
+    /// (including country, type and revoked flag). Thumbprints are unique across types.
+    async fn upsert_trust_entry(&self, entry: TrustEntry) -> Result<Upserted, StoreError>;
+
+    /// The entry with this thumbprint, revoked or not; `None` if there is none.
+    async fn trust_entry(&self, thumbprint: &Thumbprint) -> Result<Option<TrustEntry>, StoreError>;
+
+    /// Marks the entry revoked (idempotent). [`StoreError::NotFound`] if there is no entry
+    /// with this thumbprint.
+    async fn revoke_trust_entry(&self, thumbprint: &Thumbprint) -> Result<(), StoreError>;
+
+    /// All entries, revoked ones included, ordered by country, then type name
+    /// ([`CertificateType::as_str`]: `AUTHENTICATION` < `CALLBACK` < `SIGNING`), then
+    /// thumbprint (byte-wise, as with SQL `COLLATE "C"`).
+    async fn list_trust_entries(&self) -> Result<Vec<TrustEntry>, StoreError>;
+}
+
+/// Helpers over [`TrustListStore`], implemented for every store.
+#[async_trait]
+pub trait TrustListStoreExt: TrustListStore {
+    /// The entry with this thumbprint if it also has this country and type (revoked or not):
+    /// the reference's lookup by (thumbprint, country, type).
+    async fn trust_entry_for(
+        &self,
+        thumbprint: &Thumbprint,
+        country: &str,
+        cert_type: CertificateType,
+    ) -> Result<Option<TrustEntry>, StoreError> {
+        Ok(self
+            .trust_entry(thumbprint)
+            .await?
+            .filter(|e| e.country == country && e.cert_type == cert_type))
+    }
+}
+
+impl<T: TrustListStore + ?Sized> TrustListStoreExt for T {}
+
+// ---------------------------------------------------------------------------------------------
+// Uploads
+// ---------------------------------------------------------------------------------------------
+
+/// One key of an upload with its duplicate-detection hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewKey {
+    /// The key as received (and validated).
+    pub key: DiagnosisKey,
+    /// The caller's duplicate-detection hash of the key; unique among all stored keys.
+    pub hash: KeyHash,
+}
+
+/// An upload to store: everything the server accepted for one `POST /diagnosiskeys/upload`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUpload {
+    /// The uploader's country (auth DN `C`).
+    pub country: String,
+    /// The client's `batchTag` header; unique per country (decisions item 3).
+    pub batch_tag: String,
+    /// The `batchSignature` header verbatim (Base64 CMS), returned by audit.
+    pub batch_signature: String,
+    /// Thumbprint of the uploader's authentication certificate.
+    pub uploader_thumbprint: Thumbprint,
+    /// Thumbprint of the certificate that signed the batch.
+    pub signing_thumbprint: Thumbprint,
+    /// The payload format version (from the Content-Type).
+    pub format: FormatVersion,
+    /// The one timestamp of all keys of this upload (protocol §1.2).
+    pub created_at: OffsetDateTime,
+    /// The caller's digest over the signature and the canonical bytes, identifying the
+    /// upload's content for idempotent replay.
+    pub content_digest: [u8; 32],
+    /// The keys, in the order received.
+    pub keys: Vec<NewKey>,
+}
+
+/// What a successful [`UploadStore::insert_upload`] refers to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadReceipt {
+    /// The uploader's country.
+    pub country: String,
+    /// The upload's `batchTag`.
+    pub batch_tag: String,
+    /// Number of keys of the stored upload.
+    pub number_of_keys: u64,
+    /// The stored upload's timestamp (the original one for a replay).
+    pub created_at: OffsetDateTime,
+}
+
+/// Result of [`UploadStore::insert_upload`]; both variants mean "201".
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum UploadOutcome {
+    /// The upload was stored now.
+    Stored(UploadReceipt),
+    /// The same country already stored this `batchTag` with the same content digest; nothing
+    /// was stored now. The receipt describes the earlier upload.
+    Replayed(UploadReceipt),
+}
+
+impl UploadOutcome {
+    /// The receipt, whichever the variant.
+    pub fn receipt(&self) -> &UploadReceipt {
+        match self {
+            UploadOutcome::Stored(r) | UploadOutcome::Replayed(r) => r,
+        }
+    }
+}
+
+/// A stored upload, as [`UploadStore::upload_info`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadInfo {
+    /// The uploader's country.
+    pub country: String,
+    /// The upload's `batchTag`.
+    pub batch_tag: String,
+    /// Number of keys stored with the upload (retention deletes whole uploads).
+    pub number_of_keys: u64,
+    /// The upload's format version.
+    pub format: FormatVersion,
+    /// The upload's timestamp.
+    pub created_at: OffsetDateTime,
+    /// The content digest given at upload.
+    pub content_digest: [u8; 32],
+    /// The download batch holding the upload's keys, once batched (`None` while pending and
+    /// for an empty upload).
+    pub download_batch: Option<BatchTag>,
+}
+
+/// Uploads: all keys of one upload are stored atomically, together with the upload's record
+/// and its upload statistics row.
+#[async_trait]
+pub trait UploadStore: Send + Sync + Debug + 'static {
+    /// Stores an upload, all or nothing. In this order:
+    ///
+    /// 1. If this country already stored an upload with this `batch_tag`: with the same
+    ///    `content_digest` the result is [`UploadOutcome::Replayed`] and nothing is stored;
+    ///    otherwise [`StoreError::BatchTagExists`]. Tags are scoped per country: another
+    ///    country's tag never conflicts.
+    /// 2. If any key's hash is already stored, or repeats the hash of an earlier key of this
+    ///    upload, the result is [`StoreError::DuplicateKeys`] listing **every** index, nothing
+    ///    is stored and the tag stays unused (a corrected upload may reuse it).
+    /// 3. Otherwise the keys (in the order given), the upload record and an [`UploadStat`]
+    ///    row (`number_of_keys` = keys stored, `created_at` = the upload's) are stored in one
+    ///    atomic step and the result is [`UploadOutcome::Stored`]. The keys become pending.
+    ///
+    /// **Empty uploads** (no keys) are recorded like any other: the tag is taken (a replay is
+    /// [`UploadOutcome::Replayed`], different content under the tag is `BatchTagExists`) and
+    /// a statistics row with 0 keys is written; they are never pending, belong to no batch
+    /// and have no audit group. (The reference stored nothing and left the tag free; we
+    /// identify uploads by (country, tag), decisions item 3.)
+    ///
+    /// Concurrent inserts behave as if run one at a time: of two concurrent uploads with the
+    /// same (country, tag), exactly one is `Stored` and the other is `Replayed` or
+    /// `BatchTagExists`; of two concurrent uploads sharing a key hash, at most one is stored.
+    /// The tag stays taken as long as the upload's record exists (until retention deletes
+    /// the upload, see [`RetentionStore::delete_keys_before`]).
+    async fn insert_upload(&self, upload: NewUpload) -> Result<UploadOutcome, StoreError>;
+
+    /// The stored upload of this country with this tag, if any.
+    async fn upload_info(
+        &self,
+        country: &str,
+        batch_tag: &str,
+    ) -> Result<Option<UploadInfo>, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Download batches
+// ---------------------------------------------------------------------------------------------
+
+/// A download batch's metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchInfo {
+    /// The batch's `yyyyMMdd-N` tag.
+    pub tag: BatchTag,
+    /// When the batch was created.
+    pub created_at: OffsetDateTime,
+    /// The tag of the batch created right after this one (`nextBatchTag`), if any yet.
+    pub link: Option<BatchTag>,
+    /// Number of keys put into the batch when it was created (retention does not change it).
+    pub number_of_keys: u64,
+}
+
+/// What [`BatchStore::create_next_batch`] created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatedBatch {
+    /// The new batch (its `link` is `None`).
+    pub batch: BatchInfo,
+    /// The batch that was the most recent one before and now links to the new one.
+    pub previous: Option<BatchTag>,
+    /// Number of uploads claimed into the batch.
+    pub uploads: u64,
+}
+
+/// Summary of the pending (stored, not yet batched, non-empty) uploads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PendingSummary {
+    /// Number of pending uploads.
+    pub uploads: u64,
+    /// Number of keys in them.
+    pub keys: u64,
+    /// The smallest `created_at` among them.
+    pub oldest: Option<OffsetDateTime>,
+}
+
+impl PendingSummary {
+    /// The batching rule of decisions item 12 (same as [`crate::batching::should_cut`]): cut
+    /// as soon as a full batch is pending or the oldest pending upload waited the interval.
+    pub fn should_cut(
+        &self,
+        now: OffsetDateTime,
+        policy: &crate::batching::BatchingPolicy,
+    ) -> bool {
+        let Some(oldest) = self.oldest else {
+            return false;
+        };
+        let full = usize::try_from(self.keys).map_or(true, |k| k >= policy.max_keys);
+        full || now - oldest >= policy.interval
+    }
+}
+
+/// Download batches: creating them from pending uploads, and finding them.
+#[async_trait]
+pub trait BatchStore: Send + Sync + Debug + 'static {
+    /// Counts the pending uploads (empty uploads are never pending).
+    async fn pending_summary(&self) -> Result<PendingSummary, StoreError>;
+
+    /// Creates the next download batch, atomically, or returns `None` if nothing is pending.
+    ///
+    /// - **Which uploads:** the leading pending uploads in upload order, as many as
+    ///   [`crate::batching::plan_next_batch`] takes with `max_keys` (greedy, never mixing
+    ///   format versions, never splitting an upload). All their keys join the batch.
+    /// - **Tag:** `BatchTag::next(latest, t)` where `latest` is the most recently created
+    ///   batch and `t = max(now, latest.created_at)`: if the clock went backwards, the batch
+    ///   is dated at the latest batch's instant, so tags stay unique and dense (`N` grows by
+    ///   one per batch per UTC day) and `created_at` never decreases along the chain.
+    /// - **Link:** the most recent batch before (of any day) gets `link` = the new tag.
+    /// - `number_of_keys` = keys claimed; `created_at` = `t` (microseconds, UTC).
+    ///
+    /// Safe with any number of concurrent callers, also from several processes on one
+    /// database: their batches form one chain, every pending key ends up in exactly one
+    /// batch, and no upload is split or claimed twice.
+    async fn create_next_batch(
+        &self,
+        now: OffsetDateTime,
+        max_keys: usize,
+    ) -> Result<Option<CreatedBatch>, StoreError>;
+
+    /// The batch with this tag, if it exists.
+    async fn batch_by_tag(&self, tag: &BatchTag) -> Result<Option<BatchInfo>, StoreError>;
+
+    /// The batch with the smallest `created_at` that is at or after `instant` (ties: the one
+    /// created first); used for a download without a `batchTag` header (the batch may be from
+    /// a later day).
+    async fn first_batch_at_or_after(
+        &self,
+        instant: OffsetDateTime,
+    ) -> Result<Option<BatchInfo>, StoreError>;
+
+    /// The most recently created batch (the end of the chain), if any.
+    async fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys of a batch: download and audit
+// ---------------------------------------------------------------------------------------------
+
+/// One upload's share of a download batch (protocol §1.4 / §6): the stored part of an
+/// `AuditEntry`; certificates come from the trust list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditGroup {
+    /// The uploader's country.
+    pub country: String,
+    /// The upload's `batchTag`.
+    pub batch_tag: String,
+    /// The upload's timestamp (`uploadedTime`).
+    pub uploaded_at: OffsetDateTime,
+    /// Thumbprint of the uploader's authentication certificate.
+    pub uploader_thumbprint: Thumbprint,
+    /// Thumbprint of the batch-signing certificate.
+    pub signing_thumbprint: Thumbprint,
+    /// The `batchSignature` header as uploaded.
+    pub batch_signature: String,
+    /// Number of the upload's keys in this download batch (still stored).
+    pub amount: u64,
+}
+
+/// Reading the keys of a download batch.
+#[async_trait]
+pub trait KeyStore: Send + Sync + Debug + 'static {
+    /// The keys of the batch, in upload order and then in the order each upload gave them
+    /// (so each upload's keys are contiguous), leaving out keys uploaded by
+    /// `exclude_uploader_country` (the caller's own country; by uploader, not by origin).
+    /// Keys come back exactly as uploaded. Keys deleted by retention are gone. An unknown
+    /// tag gives an empty list (callers check the batch with [`BatchStore::batch_by_tag`]).
+    async fn batch_keys(
+        &self,
+        tag: &BatchTag,
+        exclude_uploader_country: Option<&str>,
+    ) -> Result<Vec<DiagnosisKey>, StoreError>;
+
+    /// One group per upload with keys still stored in the batch, in upload order (the order
+    /// of their first keys in [`KeyStore::batch_keys`]); all countries included. An unknown
+    /// tag or a batch whose keys are gone gives an empty list.
+    async fn audit_groups(&self, tag: &BatchTag) -> Result<Vec<AuditGroup>, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+// ---------------------------------------------------------------------------------------------
+
+/// One stored upload (reference table `diagnosiskeyuploadbatch`). Written by
+/// [`UploadStore::insert_upload`]; never deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadStat {
+    /// The uploader's country.
+    pub country: String,
+    /// The upload's `batchTag`.
+    pub batch_tag: String,
+    /// Number of keys stored.
+    pub number_of_keys: u64,
+    /// The upload's timestamp.
+    pub created_at: OffsetDateTime,
+}
+
+/// One download (reference table `diagnosiskeydownload`). Never deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DownloadStat {
+    /// The downloading country.
+    pub country: String,
+    /// The batch served.
+    pub batch_tag: BatchTag,
+    /// Number of keys returned.
+    pub number_of_keys: u64,
+    /// When the download was served.
+    pub requested_at: OffsetDateTime,
+}
+
+/// One retention run (reference table `diagnosiskeycleanup`), also the result of
+/// [`RetentionStore::delete_keys_before`]. Never deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanupReport {
+    /// When the cleanup ran.
+    pub ran_at: OffsetDateTime,
+    /// Keys created before this instant were deleted.
+    pub cutoff: OffsetDateTime,
+    /// Number of keys deleted.
+    pub deleted: u64,
+    /// Number of keys stored just before.
+    pub keys_before: u64,
+    /// Number of keys stored just after.
+    pub keys_after: u64,
+}
+
+/// Statistics rows. Readers return rows whose timestamp is at or after `since`, in the order
+/// they were written.
+#[async_trait]
+pub trait StatsStore: Send + Sync + Debug + 'static {
+    /// Records a served download.
+    async fn record_download(&self, stat: DownloadStat) -> Result<(), StoreError>;
+
+    /// Upload rows with `created_at >= since`.
+    async fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError>;
+
+    /// Download rows with `requested_at >= since`.
+    async fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError>;
+
+    /// Cleanup rows with `ran_at >= since`.
+    async fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retention
+// ---------------------------------------------------------------------------------------------
+
+/// Numbers of stored keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyCounts {
+    /// All stored keys.
+    pub stored: u64,
+    /// Keys of pending (not yet batched) uploads.
+    pub pending: u64,
+}
+
+/// Deleting old data (protocol §8, decisions item 13).
+#[async_trait]
+pub trait RetentionStore: Send + Sync + Debug + 'static {
+    /// Deletes, atomically, every key with `created_at < cutoff`, batched or not, together
+    /// with the records of the uploads they belonged to (all keys of an upload share one
+    /// timestamp, so uploads go as a whole; empty uploads older than the cutoff go too, and
+    /// their tags become free again). Writes a [`CleanupReport`] row (`ran_at` = `now`) and
+    /// returns it. Batch metadata and statistics rows are kept.
+    async fn delete_keys_before(
+        &self,
+        cutoff: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<CleanupReport, StoreError>;
+
+    /// Deletes the metadata of batches with `created_at < cutoff` that no longer hold any
+    /// key; returns how many. The most recent batch is always kept (it anchors the tag
+    /// sequence and the chain). Links pointing to a deleted batch cannot exist (links point
+    /// forward, to newer batches).
+    async fn delete_batches_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Counts the stored keys.
+    async fn key_counts(&self) -> Result<KeyCounts, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The union, and forwarding impls
+// ---------------------------------------------------------------------------------------------
+
+/// Every storage concern in one trait object: what the server holds. Implemented for every
+/// type implementing all the concern traits.
+pub trait Store:
+    TrustListStore + UploadStore + BatchStore + KeyStore + StatsStore + RetentionStore
+{
+}
+
+impl<T> Store for T where
+    T: TrustListStore + UploadStore + BatchStore + KeyStore + StatsStore + RetentionStore + ?Sized
+{
+}
+
+/// The store trait object.
+pub type DynStore = dyn Store;
+
+/// Forwards a trait's methods through `Arc<T>` and `Box<T>`.
+macro_rules! forward {
+    ($trait:ident { $( fn $name:ident(&self $(, $arg:ident : $ty:ty)* ) -> $ret:ty; )* }) => {
+        #[async_trait]
+        impl<T: $trait + ?Sized> $trait for Arc<T> {
+            $( async fn $name(&self $(, $arg: $ty)*) -> $ret { (**self).$name($($arg),*).await } )*
+        }
+        #[async_trait]
+        impl<T: $trait + ?Sized> $trait for Box<T> {
+            $( async fn $name(&self $(, $arg: $ty)*) -> $ret { (**self).$name($($arg),*).await } )*
+        }
+    };
+}
+
+forward!(TrustListStore {
+    fn upsert_trust_entry(&self, entry: TrustEntry) -> Result<Upserted, StoreError>;
+    fn trust_entry(&self, thumbprint: &Thumbprint) -> Result<Option<TrustEntry>, StoreError>;
+    fn revoke_trust_entry(&self, thumbprint: &Thumbprint) -> Result<(), StoreError>;
+    fn list_trust_entries(&self) -> Result<Vec<TrustEntry>, StoreError>;
+});
+
+forward!(UploadStore {
+    fn insert_upload(&self, upload: NewUpload) -> Result<UploadOutcome, StoreError>;
+    fn upload_info(&self, country: &str, batch_tag: &str) -> Result<Option<UploadInfo>, StoreError>;
+});
+
+forward!(BatchStore {
+    fn pending_summary(&self) -> Result<PendingSummary, StoreError>;
+    fn create_next_batch(&self, now: OffsetDateTime, max_keys: usize)
+        -> Result<Option<CreatedBatch>, StoreError>;
+    fn batch_by_tag(&self, tag: &BatchTag) -> Result<Option<BatchInfo>, StoreError>;
+    fn first_batch_at_or_after(&self, instant: OffsetDateTime)
+        -> Result<Option<BatchInfo>, StoreError>;
+    fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError>;
+});
+
+forward!(KeyStore {
+    fn batch_keys(&self, tag: &BatchTag, exclude_uploader_country: Option<&str>)
+        -> Result<Vec<DiagnosisKey>, StoreError>;
+    fn audit_groups(&self, tag: &BatchTag) -> Result<Vec<AuditGroup>, StoreError>;
+});
+
+forward!(StatsStore {
+    fn record_download(&self, stat: DownloadStat) -> Result<(), StoreError>;
+    fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError>;
+    fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError>;
+    fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError>;
+});
+
+forward!(RetentionStore {
+    fn delete_keys_before(&self, cutoff: OffsetDateTime, now: OffsetDateTime)
+        -> Result<CleanupReport, StoreError>;
+    fn delete_batches_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
+    fn key_counts(&self) -> Result<KeyCounts, StoreError>;
+});
+
+/// Truncates a timestamp to whole microseconds (toward the past) in UTC: the precision every
+/// store keeps. Backends apply it to every timestamp they record.
+pub fn to_store_precision(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let nanos = t.nanosecond();
+    t.replace_nanosecond(nanos - nanos % 1000).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn conflicts_cover_every_index_once() {
+        let c = KeyConflicts::from_indices(5, &[3, 1, 3], &[1, 4]);
+        assert_eq!(c.ok, vec![0, 2]);
+        assert_eq!(c.conflict, vec![1, 3]);
+        assert_eq!(c.failed, vec![4]);
+        assert_eq!(c.len(), 5);
+    }
+
+    #[test]
+    fn precision_truncates_toward_the_past() {
+        let t = datetime!(2026-11-28 10:00:00.123456789 +01:00);
+        assert_eq!(
+            to_store_precision(t),
+            datetime!(2026-11-28 09:00:00.123456 UTC)
+        );
+        let neg = datetime!(1960-01-01 00:00:00.000000999 UTC);
+        assert_eq!(to_store_precision(neg), datetime!(1960-01-01 00:00 UTC));
+    }
+
+    #[test]
+    fn error_codes_and_transience() {
+        let e = StoreError::Unavailable {
+            source: "pool timeout".into(),
+        };
+        assert!(e.is_transient());
+        assert_eq!(e.code(), "storage-unavailable");
+        assert!(!StoreError::NotFound { what: "x" }.is_transient());
+    }
+
+    #[test]
+    fn pending_summary_cut_rule() {
+        let policy = crate::batching::BatchingPolicy::default();
+        let t0 = datetime!(2026-11-28 10:00 UTC);
+        let s = PendingSummary {
+            uploads: 1,
+            keys: 10,
+            oldest: Some(t0),
+        };
+        assert!(!s.should_cut(t0 + time::Duration::seconds(299), &policy));
+        assert!(s.should_cut(t0 + time::Duration::seconds(300), &policy));
+        let full = PendingSummary { keys: 5000, ..s };
+        assert!(full.should_cut(t0, &policy));
+        assert!(!PendingSummary::default().should_cut(t0, &policy));
+    }
+
+    #[derive(Debug)]
+    struct Nothing;
+
+    #[async_trait]
+    impl TrustListStore for Nothing {
+        async fn upsert_trust_entry(&self, _: TrustEntry) -> Result<Upserted, StoreError> {
+            Ok(Upserted::Inserted)
+        }
+        async fn trust_entry(&self, _: &Thumbprint) -> Result<Option<TrustEntry>, StoreError> {
+            Ok(None)
+        }
+        async fn revoke_trust_entry(&self, _: &Thumbprint) -> Result<(), StoreError> {
+            Err(StoreError::NotFound {
+                what: "trust-list entry",
+            })
+        }
+        async fn list_trust_entries(&self) -> Result<Vec<TrustEntry>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn traits_are_object_safe_and_forward() {
+        fn takes(_: &dyn TrustListStore) {}
+        let a: Arc<dyn TrustListStore> = Arc::new(Nothing);
+        takes(&a);
+        let b: Box<dyn TrustListStore> = Box::new(Nothing);
+        takes(&b);
+        fn is_store(_: Option<&DynStore>) {}
+        is_store(None);
+    }
+}
