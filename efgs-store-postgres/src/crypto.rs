@@ -130,6 +130,7 @@ impl KeyRing {
     }
 
     /// Seals with a fresh random nonce.
+    #[cfg(test)]
     pub(crate) fn seal(&self, dup_hash: &[u8], plaintext: &[u8]) -> Result<Sealed, CryptoError> {
         let nonce = Self::nonces(1)?
             .pop()

@@ -48,7 +48,9 @@ impl Db {
             pg,
             NoTls,
             ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
+                // Verified: a connection returned to the pool right before its server went away
+                // (failover, admin shutdown) is caught at checkout, not by the next caller.
+                recycling_method: RecyclingMethod::Verified,
             },
         );
         let pool = Pool::builder(manager)

@@ -19,3 +19,6 @@ mod error;
 mod migrate;
 
 pub use config::{EncryptionKeys, KeyConfigError, KeyId, PgConfig};
+mod store;
+
+pub use store::PgStore;
