@@ -1,1 +1,599 @@
-//! efgs-store-memory: filled in by its issue.
+//! efgs-store-memory: a complete in-memory backend for the efgs-core storage traits.
+//!
+//! [`MemoryStore`] keeps everything in one process behind a single `std::sync::Mutex`: every
+//! trait method runs as one critical section, so it is serialisable and atomic exactly as the
+//! [`efgs_core::store`] contracts require (the lock is never held across an `.await`; the
+//! methods do not await at all). It enforces the same uniqueness and ordering rules as the
+//! PostgreSQL backend and passes the same conformance suite (`efgs_testkit::conformance`), so
+//! tests and single-instance deployments can rely on it. Nothing is persisted: dropping the
+//! last handle drops the data ("reopening" a memory store means cloning its `Arc`).
+//!
+//! Duplicate detection is O(1) per key (a hash set of the callers' key hashes); keys are moved
+//! into the store without copying. See `benches/ingest.rs` for the ingest rate.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use efgs_core::DiagnosisKey;
+use efgs_core::batching::{PendingUpload, plan_next_batch};
+use efgs_core::cert::Thumbprint;
+use efgs_core::model::FormatVersion;
+use efgs_core::store::{
+    AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat, KeyConflicts,
+    KeyCounts, KeyHash, KeyStore, NewUpload, PendingSummary, RetentionStore, StatsStore,
+    StoreError, TrustEntry, TrustListStore, UploadInfo, UploadOutcome, UploadReceipt, UploadStat,
+    UploadStore, Upserted, to_store_precision,
+};
+use efgs_core::tag::BatchTag;
+use time::OffsetDateTime;
+
+/// An in-memory store implementing every efgs-core storage trait. Cheap to create; share it
+/// as `Arc<MemoryStore>` (or `Arc<dyn Store>`).
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print keys; a summary is enough.
+        let s = self.lock();
+        f.debug_struct("MemoryStore")
+            .field("uploads", &s.uploads.len())
+            .field("keys", &s.key_count)
+            .field("batches", &s.batches.len())
+            .field("trust_entries", &s.trust.len())
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied change behind: every
+        // method validates before it mutates, so the state is consistent even if poisoned.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Key hashes are already uniformly distributed (HMAC/SHA-256 output): fold the four words
+/// instead of running SipHash over 32 bytes.
+#[derive(Clone, Copy, Default)]
+struct FoldHash;
+
+#[derive(Default)]
+struct FoldHasher(u64);
+
+impl BuildHasher for FoldHash {
+    type Hasher = FoldHasher;
+    fn build_hasher(&self) -> FoldHasher {
+        FoldHasher(0)
+    }
+}
+
+impl Hasher for FoldHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_usize(&mut self, _: usize) {
+        // The length prefix of a fixed-size array carries no information.
+    }
+}
+
+#[derive(Debug)]
+struct Upload {
+    country: String,
+    batch_tag: String,
+    batch_signature: String,
+    uploader_thumbprint: Thumbprint,
+    signing_thumbprint: Thumbprint,
+    format: FormatVersion,
+    created_at: OffsetDateTime,
+    content_digest: [u8; 32],
+    keys: Vec<DiagnosisKey>,
+    hashes: Vec<KeyHash>,
+    batch: Option<BatchTag>,
+}
+
+impl Upload {
+    fn receipt(&self) -> UploadReceipt {
+        UploadReceipt {
+            country: self.country.clone(),
+            batch_tag: self.batch_tag.clone(),
+            number_of_keys: self.keys.len() as u64,
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Batch {
+    info: BatchInfo,
+    /// Sequence numbers of the uploads in the batch, ascending.
+    uploads: Vec<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    trust: BTreeMap<Thumbprint, TrustEntry>,
+    /// Uploads by sequence number (upload order).
+    uploads: BTreeMap<u64, Upload>,
+    next_upload: u64,
+    by_tag: HashMap<(String, String), u64>,
+    hashes: HashSet<KeyHash, FoldHash>,
+    /// Pending (non-empty, not yet batched) uploads.
+    pending: BTreeSet<u64>,
+    pending_keys: u64,
+    key_count: u64,
+    /// Batches by creation sequence.
+    batches: BTreeMap<u64, Batch>,
+    next_batch: u64,
+    batch_by_tag: HashMap<BatchTag, u64>,
+    upload_stats: Vec<UploadStat>,
+    download_stats: Vec<DownloadStat>,
+    cleanup_stats: Vec<CleanupReport>,
+}
+
+impl State {
+    fn latest_batch(&self) -> Option<&Batch> {
+        self.batches.last_key_value().map(|(_, b)| b)
+    }
+
+    fn batch(&self, tag: &BatchTag) -> Option<&Batch> {
+        self.batch_by_tag
+            .get(tag)
+            .and_then(|seq| self.batches.get(seq))
+    }
+
+    fn remove_upload(&mut self, seq: u64) {
+        if let Some(u) = self.uploads.remove(&seq) {
+            for h in &u.hashes {
+                self.hashes.remove(h);
+            }
+            self.by_tag.remove(&(u.country, u.batch_tag));
+            let n = u.keys.len() as u64;
+            self.key_count -= n;
+            if self.pending.remove(&seq) {
+                self.pending_keys -= n;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl TrustListStore for MemoryStore {
+    async fn upsert_trust_entry(&self, mut entry: TrustEntry) -> Result<Upserted, StoreError> {
+        entry.created_at = to_store_precision(entry.created_at);
+        let mut s = self.lock();
+        Ok(match s.trust.insert(entry.thumbprint.clone(), entry) {
+            Some(_) => Upserted::Replaced,
+            None => Upserted::Inserted,
+        })
+    }
+
+    async fn trust_entry(&self, thumbprint: &Thumbprint) -> Result<Option<TrustEntry>, StoreError> {
+        Ok(self.lock().trust.get(thumbprint).cloned())
+    }
+
+    async fn revoke_trust_entry(&self, thumbprint: &Thumbprint) -> Result<(), StoreError> {
+        match self.lock().trust.get_mut(thumbprint) {
+            Some(e) => {
+                e.revoked = true;
+                Ok(())
+            }
+            None => Err(StoreError::NotFound {
+                what: "trust-list entry",
+            }),
+        }
+    }
+
+    async fn list_trust_entries(&self) -> Result<Vec<TrustEntry>, StoreError> {
+        let mut all: Vec<TrustEntry> = self.lock().trust.values().cloned().collect();
+        all.sort_by(|a, b| {
+            (&a.country, a.cert_type.as_str(), &a.thumbprint).cmp(&(
+                &b.country,
+                b.cert_type.as_str(),
+                &b.thumbprint,
+            ))
+        });
+        Ok(all)
+    }
+}
+
+#[async_trait]
+impl UploadStore for MemoryStore {
+    async fn insert_upload(&self, upload: NewUpload) -> Result<UploadOutcome, StoreError> {
+        // Everything that does not need the state happens before taking the lock.
+        let NewUpload {
+            country,
+            batch_tag,
+            batch_signature,
+            uploader_thumbprint,
+            signing_thumbprint,
+            format,
+            created_at,
+            content_digest,
+            keys: new_keys,
+        } = upload;
+        let created_at = to_store_precision(created_at);
+        let mut keys = Vec::with_capacity(new_keys.len());
+        let mut hashes = Vec::with_capacity(new_keys.len());
+        for k in new_keys {
+            keys.push(k.key);
+            hashes.push(k.hash);
+        }
+        let tag_key = (country, batch_tag);
+
+        let mut s = self.lock();
+        let s = &mut *s;
+        if let Some(seq) = s.by_tag.get(&tag_key) {
+            let earlier = &s.uploads[seq];
+            return if earlier.content_digest == content_digest {
+                Ok(UploadOutcome::Replayed(earlier.receipt()))
+            } else {
+                Err(StoreError::BatchTagExists {
+                    country: tag_key.0,
+                    batch_tag: tag_key.1,
+                })
+            };
+        }
+
+        // Insert every hash; a failed insert is a duplicate (of a stored key or of an earlier
+        // key of this upload). On any duplicate, take back exactly the ones inserted here.
+        let mut conflicts = Vec::new();
+        for (i, h) in hashes.iter().enumerate() {
+            if !s.hashes.insert(*h) {
+                conflicts.push(i);
+            }
+        }
+        if !conflicts.is_empty() {
+            let mut next = conflicts.iter().copied().peekable();
+            for (i, h) in hashes.iter().enumerate() {
+                if next.peek() == Some(&i) {
+                    next.next();
+                } else {
+                    s.hashes.remove(h);
+                }
+            }
+            return Err(StoreError::DuplicateKeys(KeyConflicts::from_indices(
+                hashes.len(),
+                &conflicts,
+                &[],
+            )));
+        }
+
+        let n = keys.len() as u64;
+        let seq = s.next_upload;
+        s.next_upload += 1;
+        let (country, batch_tag) = tag_key;
+        s.upload_stats.push(UploadStat {
+            country: country.clone(),
+            batch_tag: batch_tag.clone(),
+            number_of_keys: n,
+            created_at,
+        });
+        s.by_tag.insert((country.clone(), batch_tag.clone()), seq);
+        let upload = Upload {
+            country,
+            batch_tag,
+            batch_signature,
+            uploader_thumbprint,
+            signing_thumbprint,
+            format,
+            created_at,
+            content_digest,
+            keys,
+            hashes,
+            batch: None,
+        };
+        let receipt = upload.receipt();
+        s.uploads.insert(seq, upload);
+        s.key_count += n;
+        if n > 0 {
+            s.pending.insert(seq);
+            s.pending_keys += n;
+        }
+        Ok(UploadOutcome::Stored(receipt))
+    }
+
+    async fn upload_info(
+        &self,
+        country: &str,
+        batch_tag: &str,
+    ) -> Result<Option<UploadInfo>, StoreError> {
+        let s = self.lock();
+        let key = (country.to_owned(), batch_tag.to_owned());
+        Ok(s.by_tag.get(&key).map(|seq| {
+            let u = &s.uploads[seq];
+            UploadInfo {
+                country: u.country.clone(),
+                batch_tag: u.batch_tag.clone(),
+                number_of_keys: u.keys.len() as u64,
+                format: u.format,
+                created_at: u.created_at,
+                content_digest: u.content_digest,
+                download_batch: u.batch,
+            }
+        }))
+    }
+}
+
+#[async_trait]
+impl BatchStore for MemoryStore {
+    async fn pending_summary(&self) -> Result<PendingSummary, StoreError> {
+        let s = self.lock();
+        Ok(PendingSummary {
+            uploads: s.pending.len() as u64,
+            keys: s.pending_keys,
+            oldest: s.pending.iter().map(|seq| s.uploads[seq].created_at).min(),
+        })
+    }
+
+    async fn create_next_batch(
+        &self,
+        now: OffsetDateTime,
+        max_keys: usize,
+    ) -> Result<Option<CreatedBatch>, StoreError> {
+        let now = to_store_precision(now);
+        let mut s = self.lock();
+        let s = &mut *s;
+
+        // The planner never looks past the first upload that would overflow the limit or
+        // change the format, so a prefix of the queue is enough.
+        let mut prefix: Vec<(u64, PendingUpload)> = Vec::new();
+        let mut total = 0usize;
+        for seq in &s.pending {
+            let u = &s.uploads[seq];
+            let p = PendingUpload {
+                key_count: u.keys.len(),
+                format: u.format,
+                created_at: u.created_at,
+            };
+            let stop = prefix.first().is_some_and(|(_, f)| f.format != p.format);
+            total = total.saturating_add(p.key_count);
+            prefix.push((*seq, p));
+            if stop || total > max_keys {
+                break;
+            }
+        }
+        let plan: Vec<PendingUpload> = prefix.iter().map(|(_, p)| *p).collect();
+        let take = plan_next_batch(&plan, max_keys);
+        if take == 0 {
+            return Ok(None);
+        }
+
+        let latest = s.latest_batch().map(|b| (b.info.tag, b.info.created_at));
+        let at = match latest {
+            Some((_, t)) if t > now => t,
+            _ => now,
+        };
+        let tag = BatchTag::next(latest.as_ref().map(|(t, _)| t), at);
+        let claimed: Vec<u64> = prefix[..take].iter().map(|(seq, _)| *seq).collect();
+        let mut number_of_keys = 0u64;
+        for seq in &claimed {
+            s.pending.remove(seq);
+            if let Some(u) = s.uploads.get_mut(seq) {
+                u.batch = Some(tag);
+                number_of_keys += u.keys.len() as u64;
+            }
+        }
+        s.pending_keys -= number_of_keys;
+
+        let previous = latest.map(|(t, _)| t);
+        if let Some(prev) = s.batches.values_mut().next_back() {
+            prev.info.link = Some(tag);
+        }
+        let info = BatchInfo {
+            tag,
+            created_at: at,
+            link: None,
+            number_of_keys,
+        };
+        let bseq = s.next_batch;
+        s.next_batch += 1;
+        s.batch_by_tag.insert(tag, bseq);
+        s.batches.insert(
+            bseq,
+            Batch {
+                info: info.clone(),
+                uploads: claimed,
+            },
+        );
+        Ok(Some(CreatedBatch {
+            batch: info,
+            previous,
+            uploads: take as u64,
+        }))
+    }
+
+    async fn batch_by_tag(&self, tag: &BatchTag) -> Result<Option<BatchInfo>, StoreError> {
+        Ok(self.lock().batch(tag).map(|b| b.info.clone()))
+    }
+
+    async fn first_batch_at_or_after(
+        &self,
+        instant: OffsetDateTime,
+    ) -> Result<Option<BatchInfo>, StoreError> {
+        let instant = to_store_precision(instant);
+        let s = self.lock();
+        // created_at never decreases along the creation order, but do not rely on it.
+        Ok(s.batches
+            .values()
+            .filter(|b| b.info.created_at >= instant)
+            .min_by_key(|b| b.info.created_at)
+            .map(|b| b.info.clone()))
+    }
+
+    async fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError> {
+        Ok(self.lock().latest_batch().map(|b| b.info.clone()))
+    }
+}
+
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn batch_keys(
+        &self,
+        tag: &BatchTag,
+        exclude_uploader_country: Option<&str>,
+    ) -> Result<Vec<DiagnosisKey>, StoreError> {
+        let s = self.lock();
+        let Some(batch) = s.batch(tag) else {
+            return Ok(Vec::new());
+        };
+        let uploads: Vec<&Upload> = batch
+            .uploads
+            .iter()
+            .filter_map(|seq| s.uploads.get(seq))
+            .filter(|u| exclude_uploader_country != Some(u.country.as_str()))
+            .collect();
+        let mut out = Vec::with_capacity(uploads.iter().map(|u| u.keys.len()).sum());
+        for u in uploads {
+            out.extend_from_slice(&u.keys);
+        }
+        Ok(out)
+    }
+
+    async fn audit_groups(&self, tag: &BatchTag) -> Result<Vec<AuditGroup>, StoreError> {
+        let s = self.lock();
+        let Some(batch) = s.batch(tag) else {
+            return Ok(Vec::new());
+        };
+        Ok(batch
+            .uploads
+            .iter()
+            .filter_map(|seq| s.uploads.get(seq))
+            .filter(|u| !u.keys.is_empty())
+            .map(|u| AuditGroup {
+                country: u.country.clone(),
+                batch_tag: u.batch_tag.clone(),
+                uploaded_at: u.created_at,
+                uploader_thumbprint: u.uploader_thumbprint.clone(),
+                signing_thumbprint: u.signing_thumbprint.clone(),
+                batch_signature: u.batch_signature.clone(),
+                amount: u.keys.len() as u64,
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl StatsStore for MemoryStore {
+    async fn record_download(&self, mut stat: DownloadStat) -> Result<(), StoreError> {
+        stat.requested_at = to_store_precision(stat.requested_at);
+        self.lock().download_stats.push(stat);
+        Ok(())
+    }
+
+    async fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError> {
+        let since = to_store_precision(since);
+        Ok(self
+            .lock()
+            .upload_stats
+            .iter()
+            .filter(|r| r.created_at >= since)
+            .cloned()
+            .collect())
+    }
+
+    async fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError> {
+        let since = to_store_precision(since);
+        Ok(self
+            .lock()
+            .download_stats
+            .iter()
+            .filter(|r| r.requested_at >= since)
+            .cloned()
+            .collect())
+    }
+
+    async fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError> {
+        let since = to_store_precision(since);
+        Ok(self
+            .lock()
+            .cleanup_stats
+            .iter()
+            .filter(|r| r.ran_at >= since)
+            .copied()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl RetentionStore for MemoryStore {
+    async fn delete_keys_before(
+        &self,
+        cutoff: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<CleanupReport, StoreError> {
+        let cutoff = to_store_precision(cutoff);
+        let ran_at = to_store_precision(now);
+        let mut s = self.lock();
+        let keys_before = s.key_count;
+        let old: Vec<u64> = s
+            .uploads
+            .iter()
+            .filter(|(_, u)| u.created_at < cutoff)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in old {
+            s.remove_upload(seq);
+        }
+        let report = CleanupReport {
+            ran_at,
+            cutoff,
+            deleted: keys_before - s.key_count,
+            keys_before,
+            keys_after: s.key_count,
+        };
+        s.cleanup_stats.push(report);
+        Ok(report)
+    }
+
+    async fn delete_batches_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
+        let cutoff = to_store_precision(cutoff);
+        let mut s = self.lock();
+        let s = &mut *s;
+        let latest = s.batches.last_key_value().map(|(seq, _)| *seq);
+        let gone: Vec<u64> = s
+            .batches
+            .iter()
+            .filter(|(seq, b)| {
+                Some(**seq) != latest
+                    && b.info.created_at < cutoff
+                    && !b.uploads.iter().any(|u| s.uploads.contains_key(u))
+            })
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in &gone {
+            if let Some(b) = s.batches.remove(seq) {
+                s.batch_by_tag.remove(&b.info.tag);
+            }
+        }
+        Ok(gone.len() as u64)
+    }
+
+    async fn key_counts(&self) -> Result<KeyCounts, StoreError> {
+        let s = self.lock();
+        Ok(KeyCounts {
+            stored: s.key_count,
+            pending: s.pending_keys,
+        })
+    }
+}

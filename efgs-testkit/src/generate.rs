@@ -1,0 +1,161 @@
+//! A small deterministic generator of diagnosis keys and uploads for tests.
+//!
+//! Keys are valid per protocol §3 around [`BASE`] and unique per (seed, counter); hashes and
+//! content digests are SHA-256 over the prost encoding (the server uses an HMAC over the
+//! canonical bytes; stores treat both as opaque).
+
+use efgs_core::DiagnosisKey;
+use efgs_core::cert::Thumbprint;
+use efgs_core::model::FormatVersion;
+use efgs_core::store::{KeyHash, NewKey, NewUpload};
+use prost::Message;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+/// The instant tests are anchored at (a whole second, UTC).
+pub const BASE: OffsetDateTime = datetime!(2026-11-28 10:00 UTC);
+
+/// The countries the suite uploads from.
+pub const COUNTRIES: [&str; 8] = ["DE", "FR", "IT", "ES", "NL", "DK", "IE", "FI"];
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Deterministic key generator: the same seed gives the same keys, different seeds give
+/// different keys.
+#[derive(Clone, Debug)]
+pub struct KeyGen {
+    seed: u64,
+    counter: u64,
+}
+
+impl KeyGen {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        KeyGen { seed, counter: 0 }
+    }
+
+    /// The next key, with `origin` as its origin.
+    pub fn key(&mut self, origin: &str) -> DiagnosisKey {
+        let n = self.counter;
+        self.counter += 1;
+        let a = splitmix(self.seed.wrapping_mul(0x1000_0000_01b3) ^ n);
+        let b = splitmix(a ^ self.seed);
+        let mut key_data = Vec::with_capacity(16);
+        key_data.extend_from_slice(&a.to_be_bytes());
+        key_data.extend_from_slice(&b.to_be_bytes());
+        // 2026-11-28 00:00 UTC in 10-minute intervals, minus up to 14 days.
+        let rsin = 2_961_792u32 - u32::try_from(a % (14 * 144)).unwrap_or(0);
+        let visited = match b % 4 {
+            0 => Vec::new(),
+            1 => vec!["DE".to_owned()],
+            2 => vec!["DE".to_owned(), "FR".to_owned()],
+            _ => vec!["IT".to_owned(), "ES".to_owned(), "NL".to_owned()],
+        };
+        DiagnosisKey {
+            key_data,
+            rolling_start_interval_number: rsin,
+            rolling_period: 144,
+            transmission_risk_level: i32::try_from(b % 9).unwrap_or(0),
+            visited_countries: visited,
+            origin: origin.to_owned(),
+            report_type: 1,
+            days_since_onset_of_symptoms: i32::try_from(a % 29).unwrap_or(0) - 14,
+        }
+    }
+
+    /// The next `n` keys.
+    pub fn keys(&mut self, origin: &str, n: usize) -> Vec<DiagnosisKey> {
+        (0..n).map(|_| self.key(origin)).collect()
+    }
+}
+
+/// The test duplicate-detection hash of a key: SHA-256 of its protobuf encoding.
+pub fn key_hash(key: &DiagnosisKey) -> KeyHash {
+    Sha256::digest(key.encode_to_vec()).into()
+}
+
+/// A stand-in `batchSignature` for keys: depends on every key, so different keys give a
+/// different signature.
+pub fn signature_for(country: &str, keys: &[DiagnosisKey]) -> String {
+    let mut h = Sha256::new();
+    h.update(country.as_bytes());
+    for k in keys {
+        let enc = k.encode_to_vec();
+        h.update((enc.len() as u64).to_be_bytes());
+        h.update(&enc);
+    }
+    let digest: [u8; 32] = h.finalize().into();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("MIAGCSqGSIb3DQEHAqCAMIACAQEx{hex}")
+}
+
+/// The test content digest: SHA-256 over the signature and the keys' encodings.
+pub fn content_digest(signature: &str, keys: &[DiagnosisKey]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update((signature.len() as u64).to_be_bytes());
+    h.update(signature.as_bytes());
+    for k in keys {
+        let enc = k.encode_to_vec();
+        h.update((enc.len() as u64).to_be_bytes());
+        h.update(&enc);
+    }
+    h.finalize().into()
+}
+
+/// A deterministic certificate thumbprint for a country and a role (`"auth"`, `"sign"`, ...).
+pub fn thumbprint(country: &str, role: &str) -> Thumbprint {
+    let d: [u8; 32] = Sha256::digest(format!("{country}/{role}")).into();
+    Thumbprint::from_digest(&d)
+}
+
+/// An upload of `keys` by `country` under `batch_tag` at `created_at`, format 1.0, with
+/// hashes, signature, digest and thumbprints derived deterministically.
+pub fn upload(
+    country: &str,
+    batch_tag: &str,
+    keys: Vec<DiagnosisKey>,
+    created_at: OffsetDateTime,
+) -> NewUpload {
+    let batch_signature = signature_for(country, &keys);
+    let content_digest = content_digest(&batch_signature, &keys);
+    NewUpload {
+        country: country.to_owned(),
+        batch_tag: batch_tag.to_owned(),
+        batch_signature,
+        uploader_thumbprint: thumbprint(country, "auth"),
+        signing_thumbprint: thumbprint(country, "sign"),
+        format: FormatVersion::V1_0,
+        created_at,
+        content_digest,
+        keys: keys
+            .into_iter()
+            .map(|key| NewKey {
+                hash: key_hash(&key),
+                key,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_and_distinct() {
+        let a = KeyGen::new(1).keys("DE", 100);
+        assert_eq!(a, KeyGen::new(1).keys("DE", 100));
+        let b = KeyGen::new(2).keys("DE", 100);
+        let mut all: Vec<_> = a.iter().chain(&b).map(|k| k.key_data.clone()).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 200);
+        assert!(a.iter().all(|k| k.key_data.len() == 16));
+    }
+}
