@@ -69,10 +69,10 @@ install_postgres() {
     [[ "$rc" -eq 0 ]] || die "apt-get install postgresql failed (exit $rc)"
 }
 
-# Runs a command as the cluster owner.
+# Runs a command as the cluster owner (from /, which the owner can always enter).
 as_owner() {
     if [[ "$(id -u)" -eq 0 ]]; then
-        runuser -u postgres -- "$@"
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
@@ -96,10 +96,13 @@ load_state() {
     [[ -n "$PG_DIR" && -n "$PG_PORT" && -n "$PG_BIN_DIR" ]]
 }
 
+# The recorded cluster runs and answers (a stale postmaster.pid whose PID was reused by
+# another process must not count as running).
 running() {
     load_state || return 1
     [[ -d "$PG_DIR/data" ]] || return 1
-    as_owner "$PG_BIN_DIR/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1
+    as_owner "$PG_BIN_DIR/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1 || return 1
+    "$PG_BIN_DIR/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 5 >/dev/null 2>&1
 }
 
 cmd_start() {

@@ -140,7 +140,12 @@ async fn main() {
         let keys = (0..KEYS_PER_UPLOAD)
             .map(|n| support::key(i, n, "DE"))
             .collect();
-        support::upload("DE", &format!("bench-{i}"), keys, T0 + Duration::from_secs(i))
+        support::upload(
+            "DE",
+            &format!("bench-{i}"),
+            keys,
+            T0 + Duration::from_secs(i),
+        )
     };
     let warm = gen_upload(1_000_000);
     raw_copy(&mut raw, 1_000_000, &raw_rows(&warm)).await;

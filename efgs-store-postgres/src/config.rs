@@ -190,10 +190,16 @@ mod tests {
     #[test]
     fn debug_redacts_password_and_keys() {
         let keys = EncryptionKeys::new(2, [(1, [0xAB; 32]), (2, [0xCD; 32])]).unwrap();
-        let cfg = PgConfig::new("postgres://efgs:s3cret@db.example:5432/efgs?sslmode=require", keys);
+        let cfg = PgConfig::new(
+            "postgres://efgs:s3cret@db.example:5432/efgs?sslmode=require",
+            keys,
+        );
         let dbg = format!("{cfg:?}");
         assert!(!dbg.contains("s3cret"), "{dbg}");
-        assert!(dbg.contains("postgres://efgs:***@db.example:5432/efgs"), "{dbg}");
+        assert!(
+            dbg.contains("postgres://efgs:***@db.example:5432/efgs"),
+            "{dbg}"
+        );
         assert!(!dbg.contains("171") && !dbg.contains("ab, ab") && !dbg.contains("0xab"));
         assert!(!dbg.to_lowercase().contains("abab"), "{dbg}");
         assert!(dbg.contains("active: 2"), "{dbg}");

@@ -132,9 +132,7 @@ impl KeyRing {
     /// Seals with a fresh random nonce.
     #[cfg(test)]
     pub(crate) fn seal(&self, dup_hash: &[u8], plaintext: &[u8]) -> Result<Sealed, CryptoError> {
-        let nonce = Self::nonces(1)?
-            .pop()
-            .ok_or(CryptoError::BadNonce(0))?;
+        let nonce = Self::nonces(1)?.pop().ok_or(CryptoError::BadNonce(0))?;
         self.seal_with_nonce(dup_hash, plaintext, nonce)
     }
 
@@ -184,7 +182,8 @@ mod tests {
         assert_ne!(a.ciphertext, b.ciphertext);
         assert_eq!(a.ciphertext.len(), b"payload".len() + 16);
         assert_eq!(
-            r.open(a.key_id, &a.nonce, b"hash-a", &a.ciphertext).unwrap(),
+            r.open(a.key_id, &a.nonce, b"hash-a", &a.ciphertext)
+                .unwrap(),
             b"payload"
         );
     }
@@ -237,9 +236,8 @@ mod tests {
         // Independent check of the construction: AES-256-GCM test case 16 of the GCM spec
         // (McGrew & Viega), key feffe9...; here with our AAD layout the ciphertext body is still
         // the plain CTR encryption, so it must equal the spec's ciphertext for the same nonce.
-        let key: [u8; 32] = hex_arr(
-            "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
-        );
+        let key: [u8; 32] =
+            hex_arr("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308");
         let nonce: [u8; 12] = hex_arr("cafebabefacedbaddecaf888");
         let pt = hex_vec(
             "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",

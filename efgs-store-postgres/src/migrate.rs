@@ -136,7 +136,16 @@ mod tests {
     fn schema_names() {
         assert!(valid_schema_name("efgs"));
         assert!(valid_schema_name("t_0a1b"));
-        for bad in ["", "1abc", "Efgs", "a-b", "a b", "pg_catalog", "x;drop", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "1abc",
+            "Efgs",
+            "a-b",
+            "a b",
+            "pg_catalog",
+            "x;drop",
+            &"a".repeat(64),
+        ] {
             assert!(!valid_schema_name(bad), "{bad}");
         }
     }

@@ -4,22 +4,22 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
 use efgs_core::batching::{PendingUpload, plan_next_batch};
 use efgs_core::cert::Thumbprint;
 use efgs_core::model::{CertificateType, DiagnosisKey, FormatVersion};
 use efgs_core::store::{
     AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat, KeyConflicts,
     KeyCounts, KeyHash, KeyStore, NewUpload, PendingSummary, RetentionStore, StatsStore,
-    StoreError, TrustEntry, TrustListStore, UploadInfo, UploadOutcome, UploadReceipt,
-    UploadStat, UploadStore, Upserted, to_store_precision,
+    StoreError, TrustEntry, TrustListStore, UploadInfo, UploadOutcome, UploadReceipt, UploadStat,
+    UploadStore, Upserted, to_store_precision,
 };
 use efgs_core::tag::BatchTag;
 use prost::Message;
 use time::OffsetDateTime;
+use tokio_postgres::Row;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use deadpool_postgres::GenericClient;
-use tokio_postgres::Row;
 
 use crate::config::PgConfig;
 use crate::crypto::KeyRing;
@@ -209,8 +209,7 @@ fn trust_entry(row: &Row) -> Result<TrustEntry, PgError> {
     Ok(TrustEntry {
         thumbprint: thumbprint(row, 0)?,
         country: row.try_get(1)?,
-        cert_type: CertificateType::parse(cert_type)
-            .ok_or(PgError::Corrupt("certificate type"))?,
+        cert_type: CertificateType::parse(cert_type).ok_or(PgError::Corrupt("certificate type"))?,
         pem: row.try_get(3)?,
         signature: row.try_get(4)?,
         revoked: row.try_get(5)?,
@@ -258,10 +257,7 @@ impl TrustListStore for PgStore {
         })
     }
 
-    async fn trust_entry(
-        &self,
-        thumbprint: &Thumbprint,
-    ) -> Result<Option<TrustEntry>, StoreError> {
+    async fn trust_entry(&self, thumbprint: &Thumbprint) -> Result<Option<TrustEntry>, StoreError> {
         let client = self.db.client().await?;
         let stmt = client
             .prepare_cached(&format!(
@@ -375,10 +371,9 @@ impl PgStore {
                 payload: sealed.ciphertext,
             });
         }
-        rows.sort_unstable_by(|a, b| a.hash.cmp(&b.hash));
+        rows.sort_unstable_by_key(|r| r.hash);
         Ok(rows)
     }
-
 
     /// The stored subset of the upload's key hashes.
     async fn stored_hashes(
@@ -446,7 +441,9 @@ impl PgStore {
         }
         let stored = Self::stored_hashes(&tx, upload).await?;
         tx.commit().await?;
-        Ok(Err(StoreError::DuplicateKeys(conflicts_of(upload, &stored))))
+        Ok(Err(StoreError::DuplicateKeys(conflicts_of(
+            upload, &stored,
+        ))))
     }
 
     /// One attempt at storing an upload whose keys are already sealed.
@@ -720,7 +717,9 @@ impl PgStore {
             .await?;
         if claimed != ids.len() as u64 {
             // Cannot happen while batching and retention share the lock.
-            return Err(PgError::Corrupt("pending uploads changed under the batching lock"));
+            return Err(PgError::Corrupt(
+                "pending uploads changed under the batching lock",
+            ));
         }
         tx.commit().await?;
         Ok(Some(CreatedBatch {
@@ -939,10 +938,7 @@ impl StatsStore for PgStore {
         Ok(out)
     }
 
-    async fn download_stats(
-        &self,
-        since: OffsetDateTime,
-    ) -> Result<Vec<DownloadStat>, StoreError> {
+    async fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError> {
         let client = self.db.client().await?;
         let rows = client
             .query(
@@ -964,10 +960,7 @@ impl StatsStore for PgStore {
         Ok(out)
     }
 
-    async fn cleanup_stats(
-        &self,
-        since: OffsetDateTime,
-    ) -> Result<Vec<CleanupReport>, StoreError> {
+    async fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError> {
         let client = self.db.client().await?;
         let rows = client
             .query(

@@ -13,8 +13,8 @@ use efgs_core::store::{
 };
 use efgs_store_postgres::{EncryptionKeys, PgConfig, PgStore};
 use support::{database, key, upload};
-use time::macros::datetime;
 use time::OffsetDateTime;
+use time::macros::datetime;
 
 const T0: OffsetDateTime = datetime!(2026-11-28 10:00 UTC);
 
@@ -61,7 +61,10 @@ async fn key_rows_hold_no_plaintext() {
     for k in &mut keys {
         k.visited_countries = vec!["QXZQXZQX".into()];
     }
-    let r = store.insert_upload(upload("DE", "plain", keys.clone(), T0)).await.unwrap();
+    let r = store
+        .insert_upload(upload("DE", "plain", keys.clone(), T0))
+        .await
+        .unwrap();
     assert!(matches!(r, UploadOutcome::Stored(_)));
 
     // Raw bytes of every column.
@@ -87,14 +90,27 @@ async fn key_rows_hold_no_plaintext() {
         assert_eq!(nonce.len(), 12);
         assert!(nonces.insert(nonce), "nonce reused");
     }
-    let key_ids = raw.query("SELECT DISTINCT key_id FROM keys", &[]).await.unwrap();
+    let key_ids = raw
+        .query("SELECT DISTINCT key_id FROM keys", &[])
+        .await
+        .unwrap();
     assert_eq!(key_ids.len(), 1);
-    assert_eq!(key_ids[0].get::<_, i16>(0), 1, "rows must be sealed under the active key");
+    assert_eq!(
+        key_ids[0].get::<_, i16>(0),
+        1,
+        "rows must be sealed under the active key"
+    );
     let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
     for k in &keys {
-        assert!(!contains(&blob, &k.key_data), "plaintext key data in a key row");
+        assert!(
+            !contains(&blob, &k.key_data),
+            "plaintext key data in a key row"
+        );
     }
-    assert!(!contains(&blob, b"QXZQXZQX"), "plaintext visited country in a key row");
+    assert!(
+        !contains(&blob, b"QXZQXZQX"),
+        "plaintext visited country in a key row"
+    );
 
     // What an operator sees with psql.
     match psql() {
@@ -105,7 +121,11 @@ async fn key_rows_hold_no_plaintext() {
                 .arg(format!("SELECT k::text FROM {}.keys k", db.schema))
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "psql failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let text = String::from_utf8(out.stdout).unwrap();
             assert_eq!(text.lines().count(), 200, "psql output: {text}");
             for k in &keys {
@@ -129,10 +149,24 @@ async fn key_rows_hold_no_plaintext() {
 async fn key_rotation() {
     let db = db_or_skip!("key_rotation");
     let old = EncryptionKeys::single(0, [0x22; 32]).unwrap();
-    let store = db.store_with(PgConfig { encryption: old, ..db.config() }).await;
+    let store = db
+        .store_with(PgConfig {
+            encryption: old,
+            ..db.config()
+        })
+        .await;
     let keys: Vec<_> = (0..50).map(|n| key(2, n, "FR")).collect();
-    let _ = store.insert_upload(upload("FR", "r", keys.clone(), T0)).await.unwrap();
-    let tag = store.create_next_batch(T0, 5000).await.unwrap().unwrap().batch.tag;
+    let _ = store
+        .insert_upload(upload("FR", "r", keys.clone(), T0))
+        .await
+        .unwrap();
+    let tag = store
+        .create_next_batch(T0, 5000)
+        .await
+        .unwrap()
+        .unwrap()
+        .batch
+        .tag;
     drop(store);
 
     // Rotated: key 1 active, key 0 still configured.
@@ -140,7 +174,12 @@ async fn key_rotation() {
     assert_eq!(store.batch_keys(&tag, None).await.unwrap(), keys);
     // A store that only knows the new key cannot read the old rows yet.
     let only_new = EncryptionKeys::single(1, [0x11; 32]).unwrap();
-    let new_only = db.store_with(PgConfig { encryption: only_new.clone(), ..db.config() }).await;
+    let new_only = db
+        .store_with(PgConfig {
+            encryption: only_new.clone(),
+            ..db.config()
+        })
+        .await;
     let err = new_only.batch_keys(&tag, None).await.unwrap_err();
     assert!(matches!(err, StoreError::Backend { .. }), "got {err:?}");
     assert!(!err.is_transient());
@@ -151,8 +190,16 @@ async fn key_rotation() {
     assert_eq!(new_only.batch_keys(&tag, None).await.unwrap(), keys);
     // A key under the same id but different bytes fails authentication.
     let wrong = EncryptionKeys::single(1, [0x33; 32]).unwrap();
-    let wrong = db.store_with(PgConfig { encryption: wrong, ..db.config() }).await;
-    assert!(matches!(wrong.batch_keys(&tag, None).await, Err(StoreError::Backend { .. })));
+    let wrong = db
+        .store_with(PgConfig {
+            encryption: wrong,
+            ..db.config()
+        })
+        .await;
+    assert!(matches!(
+        wrong.batch_keys(&tag, None).await,
+        Err(StoreError::Backend { .. })
+    ));
 }
 
 /// A payload moved into another row (another duplicate hash) fails authentication.
@@ -161,8 +208,17 @@ async fn swapped_payloads_are_detected() {
     let db = db_or_skip!("swapped_payloads_are_detected");
     let store = db.store().await;
     let keys: Vec<_> = (0..2).map(|n| key(3, n, "IT")).collect();
-    let _ = store.insert_upload(upload("IT", "s", keys, T0)).await.unwrap();
-    let tag = store.create_next_batch(T0, 5000).await.unwrap().unwrap().batch.tag;
+    let _ = store
+        .insert_upload(upload("IT", "s", keys, T0))
+        .await
+        .unwrap();
+    let tag = store
+        .create_next_batch(T0, 5000)
+        .await
+        .unwrap()
+        .unwrap()
+        .batch
+        .tag;
     let raw = db.raw().await;
     raw.batch_execute(
         "UPDATE keys k SET payload = o.payload, nonce = o.nonce FROM keys o \
@@ -187,7 +243,11 @@ async fn constraints_enforce_the_promises() {
     let raw = db.raw().await;
     let unique = |r: Result<u64, tokio_postgres::Error>| {
         let e = r.expect_err("the database accepted a duplicate");
-        assert_eq!(e.code(), Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION), "{e}");
+        assert_eq!(
+            e.code(),
+            Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION),
+            "{e}"
+        );
     };
     unique(
         raw.execute(
@@ -261,18 +321,30 @@ async fn migrations_apply_once_and_refuse_unknown_versions() {
     assert_eq!(again, n);
 
     let original: Vec<u8> = raw
-        .query_one("SELECT checksum FROM schema_migrations WHERE version = 1", &[])
+        .query_one(
+            "SELECT checksum FROM schema_migrations WHERE version = 1",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
-    raw.execute("UPDATE schema_migrations SET checksum = '\\x00' WHERE version = 1", &[])
-        .await
-        .unwrap();
+    raw.execute(
+        "UPDATE schema_migrations SET checksum = '\\x00' WHERE version = 1",
+        &[],
+    )
+    .await
+    .unwrap();
     let err = PgStore::connect(&db.config()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Backend { .. }), "edited migration gave {err:?}");
-    raw.execute("UPDATE schema_migrations SET checksum = $1 WHERE version = 1", &[&original])
-        .await
-        .unwrap();
+    assert!(
+        matches!(err, StoreError::Backend { .. }),
+        "edited migration gave {err:?}"
+    );
+    raw.execute(
+        "UPDATE schema_migrations SET checksum = $1 WHERE version = 1",
+        &[&original],
+    )
+    .await
+    .unwrap();
     drop(db.store().await);
     raw.batch_execute(
         "INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, 'future', '\\x00')",
@@ -291,10 +363,19 @@ async fn reconnect_to_a_populated_schema_keeps_data() {
     let db = db_or_skip!("reconnect_to_a_populated_schema_keeps_data");
     let store = db.store().await;
     let keys: Vec<_> = (0..10).map(|n| key(5, n, "NL")).collect();
-    let _ = store.insert_upload(upload("NL", "p", keys.clone(), T0)).await.unwrap();
+    let _ = store
+        .insert_upload(upload("NL", "p", keys.clone(), T0))
+        .await
+        .unwrap();
     drop(store);
     let store = db.store().await;
-    let tag = store.create_next_batch(T0, 5000).await.unwrap().unwrap().batch.tag;
+    let tag = store
+        .create_next_batch(T0, 5000)
+        .await
+        .unwrap()
+        .unwrap()
+        .batch
+        .tag;
     assert_eq!(store.batch_keys(&tag, None).await.unwrap(), keys);
 }
 
@@ -305,7 +386,10 @@ async fn unreachable_database_is_unavailable() {
     let cfg = PgConfig {
         connect_timeout: Duration::from_secs(2),
         wait_timeout: Duration::from_secs(2),
-        ..PgConfig::new("postgres://postgres@127.0.0.1:1/postgres", support::test_keys())
+        ..PgConfig::new(
+            "postgres://postgres@127.0.0.1:1/postgres",
+            support::test_keys(),
+        )
     };
     let err = PgStore::connect(&cfg).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable { .. }), "got {err:?}");
@@ -316,11 +400,17 @@ async fn unreachable_database_is_unavailable() {
 #[tokio::test]
 async fn invalid_settings_are_not_transient() {
     for cfg in [
-        PgConfig::new("postgres://postgres@127.0.0.1:1/postgres", support::test_keys())
-            .with_schema("Bad-Name"),
+        PgConfig::new(
+            "postgres://postgres@127.0.0.1:1/postgres",
+            support::test_keys(),
+        )
+        .with_schema("Bad-Name"),
         PgConfig::new("not a url at all ===", support::test_keys()),
-        PgConfig::new("postgres://postgres@127.0.0.1:1/postgres", support::test_keys())
-            .with_pool_size(0),
+        PgConfig::new(
+            "postgres://postgres@127.0.0.1:1/postgres",
+            support::test_keys(),
+        )
+        .with_pool_size(0),
     ] {
         let err = PgStore::connect(&cfg).await.unwrap_err();
         assert!(matches!(err, StoreError::Backend { .. }), "got {err:?}");
@@ -341,14 +431,19 @@ async fn pool_timeout_and_terminated_backend_are_unavailable() {
     // Block the store's only connection behind a table lock.
     let mut locker = db.raw().await;
     let tx = locker.transaction().await.unwrap();
-    tx.batch_execute("LOCK TABLE uploads IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    tx.batch_execute("LOCK TABLE uploads IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
     let blocked = {
         let s = store.clone();
         tokio::spawn(async move { s.pending_summary().await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let err = store.key_counts().await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable { .. }), "pool timeout gave {err:?}");
+    assert!(
+        matches!(err, StoreError::Unavailable { .. }),
+        "pool timeout gave {err:?}"
+    );
 
     // Terminate the blocked backend, as a failover or an administrator would.
     let admin = db.raw().await;
@@ -370,7 +465,10 @@ async fn pool_timeout_and_terminated_backend_are_unavailable() {
     }
     assert_eq!(killed, 1, "the blocked query was not found");
     let err = blocked.await.unwrap().unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable { .. }), "terminated backend gave {err:?}");
+    assert!(
+        matches!(err, StoreError::Unavailable { .. }),
+        "terminated backend gave {err:?}"
+    );
     tx.rollback().await.unwrap();
     // The pool replaces the dead connection.
     assert_eq!(store.key_counts().await.unwrap().stored, 0);

@@ -38,7 +38,16 @@ fn skip_or_fail(test: &str, why: &str) -> Option<TestDb> {
              start a cluster with `eval \"$(scripts/pg-test-cluster.sh start)\"`"
         );
     }
-    eprintln!("SKIPPED {test}: {why} (set {URL_VAR}, e.g. via scripts/pg-test-cluster.sh)");
+    // Once per test binary, and past the test harness's output capture.
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED PostgreSQL tests ({test}, ...): {why}; they pass without running. \
+             Set {URL_VAR} (e.g. `eval \"$(scripts/pg-test-cluster.sh start)\"`)."
+        );
+    });
     None
 }
 
@@ -67,10 +76,11 @@ pub async fn raw_client(url: &str, schema: Option<&str>) -> Result<tokio_postgre
     if let Some(s) = schema {
         cfg.options(format!("-c search_path={s}"));
     }
-    let (client, conn) = tokio::time::timeout(Duration::from_secs(10), cfg.connect(tokio_postgres::NoTls))
-        .await
-        .map_err(|_| "connecting timed out".to_owned())?
-        .map_err(|e| format!("cannot connect: {e}"))?;
+    let (client, conn) =
+        tokio::time::timeout(Duration::from_secs(10), cfg.connect(tokio_postgres::NoTls))
+            .await
+            .map_err(|_| "connecting timed out".to_owned())?
+            .map_err(|e| format!("cannot connect: {e}"))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -89,7 +99,10 @@ pub async fn database(test: &str) -> Option<TestDb> {
         Err(e) => return skip_or_fail(test, &format!("the database is unreachable ({e})")),
     };
     let schema = format!("t_{}", random_hex(8));
-    if let Err(e) = client.batch_execute(&format!("CREATE SCHEMA {schema}")).await {
+    if let Err(e) = client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+    {
         return skip_or_fail(test, &format!("cannot create a schema ({e})"));
     }
     Some(TestDb { url, schema })
