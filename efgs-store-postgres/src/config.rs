@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-/// Settings of a [`PgBatchStore`](crate::PgBatchStore).
+/// Settings of a [`PgStore`](crate::PgStore).
 ///
 /// `Debug` redacts the password of the URL and every encryption key.
 #[derive(Clone)]

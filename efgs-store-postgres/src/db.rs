@@ -9,11 +9,23 @@ use std::str::FromStr;
 use tokio_postgres::NoTls;
 
 /// Pool plus ciphers: what every store operation needs.
-#[derive(Debug)]
 pub(crate) struct Db {
     pub(crate) pool: Pool,
     pub(crate) ring: KeyRing,
     pub(crate) schema: Option<String>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("Db")
+            .field("schema", &self.schema)
+            .field("pool_max_size", &status.max_size)
+            .field("pool_size", &status.size)
+            .field("pool_available", &status.available)
+            .field("keys", &self.ring)
+            .finish()
+    }
 }
 
 impl Db {

@@ -57,6 +57,9 @@ fn hex(b: &[u8]) -> String {
 async fn key_rows_hold_no_plaintext() {
     let db = db_or_skip!("key_rows_hold_no_plaintext");
     let store = db.store().await;
+    // Debug output names key ids only.
+    let dbg = format!("{store:?}");
+    assert!(dbg.contains("active: 1") && !dbg.contains("17, 17") && !dbg.contains("0x11"));
     let mut keys: Vec<_> = (0..200).map(|n| key(1, n, "DE")).collect();
     for k in &mut keys {
         k.visited_countries = vec!["QXZQXZQX".into()];
