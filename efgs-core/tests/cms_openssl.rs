@@ -165,8 +165,20 @@ fn cms_sign(cred: &Cred, content: &[u8], extra: &[&str]) -> Vec<u8> {
     cred.put(&t, "signer");
     t.write("content.bin", content);
     let mut args = vec![
-        "cms", "-sign", "-binary", "-outform", "DER", "-nosmimecap", "-in", "content.bin",
-        "-signer", "signer.pem", "-inkey", "signer.key", "-out", "sig.der",
+        "cms",
+        "-sign",
+        "-binary",
+        "-outform",
+        "DER",
+        "-nosmimecap",
+        "-in",
+        "content.bin",
+        "-signer",
+        "signer.pem",
+        "-inkey",
+        "signer.key",
+        "-out",
+        "sig.der",
     ];
     args.extend_from_slice(extra);
     openssl(&t.0, &args);
@@ -177,7 +189,11 @@ fn b64(der: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(der)
 }
 
-fn verify(der: &[u8], content: &[u8], now: OffsetDateTime) -> Result<VerifiedSigner, SignatureError> {
+fn verify(
+    der: &[u8],
+    content: &[u8],
+    now: OffsetDateTime,
+) -> Result<VerifiedSigner, SignatureError> {
     verify_detached(&b64(der), content, now, &SignaturePolicy::default())
 }
 
@@ -201,13 +217,18 @@ fn tlv_at(buf: &[u8], pos: usize) -> (u8, usize, usize, usize) {
         (tag, p, p + l as usize, p + l as usize)
     } else {
         let n = (l & 0x7f) as usize;
-        let len = buf[p..p + n].iter().fold(0usize, |a, b| a << 8 | *b as usize);
+        let len = buf[p..p + n]
+            .iter()
+            .fold(0usize, |a, b| a << 8 | *b as usize);
         p += n;
         (tag, p, p + len, p + len)
     }
 }
 
-fn kids(buf: &[u8], (_, start, end, _): (u8, usize, usize, usize)) -> Vec<(u8, usize, usize, usize)> {
+fn kids(
+    buf: &[u8],
+    (_, start, end, _): (u8, usize, usize, usize),
+) -> Vec<(u8, usize, usize, usize)> {
     let mut out = Vec::new();
     let mut p = start;
     while p < end {
@@ -236,7 +257,11 @@ fn check_variant(cred: &Cred, extra: &[&str]) -> VerifiedSigner {
     let content = content();
     let der = cms_sign(cred, &content, extra);
     if extra.contains(&"-stream") {
-        assert_eq!(&der[..2], &[0x30, 0x80], "-stream should give BER indefinite length");
+        assert_eq!(
+            &der[..2],
+            &[0x30, 0x80],
+            "-stream should give BER indefinite length"
+        );
     } else {
         assert_ne!(der[1], 0x80);
     }
@@ -255,9 +280,15 @@ fn check_variant(cred: &Cred, extra: &[&str]) -> VerifiedSigner {
         c[pos] ^= 0x20;
         let err = verify(&der, &c, now).unwrap_err();
         if attrs {
-            assert!(matches!(err, SignatureError::DigestMismatch), "{extra:?}: {err:?}");
+            assert!(
+                matches!(err, SignatureError::DigestMismatch),
+                "{extra:?}: {err:?}"
+            );
         } else {
-            assert!(matches!(err, SignatureError::BadSignature), "{extra:?}: {err:?}");
+            assert!(
+                matches!(err, SignatureError::BadSignature),
+                "{extra:?}: {err:?}"
+            );
         }
     }
     // One flipped byte inside the signature value.
@@ -267,7 +298,10 @@ fn check_variant(cred: &Cred, extra: &[&str]) -> VerifiedSigner {
         let mut d = der.clone();
         d[pos] ^= 0x01;
         let err = verify(&d, &content, now).unwrap_err();
-        assert!(matches!(err, SignatureError::BadSignature), "{extra:?} at {pos}: {err:?}");
+        assert!(
+            matches!(err, SignatureError::BadSignature),
+            "{extra:?} at {pos}: {err:?}"
+        );
     }
     s
 }
@@ -358,14 +392,26 @@ fn rsa2048_pss_without_signed_attributes() {
 #[test]
 fn p256_sha256_sha384_sha512() {
     ecdsa(&check_variant(p256(), &[]), EcCurve::P256, Sha256);
-    ecdsa(&check_variant(p256(), &["-md", "sha384"]), EcCurve::P256, Sha384);
-    ecdsa(&check_variant(p256(), &["-md", "sha512"]), EcCurve::P256, Sha512);
+    ecdsa(
+        &check_variant(p256(), &["-md", "sha384"]),
+        EcCurve::P256,
+        Sha384,
+    );
+    ecdsa(
+        &check_variant(p256(), &["-md", "sha512"]),
+        EcCurve::P256,
+        Sha512,
+    );
 }
 
 #[test]
 fn p384_sha256_and_sha384() {
     ecdsa(&check_variant(p384(), &[]), EcCurve::P384, Sha256);
-    ecdsa(&check_variant(p384(), &["-md", "sha384"]), EcCurve::P384, Sha384);
+    ecdsa(
+        &check_variant(p384(), &["-md", "sha384"]),
+        EcCurve::P384,
+        Sha384,
+    );
 }
 
 #[test]
@@ -400,7 +446,11 @@ fn ber_indefinite_length_from_stream() {
         Sha384,
     );
     // (OpenSSL 3.0 cannot combine -stream with -keyopt, so no PSS here.)
-    pkcs1(&check_variant(rsa3072(), &["-stream", "-keyid"]), Sha256, 3072);
+    pkcs1(
+        &check_variant(rsa3072(), &["-stream", "-keyid"]),
+        Sha256,
+        3072,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -414,16 +464,43 @@ fn ca_issued_signer_certificate() {
     openssl(
         &t.0,
         &[
-            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/C=DE/O=Leaf Org/CN=leaf",
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/C=DE/O=Leaf Org/CN=leaf",
         ],
     );
-    t.write("ext.cnf", "subjectKeyIdentifier=hash\nbasicConstraints=CA:FALSE\n");
+    t.write(
+        "ext.cnf",
+        "subjectKeyIdentifier=hash\nbasicConstraints=CA:FALSE\n",
+    );
     openssl(
         &t.0,
         &[
-            "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "20", "-extfile", "ext.cnf", "-out", "leaf.pem",
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "20",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "leaf.pem",
         ],
     );
     let leaf = read_cred(&t, "leaf.pem", "leaf.key");
@@ -499,7 +576,10 @@ fn sha1_only_with_the_policy_switch() {
     ] {
         let der = cms_sign(cred, &content, extra);
         let err = verify(&der, &content, cred.now()).unwrap_err();
-        assert!(matches!(err, SignatureError::Sha1Disabled), "{extra:?}: {err:?}");
+        assert!(
+            matches!(err, SignatureError::Sha1Disabled),
+            "{extra:?}: {err:?}"
+        );
         let policy = SignaturePolicy {
             allow_sha1: true,
             ..SignaturePolicy::default()
@@ -542,20 +622,43 @@ fn dsa_is_unsupported() {
     let t = Tmp::new();
     openssl(
         &t.0,
-        &["genpkey", "-genparam", "-algorithm", "DSA", "-pkeyopt", "dsa_paramgen_bits:2048", "-out", "p.pem"],
+        &[
+            "genpkey",
+            "-genparam",
+            "-algorithm",
+            "DSA",
+            "-pkeyopt",
+            "dsa_paramgen_bits:2048",
+            "-out",
+            "p.pem",
+        ],
     );
     openssl(
         &t.0,
         &[
-            "req", "-x509", "-newkey", "dsa:p.pem", "-nodes", "-keyout", "k.pem", "-out", "c.pem",
-            "-days", "30", "-subj", "/C=DE/CN=dsa",
+            "req",
+            "-x509",
+            "-newkey",
+            "dsa:p.pem",
+            "-nodes",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "c.pem",
+            "-days",
+            "30",
+            "-subj",
+            "/C=DE/CN=dsa",
         ],
     );
     let cred = read_cred(&t, "c.pem", "k.pem");
     let content = content();
     let der = cms_sign(&cred, &content, &[]);
     let err = verify(&der, &content, cred.now()).unwrap_err();
-    assert!(matches!(err, SignatureError::UnsupportedAlgorithm { .. }), "{err:?}");
+    assert!(
+        matches!(err, SignatureError::UnsupportedAlgorithm { .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -566,7 +669,18 @@ fn enveloped_data_is_not_signed_data() {
     t.write("content.bin", content());
     openssl(
         &t.0,
-        &["cms", "-encrypt", "-binary", "-in", "content.bin", "-outform", "DER", "-out", "e.der", "r.pem"],
+        &[
+            "cms",
+            "-encrypt",
+            "-binary",
+            "-in",
+            "content.bin",
+            "-outform",
+            "DER",
+            "-out",
+            "e.der",
+            "r.pem",
+        ],
     );
     let err = verify(&t.read("e.der"), &content(), cred.now()).unwrap_err();
     match err {
@@ -582,7 +696,10 @@ fn signature_without_certificates_has_no_signer() {
     for cred in [rsa2048(), p256()] {
         let der = cms_sign(cred, &content(), &["-nocerts"]);
         let err = verify(&der, &content(), cred.now()).unwrap_err();
-        assert!(matches!(err, SignatureError::SignerCertificateMissing), "{err:?}");
+        assert!(
+            matches!(err, SignatureError::SignerCertificateMissing),
+            "{err:?}"
+        );
     }
 }
 
@@ -617,8 +734,20 @@ fn openssl_accepts(der: &[u8], content: &[u8]) -> bool {
     let out = run_openssl(
         &t.0,
         &[
-            "cms", "-verify", "-binary", "-noverify", "-inform", "DER", "-in", "sig.der",
-            "-content", "content.bin", "-purpose", "any", "-out", "out.bin",
+            "cms",
+            "-verify",
+            "-binary",
+            "-noverify",
+            "-inform",
+            "DER",
+            "-in",
+            "sig.der",
+            "-content",
+            "content.bin",
+            "-purpose",
+            "any",
+            "-out",
+            "out.bin",
         ],
     );
     out.status.success()
@@ -634,10 +763,16 @@ fn check_own_signer(cred: &Cred, expect: SignatureScheme) {
     let der = base64::engine::general_purpose::STANDARD
         .decode(&b64sig)
         .unwrap();
-    assert!(openssl_accepts(&der, &content), "openssl cms -verify refused our signature");
+    assert!(
+        openssl_accepts(&der, &content),
+        "openssl cms -verify refused our signature"
+    );
     let mut other = content.clone();
     other[0] ^= 1;
-    assert!(!openssl_accepts(&der, &other), "openssl accepted changed content");
+    assert!(
+        !openssl_accepts(&der, &other),
+        "openssl accepted changed content"
+    );
 
     let s = verify_detached(&b64sig, &content, now, &SignaturePolicy::default()).unwrap();
     assert_eq!(s.thumbprint, cred.thumbprint());
@@ -694,11 +829,16 @@ fn signer_reads_pkcs1_sec1_and_der_keys() {
     let t = Tmp::new();
     rsa2048().put(&t, "rsa");
     p256().put(&t, "ec");
-    openssl(&t.0, &["rsa", "-in", "rsa.key", "-traditional", "-out", "rsa1.key"]);
+    openssl(
+        &t.0,
+        &["rsa", "-in", "rsa.key", "-traditional", "-out", "rsa1.key"],
+    );
     openssl(&t.0, &["ec", "-in", "ec.key", "-out", "sec1.key"]);
     openssl(
         &t.0,
-        &["pkcs8", "-topk8", "-nocrypt", "-in", "ec.key", "-outform", "DER", "-out", "ec8.der"],
+        &[
+            "pkcs8", "-topk8", "-nocrypt", "-in", "ec.key", "-outform", "DER", "-out", "ec8.der",
+        ],
     );
     let rsa1 = String::from_utf8(t.read("rsa1.key")).unwrap();
     assert!(rsa1.contains("BEGIN RSA PRIVATE KEY"));
@@ -711,13 +851,40 @@ fn signer_reads_pkcs1_sec1_and_der_keys() {
         assert!(openssl_accepts(&der, &content));
     }
     let s = BatchSigner::from_der(&p256().cert_der, &t.read("ec8.der")).unwrap();
-    verify(&s.sign_der(&content, p256().now()).unwrap(), &content, p256().now()).unwrap();
+    verify(
+        &s.sign_der(&content, p256().now()).unwrap(),
+        &content,
+        p256().now(),
+    )
+    .unwrap();
 
     // `openssl ecparam -genkey` writes EC PARAMETERS before the key.
-    openssl(&t.0, &["ecparam", "-genkey", "-name", "secp384r1", "-out", "p384.key"]);
     openssl(
         &t.0,
-        &["req", "-x509", "-new", "-key", "p384.key", "-out", "p384.pem", "-days", "5", "-subj", "/C=DE/CN=ecparam"],
+        &[
+            "ecparam",
+            "-genkey",
+            "-name",
+            "secp384r1",
+            "-out",
+            "p384.key",
+        ],
+    );
+    openssl(
+        &t.0,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "p384.key",
+            "-out",
+            "p384.pem",
+            "-days",
+            "5",
+            "-subj",
+            "/C=DE/CN=ecparam",
+        ],
     );
     let cred = read_cred(&t, "p384.pem", "p384.key");
     assert!(cred.key_pem.contains("EC PARAMETERS"));
@@ -738,9 +905,21 @@ fn signer_refuses_a_key_of_another_certificate() {
         assert!(matches!(err, SignatureError::KeyMismatch), "{err:?}");
     }
     let err = BatchSigner::from_pem("no pem here", &p256().key_pem).unwrap_err();
-    assert!(matches!(err, SignatureError::InvalidSignerInput { what: "certificate", .. }));
+    assert!(matches!(
+        err,
+        SignatureError::InvalidSignerInput {
+            what: "certificate",
+            ..
+        }
+    ));
     let err = BatchSigner::from_pem(&p256().cert_pem, &p256().cert_pem).unwrap_err();
-    assert!(matches!(err, SignatureError::InvalidSignerInput { what: "private key", .. }));
+    assert!(matches!(
+        err,
+        SignatureError::InvalidSignerInput {
+            what: "private key",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -754,7 +933,12 @@ fn signer_debug_output_has_no_key_material() {
             assert!(!dbg.contains(&line[..16]), "{dbg}");
         }
         let key_der = base64::engine::general_purpose::STANDARD
-            .decode(cred.key_pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>())
+            .decode(
+                cred.key_pem
+                    .lines()
+                    .filter(|l| !l.starts_with("-----"))
+                    .collect::<String>(),
+            )
             .unwrap();
         // Not even the hex of a chunk of the private key.
         let hex_chunk = hex::encode(&key_der[key_der.len() - 24..key_der.len() - 12]);

@@ -180,12 +180,17 @@ fn sign_de_ec_wrong_content_is_a_digest_mismatch() {
 #[test]
 fn vectors_fail_on_changed_content() {
     let v = vectors();
-    for name in ["sign_de_rsa", "sign_de_ec", "sign_nl_ec", "sign_de_rsa_noattr"] {
+    for name in [
+        "sign_de_rsa",
+        "sign_de_ec",
+        "sign_nl_ec",
+        "sign_de_rsa_noattr",
+    ] {
         for pos in [0, v.canonical.len() / 2, v.canonical.len() - 1] {
             let mut c = v.canonical.clone();
             c[pos] ^= 0x01;
-            let err = verify_detached(v.sig(name), &c, NOW, &SignaturePolicy::default())
-                .unwrap_err();
+            let err =
+                verify_detached(v.sig(name), &c, NOW, &SignaturePolicy::default()).unwrap_err();
             let expect_digest = name != "sign_de_rsa_noattr";
             assert!(
                 if expect_digest {
@@ -304,7 +309,11 @@ fn trailing_bytes_and_truncation_are_refused() {
 }
 
 /// Re-encodes a vector with the `cms` crate after editing it.
-fn edited(v: &Vectors, name: &str, edit: impl FnOnce(&mut cms::signed_data::SignedData)) -> Vec<u8> {
+fn edited(
+    v: &Vectors,
+    name: &str,
+    edit: impl FnOnce(&mut cms::signed_data::SignedData),
+) -> Vec<u8> {
     use der::{Decode, Encode};
     let ci = cms::content_info::ContentInfo::from_der(&der_of(v, name)).unwrap();
     let mut sd: cms::signed_data::SignedData = ci.content.decode_as().unwrap();
@@ -323,8 +332,8 @@ fn no_signer_info_is_refused() {
     let der = edited(&v, "sign_de_ec", |sd| {
         sd.signer_infos = cms::signed_data::SignerInfos::try_from(Vec::new()).unwrap();
     });
-    let err = verify_detached_der(&der, &v.canonical, NOW, &SignaturePolicy::default())
-        .unwrap_err();
+    let err =
+        verify_detached_der(&der, &v.canonical, NOW, &SignaturePolicy::default()).unwrap_err();
     assert!(matches!(err, SignatureError::NoSignerInfo), "{err:?}");
 }
 
@@ -370,8 +379,8 @@ fn a_signer_certificate_that_is_not_the_signer_key_fails() {
         );
         sd.signer_infos = cms::signed_data::SignerInfos::try_from(infos).unwrap();
     });
-    let err = verify_detached_der(&der, &v.canonical, NOW, &SignaturePolicy::default())
-        .unwrap_err();
+    let err =
+        verify_detached_der(&der, &v.canonical, NOW, &SignaturePolicy::default()).unwrap_err();
     assert!(matches!(err, SignatureError::BadSignature), "{err:?}");
 }
 
@@ -390,7 +399,10 @@ fn a_manipulated_certificate_changes_the_thumbprint() {
     der[at + cert.len() - 1] ^= 0x01;
     let s = verify_detached_der(&der, &v.canonical, NOW, &SignaturePolicy::default()).unwrap();
     assert_ne!(s.thumbprint.as_str(), v.thumbprint("sign_de_ec"));
-    assert_eq!(s.thumbprint, efgs_core::cert::Thumbprint::of_der(&s.certificate_der));
+    assert_eq!(
+        s.thumbprint,
+        efgs_core::cert::Thumbprint::of_der(&s.certificate_der)
+    );
 }
 
 #[test]

@@ -364,7 +364,9 @@ fn pss_params(params: Option<&Tlv<'_>>) -> Result<(HashAlgorithm, usize), Signat
     let Some(params) = params.filter(|p| p.ident != [tag::NULL]) else {
         return Ok((hash, salt_len));
     };
-    let seq = params.expect(tag::SEQUENCE, "bad PSS parameters").map_err(bad)?;
+    let seq = params
+        .expect(tag::SEQUENCE, "bad PSS parameters")
+        .map_err(bad)?;
     let unsupported_hash = |oid: &Oid| SignatureError::UnsupportedAlgorithm {
         what: "RSASSA-PSS hash",
         oid: oid.to_string(),
@@ -374,7 +376,8 @@ fn pss_params(params: Option<&Tlv<'_>>) -> Result<(HashAlgorithm, usize), Signat
         match field.ident {
             [0xa0] => {
                 let alg = AlgId::parse(&inner).map_err(bad)?;
-                hash = HashAlgorithm::from_oid(&alg.oid).ok_or_else(|| unsupported_hash(&alg.oid))?;
+                hash =
+                    HashAlgorithm::from_oid(&alg.oid).ok_or_else(|| unsupported_hash(&alg.oid))?;
             }
             [0xa1] => {
                 let alg = AlgId::parse(&inner).map_err(bad)?;
@@ -387,29 +390,39 @@ fn pss_params(params: Option<&Tlv<'_>>) -> Result<(HashAlgorithm, usize), Signat
                 let h = alg
                     .params
                     .as_ref()
-                    .ok_or(SignatureError::InvalidPssParameters { reason: "MGF1 without a hash" })
+                    .ok_or(SignatureError::InvalidPssParameters {
+                        reason: "MGF1 without a hash",
+                    })
                     .and_then(|p| AlgId::parse(p).map_err(bad))?;
-                mgf_hash = HashAlgorithm::from_oid(&h.oid).ok_or_else(|| unsupported_hash(&h.oid))?;
+                mgf_hash =
+                    HashAlgorithm::from_oid(&h.oid).ok_or_else(|| unsupported_hash(&h.oid))?;
             }
             [0xa2] => {
                 let n = inner.small_uint().map_err(bad)?;
-                salt_len = usize::try_from(n)
-                    .ok()
-                    .filter(|n| *n <= 1024)
-                    .ok_or(SignatureError::InvalidPssParameters { reason: "salt length out of range" })?;
+                salt_len = usize::try_from(n).ok().filter(|n| *n <= 1024).ok_or(
+                    SignatureError::InvalidPssParameters {
+                        reason: "salt length out of range",
+                    },
+                )?;
             }
             [0xa3] => {
                 if inner.small_uint().map_err(bad)? != 1 {
-                    return Err(SignatureError::InvalidPssParameters { reason: "trailer field is not 1" });
+                    return Err(SignatureError::InvalidPssParameters {
+                        reason: "trailer field is not 1",
+                    });
                 }
             }
             _ => {
-                return Err(SignatureError::InvalidPssParameters { reason: "unknown field" });
+                return Err(SignatureError::InvalidPssParameters {
+                    reason: "unknown field",
+                });
             }
         }
     }
     if mgf_hash != hash {
-        return Err(SignatureError::InvalidPssParameters { reason: "MGF1 hash differs from the signature hash" });
+        return Err(SignatureError::InvalidPssParameters {
+            reason: "MGF1 hash differs from the signature hash",
+        });
     }
     Ok((hash, salt_len))
 }

@@ -96,15 +96,9 @@ pub(crate) fn encode(t: OffsetDateTime) -> Option<Vec<u8>> {
         t.second()
     );
     Some(if (1950..=2049).contains(&year) {
-        super::ber::der(
-            tag::UTC_TIME,
-            format!("{:02}{tail}", year % 100).as_bytes(),
-        )
+        super::ber::der(tag::UTC_TIME, format!("{:02}{tail}", year % 100).as_bytes())
     } else {
-        super::ber::der(
-            tag::GENERALIZED_TIME,
-            format!("{year:04}{tail}").as_bytes(),
-        )
+        super::ber::der(tag::GENERALIZED_TIME, format!("{year:04}{tail}").as_bytes())
     })
 }
 

@@ -148,7 +148,9 @@ impl<'a> Tlv<'a> {
         if digits.len() > 8 {
             return Err(BerError("INTEGER too large"));
         }
-        Ok(digits.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+        Ok(digits
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
     }
 
     /// Appends the DER encoding of this TLV to `out`: definite minimal lengths, primitive
@@ -310,7 +312,9 @@ fn read_at_depth(input: &[u8], depth: usize) -> BerResult<(Tlv<'_>, &[u8])> {
             .get(pos..pos + n)
             .ok_or(BerError("unexpected end of data in a length"))?;
         pos += n;
-        bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+        bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
     };
     let end = pos
         .checked_add(len)
@@ -408,10 +412,10 @@ mod tests {
         assert!(Tlv::read_exact(&[0x02, 0x01, 0x01, 0x00]).is_err());
         assert!(Tlv::read_exact(&[0x04, 0x80, 0x00, 0x00]).is_err());
         assert!(Tlv::read_exact(&[0x30, 0x80, 0x02, 0x01, 0x01]).is_err());
-        let mut deep = vec![0x30, 0x80].repeat(MAX_DEPTH + 2);
+        let mut deep = [0x30u8, 0x80].repeat(MAX_DEPTH + 2);
         deep.extend(vec![0u8; 2 * (MAX_DEPTH + 2)]);
         assert!(Tlv::read_exact(&deep).is_err());
-        let mut ok = vec![0x30, 0x80].repeat(10);
+        let mut ok = [0x30u8, 0x80].repeat(10);
         ok.extend(vec![0u8; 20]);
         assert!(Tlv::read_exact(&ok).is_ok());
     }

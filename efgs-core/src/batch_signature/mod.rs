@@ -216,7 +216,9 @@ pub enum SignatureError {
     #[error("signature verification failed")]
     BadSignature,
     /// A key's origin differs from the signer certificate's country (§4.2 step 8).
-    #[error("key {index} has origin {origin:?} but the signer certificate country is {certificate_country}")]
+    #[error(
+        "key {index} has origin {origin:?} but the signer certificate country is {certificate_country}"
+    )]
     CountryMismatch {
         /// Position of the key in the batch.
         index: usize,
@@ -272,7 +274,9 @@ impl SignatureError {
             SignatureError::SigningTimeOutsideValidity { .. } => {
                 "signature-signing-time-outside-validity"
             }
-            SignatureError::AlgorithmProtectionMismatch => "signature-algorithm-protection-mismatch",
+            SignatureError::AlgorithmProtectionMismatch => {
+                "signature-algorithm-protection-mismatch"
+            }
             SignatureError::BadSignature => "signature-bad-signature",
             SignatureError::CountryMismatch { .. } => "signature-country-mismatch",
             SignatureError::InvalidSignerInput { .. } => "signer-invalid-input",

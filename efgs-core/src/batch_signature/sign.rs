@@ -426,7 +426,12 @@ mod tests {
         assert_eq!(der, [0, 1, 2, 3]);
         let err = pem_block(text, &["CERTIFICATE"]).unwrap_err();
         assert!(err.contains("EC PARAMETERS"), "{err}");
-        let enc = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAEC\n-----END ENCRYPTED PRIVATE KEY-----\n";
-        assert!(pem_block(enc, &["PRIVATE KEY"]).unwrap_err().contains("encrypted"));
+        let enc =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAEC\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert!(
+            pem_block(enc, &["PRIVATE KEY"])
+                .unwrap_err()
+                .contains("encrypted")
+        );
     }
 }

@@ -11,7 +11,8 @@ use super::sign::attribute;
 use super::*;
 use crate::batch_signature::algorithms::oid;
 
-const CONTENT: &[u8] = b"AAECAwQFBgcICQoLDA0ODw==.ACky4A==.AAAAkA==.f////w==..REU=.AAAAAQ==.////8g==.";
+const CONTENT: &[u8] =
+    b"AAECAwQFBgcICQoLDA0ODw==.ACky4A==.AAAAkA==.f////w==..REU=.AAAAAQ==.////8g==.";
 
 struct Fixture {
     signer: BatchSigner,
@@ -26,20 +27,39 @@ fn fixture() -> &'static Fixture {
         std::fs::create_dir_all(&dir).unwrap();
         let out = Command::new("openssl")
             .args([
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", "k.pem", "-out", "c.pem", "-days", "30", "-subj", "/C=DE/CN=unit",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "k.pem",
+                "-out",
+                "c.pem",
+                "-days",
+                "30",
+                "-subj",
+                "/C=DE/CN=unit",
             ])
             .current_dir(&dir)
             .output()
             .expect("the OpenSSL CLI (`openssl`) is required by these tests but could not be run");
-        assert!(out.status.success(), "openssl req failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "openssl req failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let cert = std::fs::read_to_string(dir.join("c.pem")).unwrap();
         let key = std::fs::read_to_string(dir.join("k.pem")).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         let signer = BatchSigner::from_pem(&cert, &key).unwrap();
         // Learn the validity from a normal signature.
         let probe = verify_detached_der(
-            &signer.sign_der(CONTENT, OffsetDateTime::UNIX_EPOCH).unwrap(),
+            &signer
+                .sign_der(CONTENT, OffsetDateTime::UNIX_EPOCH)
+                .unwrap(),
             CONTENT,
             OffsetDateTime::UNIX_EPOCH,
             &SignaturePolicy::default(),
@@ -111,7 +131,10 @@ fn protection(digest_alg: &[u8], sig_alg: Option<&[u8]>) -> Vec<u8> {
 fn baseline_sorted_der_verifies() {
     let s = verify(&build(&sorted(standard()), &sorted(standard()), false)).unwrap();
     assert_eq!(s.country, "DE");
-    assert_eq!(s.signing_time, Some(fixture().now.replace_nanosecond(0).unwrap()));
+    assert_eq!(
+        s.signing_time,
+        Some(fixture().now.replace_nanosecond(0).unwrap())
+    );
 }
 
 #[test]
@@ -165,10 +188,7 @@ fn algorithm_protection_is_tolerated_when_it_agrees() {
     a.push(protection(&digest_alg, Some(&sig_alg)));
     verify(&build(&sorted(a.clone()), &sorted(a), false)).unwrap();
     // Absent parameters and NULL are equivalent.
-    let digest_null = der_cat(
-        tag::SEQUENCE,
-        &[&der_oid(&oid::SHA256), &[tag::NULL, 0]],
-    );
+    let digest_null = der_cat(tag::SEQUENCE, &[&der_oid(&oid::SHA256), &[tag::NULL, 0]]);
     let mut a = standard();
     a.push(protection(&digest_null, Some(&sig_alg)));
     verify(&build(&sorted(a.clone()), &sorted(a), false)).unwrap();

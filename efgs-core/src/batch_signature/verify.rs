@@ -54,7 +54,10 @@ pub fn verify_detached_der(
     }
     let signed_data = parse_content_info(cms)?;
     let sd = parse_signed_data(&signed_data)?;
-    let si_tlv = sd.signer_infos.first().ok_or(SignatureError::NoSignerInfo)?;
+    let si_tlv = sd
+        .signer_infos
+        .first()
+        .ok_or(SignatureError::NoSignerInfo)?;
     let si = parse_signer_info(si_tlv)?;
 
     // Step 4: the signer certificate, by SignerIdentifier.
