@@ -70,8 +70,12 @@ impl PgStore {
         let active = self.db.ring.active();
         let rows = tx
             .query(
-                "SELECT upload_id, position, dup_hash, key_id, nonce, payload FROM keys \
+                &cached(
+                    &tx,
+                    "SELECT upload_id, position, dup_hash, key_id, nonce, payload FROM keys \
                  WHERE key_id <> $1 LIMIT $2 FOR UPDATE SKIP LOCKED",
+                )
+                .await?,
                 &[&active, &limit],
             )
             .await?;
@@ -179,10 +183,22 @@ fn batch_info(row: &Row) -> Result<BatchInfo, PgError> {
 
 const BATCH_COLUMNS: &str = "tag, created_at, next_tag, key_count";
 
+/// Prepares `sql` through the connection's statement cache (saves a round trip per call).
+async fn cached<C: GenericClient>(
+    client: &C,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, PgError> {
+    Ok(client.prepare_cached(sql).await?)
+}
+
 /// Takes the advisory lock that serialises batch creation and retention within the schema.
 async fn lock_batching(tx: &impl GenericClient) -> Result<(), PgError> {
     tx.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext('batching:' || current_schema()))",
+        &cached(
+            tx,
+            "SELECT pg_advisory_xact_lock($1, hashtext('batching:' || current_schema()))",
+        )
+        .await?,
         &[&LOCK_CLASS],
     )
     .await?;
@@ -276,7 +292,11 @@ impl TrustListStore for PgStore {
         let client = self.db.client().await?;
         let n = client
             .execute(
-                "UPDATE certificates SET revoked = true WHERE thumbprint = $1",
+                &cached(
+                    &client,
+                    "UPDATE certificates SET revoked = true WHERE thumbprint = $1",
+                )
+                .await?,
                 &[&thumbprint.as_str()],
             )
             .await
@@ -293,10 +313,14 @@ impl TrustListStore for PgStore {
         let client = self.db.client().await?;
         let rows = client
             .query(
-                &format!(
-                    "SELECT {TRUST_COLUMNS} FROM certificates ORDER BY country COLLATE \"C\", \
+                &cached(
+                    &client,
+                    &format!(
+                        "SELECT {TRUST_COLUMNS} FROM certificates ORDER BY country COLLATE \"C\", \
                      cert_type COLLATE \"C\", thumbprint COLLATE \"C\""
-                ),
+                    ),
+                )
+                .await?,
                 &[],
             )
             .await
@@ -383,7 +407,7 @@ impl PgStore {
         let hashes: Vec<&[u8]> = upload.keys.iter().map(|k| &k.hash[..]).collect();
         let rows = client
             .query(
-                "SELECT dup_hash FROM keys WHERE dup_hash = ANY($1)",
+                &cached(client, "SELECT dup_hash FROM keys WHERE dup_hash = ANY($1)").await?,
                 &[&hashes],
             )
             .await?;
@@ -399,8 +423,12 @@ impl PgStore {
     ) -> Result<Option<Row>, PgError> {
         Ok(client
             .query_opt(
-                "SELECT content_digest, key_count, created_at FROM uploads \
+                &cached(
+                    client,
+                    "SELECT content_digest, key_count, created_at FROM uploads \
                  WHERE country = $1 AND batch_tag = $2",
+                )
+                .await?,
                 &[&upload.country, &upload.batch_tag],
             )
             .await?)
@@ -598,10 +626,14 @@ impl UploadStore for PgStore {
         let client = self.db.client().await?;
         let row = client
             .query_opt(
-                "SELECT u.key_count, u.format_major, u.format_minor, u.created_at, \
+                &cached(
+                    &client,
+                    "SELECT u.key_count, u.format_major, u.format_minor, u.created_at, \
                         u.content_digest, b.tag \
                  FROM uploads u LEFT JOIN batches b ON b.id = u.batch_id \
                  WHERE u.country = $1 AND u.batch_tag = $2",
+                )
+                .await?,
                 &[&country, &batch_tag_],
             )
             .await
@@ -639,15 +671,23 @@ impl PgStore {
         // After the lock, every statement sees the batches of earlier lock holders.
         let latest = tx
             .query_opt(
-                "SELECT id, tag, created_at FROM batches ORDER BY id DESC LIMIT 1",
+                &cached(
+                    &tx,
+                    "SELECT id, tag, created_at FROM batches ORDER BY id DESC LIMIT 1",
+                )
+                .await?,
                 &[],
             )
             .await?;
         let limit = i64::try_from(max_keys.saturating_add(1)).unwrap_or(i64::MAX);
         let pending = tx
             .query(
-                "SELECT id, key_count, format_major, format_minor, created_at FROM uploads \
+                &cached(
+                    &tx,
+                    "SELECT id, key_count, format_major, format_minor, created_at FROM uploads \
                  WHERE batch_id IS NULL AND key_count > 0 ORDER BY id LIMIT $1",
+                )
+                .await?,
                 &[&limit],
             )
             .await?;
@@ -687,9 +727,13 @@ impl PgStore {
         let seq = i32::try_from(tag.seq).map_err(|_| PgError::Corrupt("batch sequence"))?;
         let row = tx
             .query_one(
-                "INSERT INTO batches (tag, batch_date, seq, created_at, key_count, \
+                &cached(
+                    &tx,
+                    "INSERT INTO batches (tag, batch_date, seq, created_at, key_count, \
                    format_major, format_minor) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .await?,
                 &[
                     &tag_text,
                     &tag.date,
@@ -704,14 +748,18 @@ impl PgStore {
         let batch_id: i64 = row.try_get(0)?;
         if let Some(prev) = previous_id {
             tx.execute(
-                "UPDATE batches SET next_tag = $2 WHERE id = $1",
+                &cached(&tx, "UPDATE batches SET next_tag = $2 WHERE id = $1").await?,
                 &[&prev, &tag_text],
             )
             .await?;
         }
         let claimed = tx
             .execute(
-                "UPDATE uploads SET batch_id = $1 WHERE id = ANY($2) AND batch_id IS NULL",
+                &cached(
+                    &tx,
+                    "UPDATE uploads SET batch_id = $1 WHERE id = ANY($2) AND batch_id IS NULL",
+                )
+                .await?,
                 &[&batch_id, &ids],
             )
             .await?;
@@ -741,8 +789,12 @@ impl BatchStore for PgStore {
         let client = self.db.client().await?;
         let row = client
             .query_one(
-                "SELECT count(*), coalesce(sum(key_count), 0)::int8, min(created_at) \
+                &cached(
+                    &client,
+                    "SELECT count(*), coalesce(sum(key_count), 0)::int8, min(created_at) \
                  FROM uploads WHERE batch_id IS NULL AND key_count > 0",
+                )
+                .await?,
                 &[],
             )
             .await
@@ -779,7 +831,11 @@ impl BatchStore for PgStore {
         let client = self.db.client().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {BATCH_COLUMNS} FROM batches WHERE tag = $1"),
+                &cached(
+                    &client,
+                    &format!("SELECT {BATCH_COLUMNS} FROM batches WHERE tag = $1"),
+                )
+                .await?,
                 &[&tag.to_string()],
             )
             .await
@@ -794,10 +850,14 @@ impl BatchStore for PgStore {
         let client = self.db.client().await?;
         let row = client
             .query_opt(
-                &format!(
-                    "SELECT {BATCH_COLUMNS} FROM batches WHERE created_at >= $1 \
+                &cached(
+                    &client,
+                    &format!(
+                        "SELECT {BATCH_COLUMNS} FROM batches WHERE created_at >= $1 \
                      ORDER BY created_at, id LIMIT 1"
-                ),
+                    ),
+                )
+                .await?,
                 &[&to_store_precision(instant)],
             )
             .await
@@ -809,7 +869,11 @@ impl BatchStore for PgStore {
         let client = self.db.client().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {BATCH_COLUMNS} FROM batches ORDER BY id DESC LIMIT 1"),
+                &cached(
+                    &client,
+                    &format!("SELECT {BATCH_COLUMNS} FROM batches ORDER BY id DESC LIMIT 1"),
+                )
+                .await?,
                 &[],
             )
             .await
@@ -856,10 +920,14 @@ impl KeyStore for PgStore {
         let client = self.db.client().await?;
         let rows = client
             .query(
-                "SELECT u.country, u.batch_tag, u.created_at, u.uploader_thumbprint, \
+                &cached(
+                    &client,
+                    "SELECT u.country, u.batch_tag, u.created_at, u.uploader_thumbprint, \
                         u.signer_thumbprint, u.batch_signature, u.key_count \
                  FROM batches b JOIN uploads u ON u.batch_id = b.id \
                  WHERE b.tag = $1 AND u.key_count > 0 ORDER BY u.id",
+                )
+                .await?,
                 &[&tag.to_string()],
             )
             .await
@@ -902,8 +970,12 @@ impl StatsStore for PgStore {
         let client = self.db.client().await?;
         client
             .execute(
-                "INSERT INTO download_stats (country, batch_tag, number_of_keys, requested_at) \
+                &cached(
+                    &client,
+                    "INSERT INTO download_stats (country, batch_tag, number_of_keys, requested_at) \
                  VALUES ($1, $2, $3, $4)",
+                )
+                .await?,
                 &[
                     &stat.country,
                     &stat.batch_tag.to_string(),
@@ -920,8 +992,12 @@ impl StatsStore for PgStore {
         let client = self.db.client().await?;
         let rows = client
             .query(
-                "SELECT country, batch_tag, number_of_keys, created_at FROM upload_stats \
+                &cached(
+                    &client,
+                    "SELECT country, batch_tag, number_of_keys, created_at FROM upload_stats \
                  WHERE created_at >= $1 ORDER BY id",
+                )
+                .await?,
                 &[&to_store_precision(since)],
             )
             .await
@@ -942,8 +1018,12 @@ impl StatsStore for PgStore {
         let client = self.db.client().await?;
         let rows = client
             .query(
-                "SELECT country, batch_tag, number_of_keys, requested_at FROM download_stats \
+                &cached(
+                    &client,
+                    "SELECT country, batch_tag, number_of_keys, requested_at FROM download_stats \
                  WHERE requested_at >= $1 ORDER BY id",
+                )
+                .await?,
                 &[&to_store_precision(since)],
             )
             .await
@@ -964,8 +1044,12 @@ impl StatsStore for PgStore {
         let client = self.db.client().await?;
         let rows = client
             .query(
-                "SELECT ran_at, cutoff, deleted, keys_before, keys_after FROM cleanup_stats \
+                &cached(
+                    &client,
+                    "SELECT ran_at, cutoff, deleted, keys_before, keys_after FROM cleanup_stats \
                  WHERE ran_at >= $1 ORDER BY id",
+                )
+                .await?,
                 &[&to_store_precision(since)],
             )
             .await
@@ -1002,10 +1086,10 @@ impl PgStore {
         // One statement, one snapshot: the counts before and the deleted count agree.
         let row = tx
             .query_one(
-                "WITH del AS (DELETE FROM uploads WHERE created_at < $1 RETURNING id, key_count), \
+                &cached(&tx, "WITH del AS (DELETE FROM uploads WHERE created_at < $1 RETURNING id, key_count), \
                       dk AS (DELETE FROM keys WHERE upload_id IN (SELECT id FROM del)) \
                  SELECT (SELECT coalesce(sum(key_count), 0) FROM uploads)::int8, \
-                        (SELECT coalesce(sum(key_count), 0) FROM del)::int8",
+                        (SELECT coalesce(sum(key_count), 0) FROM del)::int8").await?,
                 &[&cutoff],
             )
             .await?;
@@ -1022,8 +1106,12 @@ impl PgStore {
             keys_after,
         };
         tx.execute(
-            "INSERT INTO cleanup_stats (ran_at, cutoff, deleted, keys_before, keys_after) \
+            &cached(
+                &tx,
+                "INSERT INTO cleanup_stats (ran_at, cutoff, deleted, keys_before, keys_after) \
              VALUES ($1, $2, $3, $4, $5)",
+            )
+            .await?,
             &[
                 &ran_at,
                 &cutoff,
@@ -1043,9 +1131,13 @@ impl PgStore {
         lock_batching(&tx).await?;
         let n = tx
             .execute(
-                "DELETE FROM batches b WHERE b.created_at < $1 \
+                &cached(
+                    &tx,
+                    "DELETE FROM batches b WHERE b.created_at < $1 \
                    AND b.id <> (SELECT max(id) FROM batches) \
                    AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.batch_id = b.id)",
+                )
+                .await?,
                 &[&to_store_precision(cutoff)],
             )
             .await?;
@@ -1072,9 +1164,13 @@ impl RetentionStore for PgStore {
         let client = self.db.client().await?;
         let row = client
             .query_one(
-                "SELECT coalesce(sum(key_count), 0)::int8, \
+                &cached(
+                    &client,
+                    "SELECT coalesce(sum(key_count), 0)::int8, \
                         coalesce(sum(key_count) FILTER (WHERE batch_id IS NULL), 0)::int8 \
                  FROM uploads",
+                )
+                .await?,
                 &[],
             )
             .await
