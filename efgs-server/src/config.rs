@@ -50,6 +50,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::jobs::JobSchedule;
 use crate::net::NetLimits;
 
 /// The environment variable naming the configuration file.
@@ -1632,6 +1633,30 @@ impl Config {
             max_header_bytes: h.max_header_bytes,
             ..NetLimits::default()
         }
+    }
+
+    /// The batching job's schedule: a check every `batching.check_secs`, each run bounded by
+    /// `batching.run_limit_secs` (whether a batch is due is decided by the run, from
+    /// `batching.interval_secs` and `batching.max_keys`).
+    pub fn batching_schedule(&self) -> JobSchedule {
+        JobSchedule::new(
+            "batching",
+            Duration::from_secs(self.batching.check_secs),
+            Duration::from_secs(self.batching.run_limit_secs),
+        )
+    }
+
+    /// The retention job's schedule: every `retention.interval_secs`, bounded by
+    /// `retention.run_limit_secs`, the first run shortly after start.
+    pub fn retention_schedule(&self) -> JobSchedule {
+        JobSchedule::new(
+            "retention",
+            Duration::from_secs(self.retention.interval_secs),
+            Duration::from_secs(self.retention.run_limit_secs),
+        )
+        .first_run_after(
+            Duration::from_secs(60).min(Duration::from_secs(self.retention.interval_secs)),
+        )
     }
 
     /// Every setting with its effective value (secrets redacted), one `key = value` per line.

@@ -185,7 +185,13 @@ mod tests {
             JobSchedule::new("t", ms(10), ms(500)).first_run_after(ms(0)),
             move |_ctx| {
                 let n = r.fetch_add(1, Ordering::SeqCst);
-                async move { if n.is_multiple_of(2) { Err("transient") } else { Ok(()) } }
+                async move {
+                    if n.is_multiple_of(2) {
+                        Err("transient")
+                    } else {
+                        Ok(())
+                    }
+                }
             },
         );
         tokio::time::sleep(ms(150)).await;

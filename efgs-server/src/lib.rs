@@ -101,9 +101,11 @@ where
             )
         }
     };
-    let local = listener.local_addr().ok();
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| cfg.listen.to_string(), |a| a.to_string());
     tracing::info!(
-        listen = ?local,
+        listen = %local,
         auth = cfg.auth.mode.as_str(),
         storage = cfg.storage.as_str(),
         "serving"

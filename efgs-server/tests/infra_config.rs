@@ -100,6 +100,8 @@ fn defaults_with_a_trust_anchor_are_valid() {
     assert!(!cfg.signature.allow_sha1);
     assert_eq!(cfg.trust_anchors_der().unwrap().len(), 1);
     assert_eq!(cfg.net_limits().max_body_bytes, Some(16 * 1024 * 1024));
+    assert_eq!(cfg.batching_schedule().run_limit.as_secs(), 1200);
+    assert_eq!(cfg.retention_schedule().every.as_secs(), 3600);
 }
 
 #[test]
