@@ -14,7 +14,11 @@
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod api;
+pub mod app;
+pub mod cli;
 pub mod config;
+pub mod error;
 pub mod jobs;
 pub mod net;
 
@@ -32,6 +36,18 @@ pub enum ServeError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The store could not be opened or failed.
+    #[error("storage: {0}")]
+    Store(#[source] efgs_core::store::StoreError),
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The listen address could not be bound.
     #[error("listen: cannot bind {addr}: {source}")]
     Bind {
@@ -48,6 +64,8 @@ impl ServeError {
         match self {
             ServeError::Config(e) => e.code(),
             ServeError::Bind { .. } => "listen-bind",
+            ServeError::Store(e) => e.code(),
+            ServeError::Io { .. } => "io",
         }
     }
 }

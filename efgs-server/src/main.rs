@@ -1,11 +1,11 @@
-//! The efgs-server binary: command line, configuration, tracing, serve.
+//! The efgs-server binary: command line, configuration, tracing, then one library call.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+use efgs_server::cli;
 use efgs_server::config::{Config, settings_help};
-use warp::Filter as _;
 
 #[derive(Parser)]
 #[command(version, about = "European Federation Gateway Service server")]
@@ -25,25 +25,11 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Apply database migrations.
+    /// Apply the database migrations (PostgreSQL) and exit.
     Migrate,
     /// Manage the trust list.
     #[command(subcommand)]
-    TrustList(TrustList),
-    /// Run a local demo federation.
-    Demo,
-}
-
-#[derive(Subcommand)]
-enum TrustList {
-    /// Sign a certificate entry with the trust anchor key.
-    Sign,
-    /// Import signed entries.
-    Import,
-    /// Revoke a certificate.
-    Revoke,
-    /// List entries.
-    List,
+    TrustList(cli::TrustListCommand),
 }
 
 #[tokio::main]
@@ -56,13 +42,10 @@ async fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let check = match cli.command.unwrap_or(Command::Serve { check: false }) {
-        Command::Serve { check } => check,
-        Command::Migrate | Command::TrustList(_) | Command::Demo => {
-            eprintln!("efgs-server: not implemented yet");
-            return ExitCode::from(2);
-        }
-    };
+    let command = cli.command.unwrap_or(Command::Serve { check: false });
+    if let Command::TrustList(cli::TrustListCommand::Sign(args)) = &command {
+        return cli::sign_entry(args);
+    }
     let cfg = match Config::load(cli.config.as_deref(), std::env::vars_os()) {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -70,24 +53,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(78); // EX_CONFIG
         }
     };
-    if check {
-        print!("{}", cfg.effective_settings());
-        return ExitCode::SUCCESS;
-    }
     if let Err(e) = efgs_server::init_tracing(&cfg) {
         eprintln!("efgs-server: cannot initialise logging: {e}");
         return ExitCode::FAILURE;
     }
-    let result = async {
-        let listener = efgs_server::bind(&cfg).await?;
-        let routes = warp::path("healthz").and(warp::path::end()).map(|| "ok");
-        efgs_server::serve_with(&cfg, listener, routes, efgs_server::shutdown_signal()).await
-    };
-    match result.await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(code = e.code(), "{e}");
-            ExitCode::FAILURE
+    match command {
+        Command::Serve { check: true } => {
+            print!("{}", cfg.effective_settings());
+            ExitCode::SUCCESS
         }
+        Command::Serve { check: false } => cli::serve(&cfg).await,
+        Command::Migrate => cli::migrate(&cfg).await,
+        Command::TrustList(tl) => cli::trust_list(&cfg, tl).await,
     }
 }
