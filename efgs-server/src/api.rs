@@ -7,11 +7,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use efgs_core::Error;
 use efgs_core::callback_url::IpCidr;
 use efgs_core::gateway::{Credentials, Gateway, UploadRequest};
-use efgs_core::media::{self, BodyFormat};
+use efgs_core::media;
 use efgs_core::store::UploadOutcome;
-use efgs_core::Error;
 use time::OffsetDateTime;
 use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::Response;
@@ -103,13 +103,18 @@ pub fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Infall
         .and(conn)
         .and(warp::header::headers_cloned())
         .then(
-            |date: String, state: Arc<AppState>, conn: Option<ConnectionInfo>, headers: HeaderMap| async move {
+            |date: String,
+             state: Arc<AppState>,
+             conn: Option<ConnectionInfo>,
+             headers: HeaderMap| async move {
                 download_handler(&state, conn.as_ref(), &headers, &date).await
             },
         );
 
     let audit = warp::get()
-        .and(warp::path!("diagnosiskeys" / "audit" / "download" / String / String))
+        .and(warp::path!(
+            "diagnosiskeys" / "audit" / "download" / String / String
+        ))
         .and(with_state)
         .and(conn)
         .and(warp::header::headers_cloned())
@@ -138,7 +143,10 @@ fn options_reply() -> Response {
     let mut res = Response::new(Bytes::new().into());
     let h = res.headers_mut();
     h.insert(header::ALLOW, HeaderValue::from_static("POST,GET,OPTIONS"));
-    h.insert(header::ACCEPT, HeaderValue::from_static(media::OPTIONS_ACCEPT));
+    h.insert(
+        header::ACCEPT,
+        HeaderValue::from_static(media::OPTIONS_ACCEPT),
+    );
     res
 }
 
@@ -153,7 +161,10 @@ fn path_of(headers: &HeaderMap, fallback: &str) -> String {
 
 fn is_trusted(trusted: &[IpCidr], addr: IpAddr) -> bool {
     let addr = match addr {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     };
     trusted.iter().any(|c| c.contains(addr))

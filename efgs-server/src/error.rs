@@ -69,7 +69,11 @@ pub fn answer_for(err: &Error) -> ErrorAnswer {
             };
             (status, e.code(), message)
         }
-        Error::CallbackUrl(e) => (S::BAD_REQUEST, e.code(), "Callback URL is invalid".to_owned()),
+        Error::CallbackUrl(e) => (
+            S::BAD_REQUEST,
+            e.code(),
+            "Callback URL is invalid".to_owned(),
+        ),
         Error::Tag(e) => (S::NOT_FOUND, e.code(), e.to_string()),
         Error::Download(e) => {
             use efgs_core::download::DownloadError as D;
@@ -181,7 +185,11 @@ pub fn problem(
 pub fn error_response(err: &Error, path: &str) -> Response {
     let a = answer_for(err);
     if let Error::Request(RequestError::KeyConflicts(map)) = err {
-        tracing::info!(code = a.code, conflicts = map.conflict.len(), "upload rejected with 207");
+        tracing::info!(
+            code = a.code,
+            conflicts = map.conflict.len(),
+            "upload rejected with 207"
+        );
         return multi_status(map);
     }
     if a.status.is_server_error() {

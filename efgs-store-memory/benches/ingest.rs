@@ -36,7 +36,7 @@ fn ingest(c: &mut Criterion) {
                 let start = Instant::now();
                 let r = rt.block_on(store.insert_upload(up)).unwrap();
                 total += start.elapsed();
-                black_box(r);
+                let _ = black_box(r);
             }
             total
         })
@@ -49,7 +49,7 @@ fn ingest(c: &mut Criterion) {
             for i in 0..iters {
                 let store = MemoryStore::new();
                 let up = generate::upload("DE", &format!("t{i}"), kg.keys("DE", KEYS), BASE);
-                rt.block_on(store.insert_upload(up)).unwrap();
+                let _ = rt.block_on(store.insert_upload(up)).unwrap();
                 let start = Instant::now();
                 let made = rt
                     .block_on(store.create_next_batch(BASE, KEYS))

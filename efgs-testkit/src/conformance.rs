@@ -607,7 +607,7 @@ pub async fn upload_tags_are_scoped_per_country(store: Arc<DynStore>) {
     );
 }
 
-/// The reference case: [k1] stored, then [k1, k2] gives 201 = [1], 409 = [0], and still one
+/// The reference case: `[k1]` stored, then `[k1, k2]` gives 201 = `[1]`, 409 = `[0]`, and still one
 /// key stored; the rejected tag can then be used.
 pub async fn upload_duplicate_of_stored_key_rejects_whole_upload(store: Arc<DynStore>) {
     let mut g = KeyGen::new(6);

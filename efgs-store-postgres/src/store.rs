@@ -1,0 +1,1219 @@
+//! [`PgStore`]: the storage traits of `efgs_core::store` on PostgreSQL.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use efgs_core::batching::{PendingUpload, plan_next_batch};
+use efgs_core::cert::Thumbprint;
+use efgs_core::model::{CertificateType, DiagnosisKey, FormatVersion};
+use efgs_core::store::{
+    AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat, KeyConflicts,
+    KeyCounts, KeyHash, KeyStore, NewUpload, PendingSummary, RetentionStore, StatsStore,
+    StoreError, TrustEntry, TrustListStore, UploadInfo, UploadOutcome, UploadReceipt, UploadStat,
+    UploadStore, Upserted, to_store_precision,
+};
+use efgs_core::tag::BatchTag;
+use prost::Message;
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+
+use crate::config::PgConfig;
+use crate::crypto::KeyRing;
+use crate::db::Db;
+use crate::error::PgError;
+use crate::migrate::LOCK_CLASS;
+
+/// How often an upload or batch transaction is retried after a deadlock or serialization
+/// failure before the caller gets `Unavailable`.
+const MAX_ATTEMPTS: usize = 3;
+
+/// The PostgreSQL store. Cheap to clone (the pool is shared).
+///
+/// Open it with [`PgStore::connect`]; it implements every trait of `efgs_core::store`.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    db: Arc<Db>,
+}
+
+impl PgStore {
+    /// Connects: builds the pool, creates the configured schema if missing, and applies the
+    /// embedded migrations (serialised across instances). Fails with
+    /// `StoreError::Unavailable` when the database cannot be reached, and with
+    /// `StoreError::Backend` for invalid settings or a database migrated by an unknown
+    /// (newer) version.
+    pub async fn connect(cfg: &PgConfig) -> Result<Self, StoreError> {
+        let db = Db::connect(cfg).await?;
+        Ok(PgStore { db: Arc::new(db) })
+    }
+
+    /// Closes the pool: waiting and later calls fail with `Unavailable`.
+    pub fn close(&self) {
+        self.db.pool.close();
+    }
+
+    /// Re-encrypts up to `limit` key rows sealed under a key id other than the active one,
+    /// so that an old encryption key can be removed from the configuration afterwards.
+    /// Returns how many rows were re-encrypted (0 when none is left). Each call is one
+    /// transaction.
+    pub async fn reencrypt_keys(&self, limit: usize) -> Result<u64, StoreError> {
+        Ok(self.reencrypt_inner(limit).await?)
+    }
+
+    async fn reencrypt_inner(&self, limit: usize) -> Result<u64, PgError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut client = self.db.client().await?;
+        let tx = client.transaction().await?;
+        let active = self.db.ring.active();
+        let rows = tx
+            .query(
+                &cached(
+                    &tx,
+                    "SELECT upload_id, position, dup_hash, key_id, nonce, payload FROM keys \
+                 WHERE key_id <> $1 LIMIT $2 FOR UPDATE SKIP LOCKED",
+                )
+                .await?,
+                &[&active, &limit],
+            )
+            .await?;
+        let update = tx
+            .prepare("UPDATE keys SET key_id = $3, nonce = $4, payload = $5 WHERE upload_id = $1 AND position = $2")
+            .await?;
+        let nonces = KeyRing::nonces(rows.len())?;
+        for (row, nonce) in rows.iter().zip(nonces) {
+            let upload_id: i64 = row.try_get(0)?;
+            let position: i32 = row.try_get(1)?;
+            let hash: &[u8] = row.try_get(2)?;
+            let plain =
+                self.db
+                    .ring
+                    .open(row.try_get(3)?, row.try_get(4)?, hash, row.try_get(5)?)?;
+            let sealed = self.db.ring.seal_with_nonce(hash, &plain, nonce)?;
+            tx.execute(
+                &update,
+                &[
+                    &upload_id,
+                    &position,
+                    &sealed.key_id,
+                    &&sealed.nonce[..],
+                    &sealed.ciphertext,
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+}
+
+impl From<PgError> for StoreError {
+    fn from(e: PgError) -> Self {
+        if e.is_transient() {
+            return StoreError::Unavailable {
+                source: Box::new(e),
+            };
+        }
+        if e.is_unique_violation() {
+            let what = match e.constraint() {
+                Some("certificates_thumbprint_key") => "trust-list entry",
+                Some("batches_tag_key" | "batches_date_seq_key") => "download batch",
+                Some("uploads_country_tag_key") => "upload",
+                Some("keys_dup_hash_key") => "diagnosis key",
+                _ => "record",
+            };
+            return StoreError::AlreadyExists { what };
+        }
+        StoreError::Backend {
+            backend: "postgres",
+            source: Box::new(e),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row helpers
+// ---------------------------------------------------------------------------------------------
+
+fn thumbprint(row: &Row, idx: usize) -> Result<Thumbprint, PgError> {
+    let s: &str = row.try_get(idx)?;
+    Thumbprint::parse_hex(s).ok_or(PgError::Corrupt("thumbprint"))
+}
+
+fn batch_tag(s: &str) -> Result<BatchTag, PgError> {
+    BatchTag::parse(s).map_err(|_| PgError::Corrupt("download batch tag"))
+}
+
+fn count(row: &Row, idx: usize) -> Result<u64, PgError> {
+    let n: i64 = row.try_get(idx)?;
+    u64::try_from(n).map_err(|_| PgError::Corrupt("negative count"))
+}
+
+fn key_count(row: &Row, idx: usize) -> Result<u64, PgError> {
+    let n: i32 = row.try_get(idx)?;
+    u64::try_from(n).map_err(|_| PgError::Corrupt("negative key count"))
+}
+
+fn to_i64(n: u64) -> Result<i64, PgError> {
+    i64::try_from(n).map_err(|_| PgError::Config(format!("count {n} out of range")))
+}
+
+fn format_version(row: &Row, major: usize, minor: usize) -> Result<FormatVersion, PgError> {
+    let ma: i32 = row.try_get(major)?;
+    let mi: i32 = row.try_get(minor)?;
+    Ok(FormatVersion {
+        major: u16::try_from(ma).map_err(|_| PgError::Corrupt("format version"))?,
+        minor: u16::try_from(mi).map_err(|_| PgError::Corrupt("format version"))?,
+    })
+}
+
+/// `SELECT tag, created_at, next_tag, key_count` → `BatchInfo`.
+fn batch_info(row: &Row) -> Result<BatchInfo, PgError> {
+    let tag: &str = row.try_get(0)?;
+    let link: Option<&str> = row.try_get(2)?;
+    Ok(BatchInfo {
+        tag: batch_tag(tag)?,
+        created_at: row.try_get(1)?,
+        link: link.map(batch_tag).transpose()?,
+        number_of_keys: key_count(row, 3)?,
+    })
+}
+
+const BATCH_COLUMNS: &str = "tag, created_at, next_tag, key_count";
+
+/// Prepares `sql` through the connection's statement cache (saves a round trip per call).
+async fn cached<C: GenericClient>(
+    client: &C,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, PgError> {
+    Ok(client.prepare_cached(sql).await?)
+}
+
+/// Takes the advisory lock that serialises batch creation and retention within the schema.
+async fn lock_batching(tx: &impl GenericClient) -> Result<(), PgError> {
+    tx.execute(
+        &cached(
+            tx,
+            "SELECT pg_advisory_xact_lock($1, hashtext('batching:' || current_schema()))",
+        )
+        .await?,
+        &[&LOCK_CLASS],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether an error inside a transaction is worth retrying the whole transaction.
+fn retry_in_place(e: &PgError) -> bool {
+    use tokio_postgres::error::SqlState;
+    matches!(
+        e.sql_state(),
+        Some(s) if *s == SqlState::T_R_DEADLOCK_DETECTED || *s == SqlState::T_R_SERIALIZATION_FAILURE
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trust list
+// ---------------------------------------------------------------------------------------------
+
+const TRUST_COLUMNS: &str = "thumbprint, country, cert_type, pem, signature, revoked, created_at";
+
+fn trust_entry(row: &Row) -> Result<TrustEntry, PgError> {
+    let cert_type: &str = row.try_get(2)?;
+    Ok(TrustEntry {
+        thumbprint: thumbprint(row, 0)?,
+        country: row.try_get(1)?,
+        cert_type: CertificateType::parse(cert_type).ok_or(PgError::Corrupt("certificate type"))?,
+        pem: row.try_get(3)?,
+        signature: row.try_get(4)?,
+        revoked: row.try_get(5)?,
+        created_at: row.try_get(6)?,
+    })
+}
+
+#[async_trait]
+impl TrustListStore for PgStore {
+    async fn upsert_trust_entry(&self, entry: TrustEntry) -> Result<Upserted, StoreError> {
+        let client = self.db.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO certificates \
+                   (thumbprint, country, cert_type, pem, signature, revoked, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (thumbprint) DO UPDATE SET \
+                   country = EXCLUDED.country, cert_type = EXCLUDED.cert_type, \
+                   pem = EXCLUDED.pem, signature = EXCLUDED.signature, \
+                   revoked = EXCLUDED.revoked, created_at = EXCLUDED.created_at \
+                 RETURNING (xmax = 0)",
+            )
+            .await
+            .map_err(PgError::from)?;
+        let row = client
+            .query_one(
+                &stmt,
+                &[
+                    &entry.thumbprint.as_str(),
+                    &entry.country,
+                    &entry.cert_type.as_str(),
+                    &entry.pem,
+                    &entry.signature,
+                    &entry.revoked,
+                    &to_store_precision(entry.created_at),
+                ],
+            )
+            .await
+            .map_err(PgError::from)?;
+        let inserted: bool = row.try_get(0).map_err(PgError::from)?;
+        Ok(if inserted {
+            Upserted::Inserted
+        } else {
+            Upserted::Replaced
+        })
+    }
+
+    async fn trust_entry(&self, thumbprint: &Thumbprint) -> Result<Option<TrustEntry>, StoreError> {
+        let client = self.db.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {TRUST_COLUMNS} FROM certificates WHERE thumbprint = $1"
+            ))
+            .await
+            .map_err(PgError::from)?;
+        let row = client
+            .query_opt(&stmt, &[&thumbprint.as_str()])
+            .await
+            .map_err(PgError::from)?;
+        Ok(row.as_ref().map(trust_entry).transpose()?)
+    }
+
+    async fn revoke_trust_entry(&self, thumbprint: &Thumbprint) -> Result<(), StoreError> {
+        let client = self.db.client().await?;
+        let n = client
+            .execute(
+                &cached(
+                    &client,
+                    "UPDATE certificates SET revoked = true WHERE thumbprint = $1",
+                )
+                .await?,
+                &[&thumbprint.as_str()],
+            )
+            .await
+            .map_err(PgError::from)?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                what: "trust-list entry",
+            });
+        }
+        Ok(())
+    }
+
+    async fn list_trust_entries(&self) -> Result<Vec<TrustEntry>, StoreError> {
+        let client = self.db.client().await?;
+        let rows = client
+            .query(
+                &cached(
+                    &client,
+                    &format!(
+                        "SELECT {TRUST_COLUMNS} FROM certificates ORDER BY country COLLATE \"C\", \
+                     cert_type COLLATE \"C\", thumbprint COLLATE \"C\""
+                    ),
+                )
+                .await?,
+                &[],
+            )
+            .await
+            .map_err(PgError::from)?;
+        Ok(rows.iter().map(trust_entry).collect::<Result<_, _>>()?)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Uploads
+// ---------------------------------------------------------------------------------------------
+
+/// A key row ready for COPY.
+struct KeyRow {
+    position: i32,
+    hash: KeyHash,
+    key_id: i16,
+    nonce: [u8; crate::crypto::NONCE_LEN],
+    payload: Vec<u8>,
+}
+
+/// The result of one attempt at storing an upload.
+enum Attempt {
+    Done(Result<UploadOutcome, StoreError>),
+    Retry,
+}
+
+/// Indices that repeat an earlier key's hash within the upload.
+fn repeated_indices(upload: &NewUpload) -> Vec<usize> {
+    let mut seen = HashSet::with_capacity(upload.keys.len());
+    upload
+        .keys
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| !seen.insert(k.hash))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The 207 lists: indices whose hash is in `stored`, or repeats an earlier key.
+fn conflicts_of(upload: &NewUpload, stored: &HashSet<Vec<u8>>) -> KeyConflicts {
+    let mut seen = HashSet::with_capacity(upload.keys.len());
+    let conflict: Vec<usize> = upload
+        .keys
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| stored.contains(&k.hash[..]) | !seen.insert(k.hash))
+        .map(|(i, _)| i)
+        .collect();
+    KeyConflicts::from_indices(upload.keys.len(), &conflict, &[])
+}
+
+impl PgStore {
+    /// Seals every key (AES-256-GCM, fresh nonce each) and sorts the rows by hash, so that
+    /// concurrent uploads sharing keys take the index locks in one order and cannot deadlock.
+    fn seal_rows(&self, upload: &NewUpload) -> Result<Vec<KeyRow>, PgError> {
+        let nonces = KeyRing::nonces(upload.keys.len())?;
+        let mut rows = Vec::with_capacity(upload.keys.len());
+        let mut plain = Vec::with_capacity(128);
+        for (i, (key, nonce)) in upload.keys.iter().zip(nonces).enumerate() {
+            plain.clear();
+            key.key
+                .encode(&mut plain)
+                .map_err(|_| PgError::Corrupt("key does not encode"))?;
+            let sealed = self.db.ring.seal_with_nonce(&key.hash, &plain, nonce)?;
+            rows.push(KeyRow {
+                position: i32::try_from(i)
+                    .map_err(|_| PgError::Config("too many keys in one upload".into()))?,
+                hash: key.hash,
+                key_id: sealed.key_id,
+                nonce: sealed.nonce,
+                payload: sealed.ciphertext,
+            });
+        }
+        rows.sort_unstable_by_key(|r| r.hash);
+        Ok(rows)
+    }
+
+    /// The stored subset of the upload's key hashes.
+    async fn stored_hashes(
+        client: &impl GenericClient,
+        upload: &NewUpload,
+    ) -> Result<HashSet<Vec<u8>>, PgError> {
+        let hashes: Vec<&[u8]> = upload.keys.iter().map(|k| &k.hash[..]).collect();
+        let rows = client
+            .query(
+                &cached(client, "SELECT dup_hash FROM keys WHERE dup_hash = ANY($1)").await?,
+                &[&hashes],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<_, Vec<u8>>(0).map_err(PgError::from))
+            .collect()
+    }
+
+    /// The stored upload under (country, tag): `content_digest, key_count, created_at`.
+    async fn upload_by_tag(
+        client: &impl GenericClient,
+        upload: &NewUpload,
+    ) -> Result<Option<Row>, PgError> {
+        Ok(client
+            .query_opt(
+                &cached(
+                    client,
+                    "SELECT content_digest, key_count, created_at FROM uploads \
+                 WHERE country = $1 AND batch_tag = $2",
+                )
+                .await?,
+                &[&upload.country, &upload.batch_tag],
+            )
+            .await?)
+    }
+
+    /// The outcome when (country, tag) is already taken by the upload in `row`.
+    fn taken(upload: &NewUpload, row: &Row) -> Result<Result<UploadOutcome, StoreError>, PgError> {
+        let digest: &[u8] = row.try_get(0)?;
+        if digest != upload.content_digest {
+            return Ok(Err(StoreError::BatchTagExists {
+                country: upload.country.clone(),
+                batch_tag: upload.batch_tag.clone(),
+            }));
+        }
+        Ok(Ok(UploadOutcome::Replayed(UploadReceipt {
+            country: upload.country.clone(),
+            batch_tag: upload.batch_tag.clone(),
+            number_of_keys: key_count(row, 1)?,
+            created_at: row.try_get(2)?,
+        })))
+    }
+
+    /// An upload repeating a key within itself can never be stored: report the tag rule
+    /// first, then every index, reading both in one snapshot.
+    async fn reject_repeats(
+        &self,
+        upload: &NewUpload,
+    ) -> Result<Result<UploadOutcome, StoreError>, PgError> {
+        let mut client = self.db.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        if let Some(row) = Self::upload_by_tag(&tx, upload).await? {
+            return Self::taken(upload, &row);
+        }
+        let stored = Self::stored_hashes(&tx, upload).await?;
+        tx.commit().await?;
+        Ok(Err(StoreError::DuplicateKeys(conflicts_of(
+            upload, &stored,
+        ))))
+    }
+
+    /// One attempt at storing an upload whose keys are already sealed.
+    async fn try_store(
+        &self,
+        upload: &NewUpload,
+        rows: &[KeyRow],
+        created_at: OffsetDateTime,
+    ) -> Result<Attempt, PgError> {
+        let mut client = self.db.client().await?;
+        let tx = client.transaction().await?;
+        // The upload row and its statistics row in one statement. ON CONFLICT waits for a
+        // concurrent insert of the same (country, tag) to commit or roll back.
+        let insert = tx
+            .prepare_cached(
+                "WITH u AS ( \
+                   INSERT INTO uploads (country, batch_tag, batch_signature, uploader_thumbprint, \
+                     signer_thumbprint, format_major, format_minor, content_digest, key_count, \
+                     created_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                   ON CONFLICT (country, batch_tag) DO NOTHING \
+                   RETURNING id, country, batch_tag, key_count, created_at), \
+                 s AS ( \
+                   INSERT INTO upload_stats (country, batch_tag, number_of_keys, created_at) \
+                   SELECT country, batch_tag, key_count, created_at FROM u) \
+                 SELECT id FROM u",
+            )
+            .await?;
+        let n_keys = i32::try_from(rows.len())
+            .map_err(|_| PgError::Config("too many keys in one upload".into()))?;
+        let params: [&(dyn ToSql + Sync); 10] = [
+            &upload.country,
+            &upload.batch_tag,
+            &upload.batch_signature,
+            &upload.uploader_thumbprint.as_str(),
+            &upload.signing_thumbprint.as_str(),
+            &i32::from(upload.format.major),
+            &i32::from(upload.format.minor),
+            &&upload.content_digest[..],
+            &n_keys,
+            &created_at,
+        ];
+        let Some(row) = tx.query_opt(&insert, &params).await? else {
+            // The tag is taken by a committed upload.
+            let existing = Self::upload_by_tag(&tx, upload).await?;
+            tx.rollback().await?;
+            return match existing {
+                Some(row) => Ok(Attempt::Done(Self::taken(upload, &row)?)),
+                // Deleted again in between (retention): try again.
+                None => Ok(Attempt::Retry),
+            };
+        };
+        let upload_id: i64 = row.try_get(0)?;
+        if !rows.is_empty() {
+            match copy_keys(&tx, upload_id, rows).await {
+                Ok(()) => {}
+                Err(e) if e.is_unique_violation() => {
+                    tx.rollback().await?;
+                    let stored = Self::stored_hashes(&client, upload).await?;
+                    let c = conflicts_of(upload, &stored);
+                    if c.conflict.is_empty() {
+                        // The conflicting key was deleted in between: try again.
+                        return Ok(Attempt::Retry);
+                    }
+                    return Ok(Attempt::Done(Err(StoreError::DuplicateKeys(c))));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        Ok(Attempt::Done(Ok(UploadOutcome::Stored(UploadReceipt {
+            country: upload.country.clone(),
+            batch_tag: upload.batch_tag.clone(),
+            number_of_keys: rows.len() as u64,
+            created_at,
+        }))))
+    }
+}
+
+/// Writes the key rows of one upload with binary COPY.
+async fn copy_keys(
+    tx: &deadpool_postgres::Transaction<'_>,
+    upload_id: i64,
+    rows: &[KeyRow],
+) -> Result<(), PgError> {
+    let stmt = tx
+        .prepare_cached(
+            "COPY keys (upload_id, position, dup_hash, key_id, nonce, payload) \
+             FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    let sink = tx.copy_in(&stmt).await?;
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::INT8,
+            Type::INT4,
+            Type::BYTEA,
+            Type::INT2,
+            Type::BYTEA,
+            Type::BYTEA,
+        ],
+    );
+    tokio::pin!(writer);
+    for r in rows {
+        writer
+            .as_mut()
+            .write(&[
+                &upload_id,
+                &r.position,
+                &&r.hash[..],
+                &r.key_id,
+                &&r.nonce[..],
+                &r.payload,
+            ])
+            .await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+#[async_trait]
+impl UploadStore for PgStore {
+    async fn insert_upload(&self, upload: NewUpload) -> Result<UploadOutcome, StoreError> {
+        if !repeated_indices(&upload).is_empty() {
+            return self.reject_repeats(&upload).await?;
+        }
+        let rows = self.seal_rows(&upload)?;
+        let created_at = to_store_precision(upload.created_at);
+        let mut last: Option<PgError> = None;
+        for _ in 0..MAX_ATTEMPTS {
+            match self.try_store(&upload, &rows, created_at).await {
+                Ok(Attempt::Done(result)) => return result,
+                Ok(Attempt::Retry) => {}
+                Err(e) if retry_in_place(&e) => last = Some(e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Unavailable {
+            source: match last {
+                Some(e) => Box::new(e),
+                None => "the upload kept racing with concurrent deletions".into(),
+            },
+        })
+    }
+
+    async fn upload_info(
+        &self,
+        country: &str,
+        batch_tag_: &str,
+    ) -> Result<Option<UploadInfo>, StoreError> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_opt(
+                &cached(
+                    &client,
+                    "SELECT u.key_count, u.format_major, u.format_minor, u.created_at, \
+                        u.content_digest, b.tag \
+                 FROM uploads u LEFT JOIN batches b ON b.id = u.batch_id \
+                 WHERE u.country = $1 AND u.batch_tag = $2",
+                )
+                .await?,
+                &[&country, &batch_tag_],
+            )
+            .await
+            .map_err(PgError::from)?;
+        let Some(row) = row else { return Ok(None) };
+        let digest: &[u8] = row.try_get(4).map_err(PgError::from)?;
+        let tag: Option<&str> = row.try_get(5).map_err(PgError::from)?;
+        Ok(Some(UploadInfo {
+            country: country.to_owned(),
+            batch_tag: batch_tag_.to_owned(),
+            number_of_keys: key_count(&row, 0)?,
+            format: format_version(&row, 1, 2)?,
+            created_at: row.try_get(3).map_err(PgError::from)?,
+            content_digest: digest
+                .try_into()
+                .map_err(|_| PgError::Corrupt("content digest"))?,
+            download_batch: tag.map(batch_tag).transpose()?,
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Download batches
+// ---------------------------------------------------------------------------------------------
+
+impl PgStore {
+    async fn try_create_batch(
+        &self,
+        now: OffsetDateTime,
+        max_keys: usize,
+    ) -> Result<Option<CreatedBatch>, PgError> {
+        let mut client = self.db.client().await?;
+        let tx = client.transaction().await?;
+        lock_batching(&tx).await?;
+        // After the lock, every statement sees the batches of earlier lock holders.
+        let latest = tx
+            .query_opt(
+                &cached(
+                    &tx,
+                    "SELECT id, tag, created_at FROM batches ORDER BY id DESC LIMIT 1",
+                )
+                .await?,
+                &[],
+            )
+            .await?;
+        let limit = i64::try_from(max_keys.saturating_add(1)).unwrap_or(i64::MAX);
+        let pending = tx
+            .query(
+                &cached(
+                    &tx,
+                    "SELECT id, key_count, format_major, format_minor, created_at FROM uploads \
+                 WHERE batch_id IS NULL AND key_count > 0 ORDER BY id LIMIT $1",
+                )
+                .await?,
+                &[&limit],
+            )
+            .await?;
+        if pending.is_empty() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let mut plan = Vec::with_capacity(pending.len());
+        for row in &pending {
+            plan.push(PendingUpload {
+                key_count: usize::try_from(key_count(row, 1)?)
+                    .map_err(|_| PgError::Corrupt("key count"))?,
+                format: format_version(row, 2, 3)?,
+                created_at: row.try_get(4)?,
+            });
+        }
+        let take = plan_next_batch(&plan, max_keys).max(1).min(pending.len());
+        let ids: Vec<i64> = pending[..take]
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let keys: u64 = plan[..take].iter().map(|p| p.key_count as u64).sum();
+        let format = plan[0].format;
+
+        let mut at = to_store_precision(now);
+        let (previous_id, previous_tag) = match &latest {
+            Some(row) => {
+                let created: OffsetDateTime = row.try_get(2)?;
+                at = at.max(created);
+                let id: i64 = row.try_get(0)?;
+                (Some(id), Some(batch_tag(row.try_get(1)?)?))
+            }
+            None => (None, None),
+        };
+        let tag = BatchTag::next(previous_tag.as_ref(), at);
+        let tag_text = tag.to_string();
+        let seq = i32::try_from(tag.seq).map_err(|_| PgError::Corrupt("batch sequence"))?;
+        let row = tx
+            .query_one(
+                &cached(
+                    &tx,
+                    "INSERT INTO batches (tag, batch_date, seq, created_at, key_count, \
+                   format_major, format_minor) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .await?,
+                &[
+                    &tag_text,
+                    &tag.date,
+                    &seq,
+                    &at,
+                    &i32::try_from(keys).map_err(|_| PgError::Corrupt("batch key count"))?,
+                    &i32::from(format.major),
+                    &i32::from(format.minor),
+                ],
+            )
+            .await?;
+        let batch_id: i64 = row.try_get(0)?;
+        if let Some(prev) = previous_id {
+            tx.execute(
+                &cached(&tx, "UPDATE batches SET next_tag = $2 WHERE id = $1").await?,
+                &[&prev, &tag_text],
+            )
+            .await?;
+        }
+        let claimed = tx
+            .execute(
+                &cached(
+                    &tx,
+                    "UPDATE uploads SET batch_id = $1 WHERE id = ANY($2) AND batch_id IS NULL",
+                )
+                .await?,
+                &[&batch_id, &ids],
+            )
+            .await?;
+        if claimed != ids.len() as u64 {
+            // Cannot happen while batching and retention share the lock.
+            return Err(PgError::Corrupt(
+                "pending uploads changed under the batching lock",
+            ));
+        }
+        tx.commit().await?;
+        Ok(Some(CreatedBatch {
+            batch: BatchInfo {
+                tag,
+                created_at: at,
+                link: None,
+                number_of_keys: keys,
+            },
+            previous: previous_tag,
+            uploads: ids.len() as u64,
+        }))
+    }
+}
+
+#[async_trait]
+impl BatchStore for PgStore {
+    async fn pending_summary(&self) -> Result<PendingSummary, StoreError> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_one(
+                &cached(
+                    &client,
+                    "SELECT count(*), coalesce(sum(key_count), 0)::int8, min(created_at) \
+                 FROM uploads WHERE batch_id IS NULL AND key_count > 0",
+                )
+                .await?,
+                &[],
+            )
+            .await
+            .map_err(PgError::from)?;
+        Ok(PendingSummary {
+            uploads: count(&row, 0)?,
+            keys: count(&row, 1)?,
+            oldest: row.try_get(2).map_err(PgError::from)?,
+        })
+    }
+
+    async fn create_next_batch(
+        &self,
+        now: OffsetDateTime,
+        max_keys: usize,
+    ) -> Result<Option<CreatedBatch>, StoreError> {
+        let mut last = None;
+        for _ in 0..MAX_ATTEMPTS {
+            match self.try_create_batch(now, max_keys).await {
+                Ok(r) => return Ok(r),
+                Err(e) if retry_in_place(&e) => last = Some(e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Unavailable {
+            source: match last {
+                Some(e) => Box::new(e),
+                None => "batch creation kept failing".into(),
+            },
+        })
+    }
+
+    async fn batch_by_tag(&self, tag: &BatchTag) -> Result<Option<BatchInfo>, StoreError> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_opt(
+                &cached(
+                    &client,
+                    &format!("SELECT {BATCH_COLUMNS} FROM batches WHERE tag = $1"),
+                )
+                .await?,
+                &[&tag.to_string()],
+            )
+            .await
+            .map_err(PgError::from)?;
+        Ok(row.as_ref().map(batch_info).transpose()?)
+    }
+
+    async fn first_batch_at_or_after(
+        &self,
+        instant: OffsetDateTime,
+    ) -> Result<Option<BatchInfo>, StoreError> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_opt(
+                &cached(
+                    &client,
+                    &format!(
+                        "SELECT {BATCH_COLUMNS} FROM batches WHERE created_at >= $1 \
+                     ORDER BY created_at, id LIMIT 1"
+                    ),
+                )
+                .await?,
+                &[&to_store_precision(instant)],
+            )
+            .await
+            .map_err(PgError::from)?;
+        Ok(row.as_ref().map(batch_info).transpose()?)
+    }
+
+    async fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_opt(
+                &cached(
+                    &client,
+                    &format!("SELECT {BATCH_COLUMNS} FROM batches ORDER BY id DESC LIMIT 1"),
+                )
+                .await?,
+                &[],
+            )
+            .await
+            .map_err(PgError::from)?;
+        Ok(row.as_ref().map(batch_info).transpose()?)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys of a batch
+// ---------------------------------------------------------------------------------------------
+
+#[async_trait]
+impl KeyStore for PgStore {
+    async fn batch_keys(
+        &self,
+        tag: &BatchTag,
+        exclude_uploader_country: Option<&str>,
+    ) -> Result<Vec<DiagnosisKey>, StoreError> {
+        let client = self.db.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT k.dup_hash, k.key_id, k.nonce, k.payload \
+                 FROM batches b \
+                 JOIN uploads u ON u.batch_id = b.id \
+                 JOIN keys k ON k.upload_id = u.id \
+                 WHERE b.tag = $1 AND ($2::text IS NULL OR u.country <> $2) \
+                 ORDER BY u.id, k.position",
+            )
+            .await
+            .map_err(PgError::from)?;
+        let rows = client
+            .query(&stmt, &[&tag.to_string(), &exclude_uploader_country])
+            .await
+            .map_err(PgError::from)?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            keys.push(self.open_key(row)?);
+        }
+        Ok(keys)
+    }
+
+    async fn audit_groups(&self, tag: &BatchTag) -> Result<Vec<AuditGroup>, StoreError> {
+        let client = self.db.client().await?;
+        let rows = client
+            .query(
+                &cached(
+                    &client,
+                    "SELECT u.country, u.batch_tag, u.created_at, u.uploader_thumbprint, \
+                        u.signer_thumbprint, u.batch_signature, u.key_count \
+                 FROM batches b JOIN uploads u ON u.batch_id = b.id \
+                 WHERE b.tag = $1 AND u.key_count > 0 ORDER BY u.id",
+                )
+                .await?,
+                &[&tag.to_string()],
+            )
+            .await
+            .map_err(PgError::from)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(AuditGroup {
+                country: row.try_get(0).map_err(PgError::from)?,
+                batch_tag: row.try_get(1).map_err(PgError::from)?,
+                uploaded_at: row.try_get(2).map_err(PgError::from)?,
+                uploader_thumbprint: thumbprint(row, 3)?,
+                signing_thumbprint: thumbprint(row, 4)?,
+                batch_signature: row.try_get(5).map_err(PgError::from)?,
+                amount: key_count(row, 6)?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl PgStore {
+    /// Decrypts and decodes one `dup_hash, key_id, nonce, payload` row.
+    fn open_key(&self, row: &Row) -> Result<DiagnosisKey, PgError> {
+        let hash: &[u8] = row.try_get(0)?;
+        let plain = self
+            .db
+            .ring
+            .open(row.try_get(1)?, row.try_get(2)?, hash, row.try_get(3)?)?;
+        DiagnosisKey::decode(plain.as_slice()).map_err(|_| PgError::Corrupt("key payload"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+// ---------------------------------------------------------------------------------------------
+
+#[async_trait]
+impl StatsStore for PgStore {
+    async fn record_download(&self, stat: DownloadStat) -> Result<(), StoreError> {
+        let client = self.db.client().await?;
+        client
+            .execute(
+                &cached(
+                    &client,
+                    "INSERT INTO download_stats (country, batch_tag, number_of_keys, requested_at) \
+                 VALUES ($1, $2, $3, $4)",
+                )
+                .await?,
+                &[
+                    &stat.country,
+                    &stat.batch_tag.to_string(),
+                    &to_i64(stat.number_of_keys)?,
+                    &to_store_precision(stat.requested_at),
+                ],
+            )
+            .await
+            .map_err(PgError::from)?;
+        Ok(())
+    }
+
+    async fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError> {
+        let client = self.db.client().await?;
+        let rows = client
+            .query(
+                &cached(
+                    &client,
+                    "SELECT country, batch_tag, number_of_keys, created_at FROM upload_stats \
+                 WHERE created_at >= $1 ORDER BY id",
+                )
+                .await?,
+                &[&to_store_precision(since)],
+            )
+            .await
+            .map_err(PgError::from)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(UploadStat {
+                country: row.try_get(0).map_err(PgError::from)?,
+                batch_tag: row.try_get(1).map_err(PgError::from)?,
+                number_of_keys: count(row, 2)?,
+                created_at: row.try_get(3).map_err(PgError::from)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError> {
+        let client = self.db.client().await?;
+        let rows = client
+            .query(
+                &cached(
+                    &client,
+                    "SELECT country, batch_tag, number_of_keys, requested_at FROM download_stats \
+                 WHERE requested_at >= $1 ORDER BY id",
+                )
+                .await?,
+                &[&to_store_precision(since)],
+            )
+            .await
+            .map_err(PgError::from)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(DownloadStat {
+                country: row.try_get(0).map_err(PgError::from)?,
+                batch_tag: batch_tag(row.try_get(1).map_err(PgError::from)?)?,
+                number_of_keys: count(row, 2)?,
+                requested_at: row.try_get(3).map_err(PgError::from)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError> {
+        let client = self.db.client().await?;
+        let rows = client
+            .query(
+                &cached(
+                    &client,
+                    "SELECT ran_at, cutoff, deleted, keys_before, keys_after FROM cleanup_stats \
+                 WHERE ran_at >= $1 ORDER BY id",
+                )
+                .await?,
+                &[&to_store_precision(since)],
+            )
+            .await
+            .map_err(PgError::from)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(CleanupReport {
+                ran_at: row.try_get(0).map_err(PgError::from)?,
+                cutoff: row.try_get(1).map_err(PgError::from)?,
+                deleted: count(row, 2)?,
+                keys_before: count(row, 3)?,
+                keys_after: count(row, 4)?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retention
+// ---------------------------------------------------------------------------------------------
+
+impl PgStore {
+    async fn delete_keys_inner(
+        &self,
+        cutoff: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<CleanupReport, PgError> {
+        let cutoff = to_store_precision(cutoff);
+        let ran_at = to_store_precision(now);
+        let mut client = self.db.client().await?;
+        let tx = client.transaction().await?;
+        lock_batching(&tx).await?;
+        // One statement, one snapshot: the counts before and the deleted count agree.
+        let row = tx
+            .query_one(
+                &cached(&tx, "WITH del AS (DELETE FROM uploads WHERE created_at < $1 RETURNING id, key_count), \
+                      dk AS (DELETE FROM keys WHERE upload_id IN (SELECT id FROM del)) \
+                 SELECT (SELECT coalesce(sum(key_count), 0) FROM uploads)::int8, \
+                        (SELECT coalesce(sum(key_count), 0) FROM del)::int8").await?,
+                &[&cutoff],
+            )
+            .await?;
+        let keys_before = count(&row, 0)?;
+        let deleted = count(&row, 1)?;
+        let keys_after = keys_before
+            .checked_sub(deleted)
+            .ok_or(PgError::Corrupt("deleted more keys than stored"))?;
+        let report = CleanupReport {
+            ran_at,
+            cutoff,
+            deleted,
+            keys_before,
+            keys_after,
+        };
+        tx.execute(
+            &cached(
+                &tx,
+                "INSERT INTO cleanup_stats (ran_at, cutoff, deleted, keys_before, keys_after) \
+             VALUES ($1, $2, $3, $4, $5)",
+            )
+            .await?,
+            &[
+                &ran_at,
+                &cutoff,
+                &to_i64(deleted)?,
+                &to_i64(keys_before)?,
+                &to_i64(keys_after)?,
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn delete_batches_inner(&self, cutoff: OffsetDateTime) -> Result<u64, PgError> {
+        let mut client = self.db.client().await?;
+        let tx = client.transaction().await?;
+        lock_batching(&tx).await?;
+        let n = tx
+            .execute(
+                &cached(
+                    &tx,
+                    "DELETE FROM batches b WHERE b.created_at < $1 \
+                   AND b.id <> (SELECT max(id) FROM batches) \
+                   AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.batch_id = b.id)",
+                )
+                .await?,
+                &[&to_store_precision(cutoff)],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+#[async_trait]
+impl RetentionStore for PgStore {
+    async fn delete_keys_before(
+        &self,
+        cutoff: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<CleanupReport, StoreError> {
+        Ok(self.delete_keys_inner(cutoff, now).await?)
+    }
+
+    async fn delete_batches_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
+        Ok(self.delete_batches_inner(cutoff).await?)
+    }
+
+    async fn key_counts(&self) -> Result<KeyCounts, StoreError> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_one(
+                &cached(
+                    &client,
+                    "SELECT coalesce(sum(key_count), 0)::int8, \
+                        coalesce(sum(key_count) FILTER (WHERE batch_id IS NULL), 0)::int8 \
+                 FROM uploads",
+                )
+                .await?,
+                &[],
+            )
+            .await
+            .map_err(PgError::from)?;
+        Ok(KeyCounts {
+            stored: count(&row, 0)?,
+            pending: count(&row, 1)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(hashes: &[u8]) -> NewUpload {
+        NewUpload {
+            country: "DE".into(),
+            batch_tag: "t".into(),
+            batch_signature: String::new(),
+            uploader_thumbprint: Thumbprint::from_digest(&[1; 32]),
+            signing_thumbprint: Thumbprint::from_digest(&[2; 32]),
+            format: FormatVersion::V1_0,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            content_digest: [0; 32],
+            keys: hashes
+                .iter()
+                .map(|h| efgs_core::store::NewKey {
+                    key: DiagnosisKey::default(),
+                    hash: [*h; 32],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn repeats_and_conflicts() {
+        let u = upload(&[1, 2, 1, 3, 2]);
+        assert_eq!(repeated_indices(&u), vec![2, 4]);
+        let stored: HashSet<Vec<u8>> = [vec![3u8; 32]].into_iter().collect();
+        let c = conflicts_of(&u, &stored);
+        assert_eq!(c.ok, vec![0, 1]);
+        assert_eq!(c.conflict, vec![2, 3, 4]);
+        assert!(c.failed.is_empty());
+    }
+}
