@@ -197,9 +197,10 @@ impl Backend {
 /// One test per behaviour and backend: `memory::<name>` and `postgres::<name>`. Each name is
 /// an `async fn <name>(backend: Backend)` of the including file.
 macro_rules! http_tests {
-    ($($name:ident),* $(,)?) => {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
         mod memory {
             $(
+                $(#[$attr])*
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(crate::support::Backend::Memory).await;
@@ -208,6 +209,7 @@ macro_rules! http_tests {
         }
         mod postgres {
             $(
+                $(#[$attr])*
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let Some(backend) =
