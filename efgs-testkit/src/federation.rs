@@ -19,6 +19,10 @@
 //! builds efgs-server's `AppState` from the [`ServerSetup`] and serves `api(state)` with the
 //! same connection handling as the binary (so every request carries its `ConnectionInfo`).
 //!
+//! The store is a fresh `MemoryStore` unless one is given; [`PostgresSchema`] gives a fresh
+//! schema on the PostgreSQL database named by `EFGS_TEST_DATABASE_URL`
+//! ([`FederationBuilder::postgres`]).
+//!
 //! The clock is a [`TestClock`] shared by the server (`AppState.clock`), the batching hook and
 //! the national backends (signing time, key validity), so tests can cross midnight.
 
@@ -230,6 +234,9 @@ pub enum FederationError {
     /// The server task panicked or was cancelled.
     #[error("server task: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The PostgreSQL test database could not be used.
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
 }
 
 impl FederationError {
@@ -243,6 +250,7 @@ impl FederationError {
             FederationError::National(e) => e.code(),
             FederationError::Server(_) => "federation-server",
             FederationError::Join(_) => "federation-join",
+            FederationError::Postgres(_) => "federation-postgres",
         }
     }
 }
@@ -388,6 +396,11 @@ impl FederationBuilder {
         self
     }
 
+    /// A store on `schema` (PostgreSQL) instead of the memory store.
+    pub async fn postgres(self, schema: &PostgresSchema) -> Result<Self, FederationError> {
+        Ok(self.store(schema.store().await?))
+    }
+
     /// The listen address (default `127.0.0.1:0`).
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.bind = addr;
@@ -428,12 +441,13 @@ impl FederationBuilder {
             DuplicateHasher::new(&self.duplicate_secret),
             self.policy,
         );
-        let listener = TcpListener::bind(self.bind)
-            .await
-            .map_err(|source| FederationError::Bind {
-                addr: self.bind,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(self.bind)
+                .await
+                .map_err(|source| FederationError::Bind {
+                    addr: self.bind,
+                    source,
+                })?;
         let addr = listener
             .local_addr()
             .map_err(|source| FederationError::Bind {
@@ -505,6 +519,99 @@ pub struct TlsServer {
     pub ca: GeneratedCert,
     /// The server certificate (for `localhost` and `127.0.0.1`).
     pub leaf: GeneratedCert,
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+// ---------------------------------------------------------------------------------------------
+
+/// The variable naming the PostgreSQL database for tests and federations
+/// (`postgres://user@host:port/db`).
+pub const TEST_DATABASE_URL: &str = "EFGS_TEST_DATABASE_URL";
+
+/// A fresh, uniquely named schema on a PostgreSQL database, for one federation (or test).
+/// The store creates and migrates it on first connect; [`Self::drop_schema`] removes it.
+#[derive(Clone)]
+pub struct PostgresSchema {
+    url: String,
+    schema: String,
+}
+
+impl std::fmt::Debug for PostgresSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("PostgresSchema")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn pg_client(url: &str) -> Result<tokio_postgres::Client, FederationError> {
+    let err = |e: String| FederationError::Postgres(e);
+    let mut cfg: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| err(format!("invalid {TEST_DATABASE_URL}: {e}")))?;
+    cfg.connect_timeout(std::time::Duration::from_secs(5));
+    let (client, conn) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        cfg.connect(tokio_postgres::NoTls),
+    )
+    .await
+    .map_err(|_| err("connecting timed out".to_owned()))?
+    .map_err(|e| err(format!("cannot connect: {e}")))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+impl PostgresSchema {
+    /// A new schema name on `url`, after checking that the database answers.
+    pub async fn new(url: impl Into<String>) -> Result<Self, FederationError> {
+        let url = url.into();
+        pg_client(&url).await?;
+        let mut suffix = [0u8; 8];
+        getrandom::fill(&mut suffix).map_err(|e| FederationError::Postgres(e.to_string()))?;
+        Ok(PostgresSchema {
+            url,
+            schema: format!("fed_{}", hex::encode(suffix)),
+        })
+    }
+
+    /// [`Self::new`] on the database named by [`TEST_DATABASE_URL`]; `None` when the variable
+    /// is unset or empty.
+    pub async fn from_env() -> Result<Option<Self>, FederationError> {
+        match std::env::var(TEST_DATABASE_URL) {
+            Ok(url) if !url.is_empty() => Ok(Some(Self::new(url).await?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The schema name.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// A store on this schema (a new pool; creates and migrates the schema). The key payload
+    /// is encrypted under a fixed test key.
+    pub async fn store(&self) -> Result<Arc<DynStore>, FederationError> {
+        let keys = efgs_store_postgres::EncryptionKeys::single(1, [0x42; 32])
+            .map_err(|e| FederationError::Postgres(e.to_string()))?;
+        let cfg = efgs_store_postgres::PgConfig::new(self.url.clone(), keys)
+            .with_schema(self.schema.clone())
+            .with_pool_size(8);
+        let store = efgs_store_postgres::PgStore::connect(&cfg).await?;
+        Ok(Arc::new(store))
+    }
+
+    /// Drops the schema and everything in it.
+    pub async fn drop_schema(&self) -> Result<(), FederationError> {
+        pg_client(&self.url)
+            .await?
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+            .await
+            .map_err(|e| FederationError::Postgres(e.to_string()))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

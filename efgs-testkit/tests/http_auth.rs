@@ -78,7 +78,10 @@ async fn upload_as(fed: &Federation, identity: Identity, t: &str) -> u16 {
 /// The uploader thumbprint the audit shows for the first batch.
 async fn audited_thumbprint(fed: &Federation) -> String {
     fed.run_batching_now().await.unwrap();
-    let a = fed["DE"].audit(fed.today(), &tag(fed.today(), 1)).await.unwrap();
+    let a = fed["DE"]
+        .audit(fed.today(), &tag(fed.today(), 1))
+        .await
+        .unwrap();
     assert_eq!(a.status, 200);
     a.entries[0].uploader_thumbprint.clone()
 }
@@ -121,7 +124,10 @@ async fn auth_valid_headers_identity_recorded(b: Backend) {
     let fed = b.federation(&["DE"]).await;
     let (t, d) = (hex_thumb(&fed), dn(&fed));
     assert_eq!(probe(&fed, Identity::raw(Some(&t), Some(&d))).await.0, 400);
-    assert_eq!(upload_as(&fed, Identity::raw(Some(&t), Some(&d)), "a").await, 201);
+    assert_eq!(
+        upload_as(&fed, Identity::raw(Some(&t), Some(&d)), "a").await,
+        201
+    );
     assert_eq!(audited_thumbprint(&fed).await, t);
 }
 
@@ -129,8 +135,12 @@ async fn auth_valid_headers_identity_recorded(b: Backend) {
 async fn auth_url_encoded_dn_accepted(b: Backend) {
     let fed = b.federation(&["DE"]).await;
     let t = hex_thumb(&fed);
-    let d = "ST%3dSome-State%2c%20C%3dDE%2c%20O%3dInternet%20Widgits%20Pty%20Ltd%2c%20CN%3dTest%20Cert";
-    assert_eq!(upload_as(&fed, Identity::raw(Some(&t), Some(d)), "a").await, 201);
+    let d =
+        "ST%3dSome-State%2c%20C%3dDE%2c%20O%3dInternet%20Widgits%20Pty%20Ltd%2c%20CN%3dTest%20Cert";
+    assert_eq!(
+        upload_as(&fed, Identity::raw(Some(&t), Some(d)), "a").await,
+        201
+    );
 }
 
 fn b64_thumb(fed: &Federation) -> String {
@@ -144,7 +154,10 @@ async fn auth_base64_url_encoded_thumbprint_normalised(b: Backend) {
     let t = url_encode(&b64_thumb(&fed));
     assert!(t.contains('%'));
     let d = dn(&fed);
-    assert_eq!(upload_as(&fed, Identity::raw(Some(&t), Some(&d)), "a").await, 201);
+    assert_eq!(
+        upload_as(&fed, Identity::raw(Some(&t), Some(&d)), "a").await,
+        201
+    );
     assert_eq!(audited_thumbprint(&fed).await, hex_thumb(&fed));
 }
 
@@ -153,7 +166,10 @@ async fn auth_base64_thumbprint_normalised(b: Backend) {
     let fed = b.federation(&["DE"]).await;
     let t = b64_thumb(&fed);
     let d = dn(&fed);
-    assert_eq!(upload_as(&fed, Identity::raw(Some(&t), Some(&d)), "a").await, 201);
+    assert_eq!(
+        upload_as(&fed, Identity::raw(Some(&t), Some(&d)), "a").await,
+        201
+    );
     assert_eq!(audited_thumbprint(&fed).await, hex_thumb(&fed));
 }
 
@@ -178,7 +194,10 @@ async fn auth_malformed_dn_parts_ignored(b: Backend) {
     let fed = b.federation(&["DE"]).await;
     let t = hex_thumb(&fed);
     let d = "O=Test Firma GmbH,C=DE,U=,TR,TT=43";
-    assert_eq!(upload_as(&fed, Identity::raw(Some(&t), Some(d)), "a").await, 201);
+    assert_eq!(
+        upload_as(&fed, Identity::raw(Some(&t), Some(d)), "a").await,
+        201
+    );
 }
 
 /// §12 item 46: duplicate keys in the DN are fine; the first `C` wins.
@@ -186,7 +205,10 @@ async fn auth_duplicate_dn_keys_first_wins(b: Backend) {
     let fed = b.federation(&["DE"]).await;
     let t = hex_thumb(&fed);
     let d = "O=Test Firma GmbH,C=DE,O=Test Firma GmbH,C=FR";
-    assert_eq!(upload_as(&fed, Identity::raw(Some(&t), Some(d)), "a").await, 201);
+    assert_eq!(
+        upload_as(&fed, Identity::raw(Some(&t), Some(d)), "a").await,
+        201
+    );
 }
 
 /// Decisions 1: hex in upper case is accepted and recorded in lower case.
@@ -194,7 +216,10 @@ async fn auth_uppercase_hex_thumbprint_accepted(b: Backend) {
     let fed = b.federation(&["DE"]).await;
     let t = hex_thumb(&fed).to_ascii_uppercase();
     let d = dn(&fed);
-    assert_eq!(upload_as(&fed, Identity::raw(Some(&t), Some(&d)), "a").await, 201);
+    assert_eq!(
+        upload_as(&fed, Identity::raw(Some(&t), Some(&d)), "a").await,
+        201
+    );
     assert_eq!(audited_thumbprint(&fed).await, hex_thumb(&fed));
 }
 
@@ -276,7 +301,10 @@ async fn auth_cert_header_accepted(b: Backend) {
     let keys = fed["DE"].keys(3);
     assert_eq!(fed["DE"].upload(&keys, "a", PB).await.unwrap().status, 201);
     fed.run_batching_now().await.unwrap();
-    let r = fed["FR"].download(fed.today(), None, Some(PB_V1)).await.unwrap();
+    let r = fed["FR"]
+        .download(fed.today(), None, Some(PB_V1))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.keys, keys);
     assert_eq!(audited_thumbprint(&fed).await, hex_thumb(&fed));
@@ -331,7 +359,10 @@ async fn auth_revoked_certificate_refused_on_next_request(b: Backend) {
     fed.revoke(&de.credentials().auth_thumbprint).await.unwrap();
     let after = de.download(fed.today(), None, Some(PB_V1)).await.unwrap();
     assert_eq!(after.status, 403);
-    assert_eq!(after.message().as_deref(), Some("Client certificate is revoked"));
+    assert_eq!(
+        after.message().as_deref(),
+        Some("Client certificate is revoked")
+    );
     let u = de.upload(&de.keys(1), "a", PB).await.unwrap();
     assert_eq!(u.status, 403);
 }

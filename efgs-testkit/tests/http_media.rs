@@ -163,7 +163,10 @@ async fn upload_accept_json_ok(b: Backend) {
 async fn download_accept_without_version_415(b: Backend) {
     let fed = b.federation(&["DE"]).await;
     for a in ["application/protobuf", "application/json"] {
-        let r = fed["DE"].download(fed.today(), None, Some(a)).await.unwrap();
+        let r = fed["DE"]
+            .download(fed.today(), None, Some(a))
+            .await
+            .unwrap();
         assert_eq!(r.status, 415, "{a}");
     }
 }
@@ -173,7 +176,10 @@ async fn download_accept_wrong_version_415(b: Backend) {
     let fed = b.federation(&["DE"]).await;
     for v in ["2.0", "1.1", "abc"] {
         let a = format!("application/protobuf; version={v}");
-        let r = fed["DE"].download(fed.today(), None, Some(&a)).await.unwrap();
+        let r = fed["DE"]
+            .download(fed.today(), None, Some(&a))
+            .await
+            .unwrap();
         assert_eq!(r.status, 415, "{a}");
     }
 }
@@ -293,7 +299,10 @@ async fn upload_json_camel_case_dsos_alias(b: Backend) {
         .unwrap();
     assert_eq!(r.status, 201, "{}", r.text());
     fed.run_batching_now().await.unwrap();
-    let got = fed["FR"].download(fed.today(), None, Some(PB_V1)).await.unwrap();
+    let got = fed["FR"]
+        .download(fed.today(), None, Some(PB_V1))
+        .await
+        .unwrap();
     assert_eq!(got.keys[0].days_since_onset_of_symptoms, 7);
 }
 

@@ -7,11 +7,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use efgs_core::DiagnosisKey;
-use efgs_core::store::{DynStore, RetentionStore as _};
+use efgs_core::store::RetentionStore as _;
 use efgs_server::api::{AppState, ClientAuth, api};
 use efgs_server::net::{NetLimits, serve_connections, server_tls_config_from_der};
 use efgs_testkit::federation::{
-    BoxError, Federation, FederationBuilder, ServeGateway, ServerAuth, ServerSetup,
+    BoxError, Federation, FederationBuilder, PostgresSchema, ServeGateway, ServerAuth, ServerSetup,
+    TEST_DATABASE_URL,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -27,7 +28,10 @@ pub fn server() -> impl ServeGateway {
                 cert_chain_der,
                 key_der,
             } => {
-                let chain = cert_chain_der.into_iter().map(CertificateDer::from).collect();
+                let chain = cert_chain_der
+                    .into_iter()
+                    .map(CertificateDer::from)
+                    .collect();
                 let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der));
                 let tls = server_tls_config_from_der(chain, key, None)
                     .map_err(|e| Box::new(e) as BoxError)?;
@@ -56,9 +60,6 @@ pub fn server() -> impl ServeGateway {
 // Storage backends
 // ---------------------------------------------------------------------------------------------
 
-/// The variable naming the PostgreSQL test database.
-pub const URL_VAR: &str = "EFGS_TEST_DATABASE_URL";
-
 fn flag(name: &str) -> bool {
     match std::env::var(name) {
         Ok(v) => !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"),
@@ -77,34 +78,7 @@ pub enum Backend {
     /// A fresh memory store.
     Memory,
     /// A fresh schema on the PostgreSQL test database.
-    Postgres {
-        /// The database URL.
-        url: String,
-        /// The schema.
-        schema: String,
-    },
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    getrandom::fill(&mut b).unwrap();
-    hex::encode(b)
-}
-
-async fn raw_pg(url: &str) -> Result<tokio_postgres::Client, String> {
-    let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| format!("bad {URL_VAR}: {e}"))?;
-    cfg.connect_timeout(std::time::Duration::from_secs(5));
-    let (client, conn) = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        cfg.connect(tokio_postgres::NoTls),
-    )
-    .await
-    .map_err(|_| "connecting timed out".to_owned())?
-    .map_err(|e| format!("cannot connect: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
+    Postgres(PostgresSchema),
 }
 
 fn skip_or_fail(test: &str, why: &str) -> Option<Backend> {
@@ -120,7 +94,7 @@ fn skip_or_fail(test: &str, why: &str) -> Option<Backend> {
         let _ = writeln!(
             std::io::stderr(),
             "SKIPPED PostgreSQL HTTP tests ({test}, ...): {why}; they pass without running. \
-             Set {URL_VAR} (e.g. `eval \"$(scripts/pg-test-cluster.sh start)\"`)."
+             Set {TEST_DATABASE_URL} (e.g. `eval \"$(scripts/pg-test-cluster.sh start)\"`)."
         );
     });
     None
@@ -130,42 +104,20 @@ impl Backend {
     /// A fresh schema on the test database, or `None` (after saying why) when PostgreSQL is
     /// not configured and not required.
     pub async fn postgres(test: &str) -> Option<Backend> {
-        let url = match std::env::var(URL_VAR) {
-            Ok(u) if !u.is_empty() => u,
-            _ => return skip_or_fail(test, &format!("{URL_VAR} is not set")),
-        };
-        if let Err(e) = raw_pg(&url).await {
-            return skip_or_fail(test, &format!("the database is unreachable ({e})"));
-        }
-        Some(Backend::Postgres {
-            url,
-            schema: format!("http_{}", random_hex(8)),
-        })
-    }
-
-    /// The store for this backend (PostgreSQL: connects and migrates the schema).
-    pub async fn store(&self) -> Arc<DynStore> {
-        match self {
-            Backend::Memory => Arc::new(efgs_store_memory::MemoryStore::new()),
-            Backend::Postgres { url, schema } => {
-                let keys = efgs_store_postgres::EncryptionKeys::single(1, [0x42; 32]).unwrap();
-                let cfg = efgs_store_postgres::PgConfig::new(url.clone(), keys)
-                    .with_schema(schema.clone())
-                    .with_pool_size(8);
-                Arc::new(
-                    efgs_store_postgres::PgStore::connect(&cfg)
-                        .await
-                        .unwrap_or_else(|e| panic!("connect to schema {schema}: {e:?}")),
-                )
-            }
+        match PostgresSchema::from_env().await {
+            Ok(Some(schema)) => Some(Backend::Postgres(schema)),
+            Ok(None) => skip_or_fail(test, &format!("{TEST_DATABASE_URL} is not set")),
+            Err(e) => skip_or_fail(test, &format!("the database is unusable ({e})")),
         }
     }
 
     /// A federation builder with the server and this backend's store.
     pub async fn builder(&self) -> FederationBuilder {
-        Federation::builder()
-            .server(server())
-            .store(self.store().await)
+        let b = Federation::builder().server(server());
+        match self {
+            Backend::Memory => b,
+            Backend::Postgres(schema) => b.postgres(schema).await.unwrap(),
+        }
     }
 
     /// A federation of `countries` with defaults.
@@ -178,24 +130,21 @@ impl Backend {
             .unwrap()
     }
 
-    /// Drops the schema (PostgreSQL).
+    /// Drops the schema (PostgreSQL), unless `EFGS_TEST_KEEP_SCHEMA` is set.
     pub async fn cleanup(&self) {
-        if let Backend::Postgres { url, schema } = self {
+        if let Backend::Postgres(schema) = self {
             if flag("EFGS_TEST_KEEP_SCHEMA") {
-                eprintln!("keeping schema {schema}");
+                eprintln!("keeping schema {}", schema.schema());
                 return;
             }
-            if let Ok(c) = raw_pg(url).await {
-                let _ = c
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .await;
-            }
+            let _ = schema.drop_schema().await;
         }
     }
 }
 
 /// One test per behaviour and backend: `memory::<name>` and `postgres::<name>`. Each name is
 /// an `async fn <name>(backend: Backend)` of the including file.
+#[allow(unused_macros)]
 macro_rules! http_tests {
     ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
         mod memory {
@@ -282,4 +231,97 @@ pub fn multi_status_lists(body: &serde_json::Value) -> (Vec<u64>, Vec<u64>, Vec<
 /// The download batch tag `yyyyMMdd-n` of `date`.
 pub fn tag(date: time::Date, n: u32) -> String {
     efgs_core::tag::BatchTag { date, seq: n }.to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS client (mutual TLS mode)
+// ---------------------------------------------------------------------------------------------
+
+/// A response read by [`TlsClient::request`].
+#[derive(Debug)]
+pub struct TlsResponse {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: hyper::HeaderMap,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl TlsResponse {
+    /// A header value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// An HTTP/1.1 client over rustls (ring) trusting one CA, optionally presenting a client
+/// certificate (DER certificate and PKCS#8 DER key).
+#[derive(Clone)]
+pub struct TlsClient {
+    config: Arc<rustls::ClientConfig>,
+}
+
+impl TlsClient {
+    /// A client trusting `ca_der`, presenting `client` if given.
+    pub fn new(ca_der: &[u8], client: Option<(&[u8], &[u8])>) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(ca_der.to_vec())).unwrap();
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        let config = match client {
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    vec![CertificateDer::from(cert.to_vec())],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec())),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        TlsClient {
+            config: Arc::new(config),
+        }
+    }
+
+    /// One request on a fresh connection to `addr` (server name `localhost`).
+    pub async fn request(
+        &self,
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<TlsResponse, BoxError> {
+        use http_body_util::BodyExt as _;
+        let tcp = TcpStream::connect(addr).await?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::clone(&self.config));
+        let name = rustls::pki_types::ServerName::try_from("localhost")?.to_owned();
+        let tls = connector.connect(name, tcp).await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(http_body_util::Full::new(hyper::body::Bytes::from(body)))?;
+        let res = sender.send_request(req).await?;
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await?.to_bytes().to_vec();
+        Ok(TlsResponse {
+            status,
+            headers,
+            body,
+        })
+    }
 }
