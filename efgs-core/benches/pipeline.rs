@@ -82,6 +82,12 @@ fn bench(c: &mut Criterion) {
     let sig_policy = SignaturePolicy::default();
     let hasher = DuplicateHasher::new(&[7u8; 32]);
     let signer = verify_detached(&up.signature, &up.canonical, NOW, &sig_policy).unwrap();
+    eprintln!(
+        "upload_5000: {n} keys, protobuf body {} bytes, canonical bytes {}, batchSignature {} chars",
+        up.body.len(),
+        up.canonical.len(),
+        up.signature.len()
+    );
 
     let mut group = c.benchmark_group("upload_5000");
     group.throughput(Throughput::Elements(n));
