@@ -3,9 +3,19 @@
 //! - [`conformance`]: the storage conformance suite, one `pub async fn` per behaviour, and the
 //!   [`conformance_tests!`] macro that turns it into one named test per behaviour and backend.
 //! - [`generate`]: a small deterministic generator of keys and uploads.
+//! - [`pki`]: a throw-away PKI (trust anchor, per-country certificates, signed trust-list
+//!   entries).
+//! - [`national`]: a simulated national backend speaking real HTTP to a gateway.
+//! - [`federation`]: a whole federation on one machine (PKI, store, gateway, HTTP server,
+//!   backends) with a controllable clock.
+//! - [`demo`]: the `efgs-server demo` run: several countries exchanging keys end to end.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod conformance;
+pub mod demo;
+pub mod federation;
 pub mod generate;
+pub mod national;
+pub mod pki;
