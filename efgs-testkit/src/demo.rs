@@ -191,7 +191,11 @@ impl fmt::Display for DemoReport {
                 c.downloaded_keys,
                 c.expected_keys,
                 c.audited_uploads,
-                if c.problems.is_empty() { "ok" } else { "FAILED" }
+                if c.problems.is_empty() {
+                    "ok"
+                } else {
+                    "FAILED"
+                }
             )?;
         }
         let uploaded: usize = self.countries.iter().map(|c| c.uploaded_keys).sum();
@@ -334,11 +338,13 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
                     uploaded.entry(country).or_default().extend(keys);
                 }
                 UploadOutcomeLine::Status(s) => {
-                    c.problems.push(format!("round {round}: upload answered {s}"));
+                    c.problems
+                        .push(format!("round {round}: upload answered {s}"));
                     parts.push(format!("{country} {s}"));
                 }
                 UploadOutcomeLine::Failed(e) => {
-                    c.problems.push(format!("round {round}: upload failed: {e}"));
+                    c.problems
+                        .push(format!("round {round}: upload failed: {e}"));
                     parts.push(format!("{country} failed"));
                 }
             }
@@ -363,9 +369,7 @@ pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     // Downloads and audits.
     let anchors = fed.pki().anchors().map_err(FederationError::from)?;
     for backend in fed.backends() {
-        let c = per_country
-            .entry(backend.country().to_owned())
-            .or_default();
+        let c = per_country.entry(backend.country().to_owned()).or_default();
         check_country(backend, first_day, &uploaded, &anchors, c, &out).await?;
     }
     report.countries = per_country.into_values().collect();
@@ -540,7 +544,10 @@ pub fn reverify(
             ));
         }
         if signer.country != e.country || slice.iter().any(|k| k.origin != e.country) {
-            return Err(format!("{} upload: origin or signer country differs", e.country));
+            return Err(format!(
+                "{} upload: origin or signer country differs",
+                e.country
+            ));
         }
         let (Some(pem), Some(sig)) = (
             e.signing_certificate.as_ref(),
@@ -593,7 +600,10 @@ async fn keep_running(fed: &Federation, day: Date, report: &DemoReport, out: &Pr
     );
     let mut lines = vec![
         String::new(),
-        format!("The gateway keeps running on {base} (batching every 5 s). Try, as {}:", de.country()),
+        format!(
+            "The gateway keeps running on {base} (batching every 5 s). Try, as {}:",
+            de.country()
+        ),
         String::new(),
         "# the two advertised media types".to_owned(),
         format!("curl -i -X OPTIONS {base}/diagnosiskeys"),

@@ -428,12 +428,13 @@ impl FederationBuilder {
             DuplicateHasher::new(&self.duplicate_secret),
             self.policy,
         );
-        let listener = TcpListener::bind(self.bind)
-            .await
-            .map_err(|source| FederationError::Bind {
-                addr: self.bind,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(self.bind)
+                .await
+                .map_err(|source| FederationError::Bind {
+                    addr: self.bind,
+                    source,
+                })?;
         let addr = listener
             .local_addr()
             .map_err(|source| FederationError::Bind {

@@ -17,8 +17,8 @@ use efgs_core::model::CertificateType;
 use efgs_core::store::TrustEntry;
 use efgs_core::trust::{TrustAnchorSigner, TrustAnchors, TrustError, TrustListEntry};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -453,7 +453,10 @@ mod tests {
                 assert!(!v.is_valid_at(NOW - Duration::days(2)));
             }
             assert_eq!(
-                creds.entry(CertificateType::Authentication).unwrap().thumbprint,
+                creds
+                    .entry(CertificateType::Authentication)
+                    .unwrap()
+                    .thumbprint,
                 creds.auth_thumbprint
             );
             assert_eq!(

@@ -354,7 +354,10 @@ async fn upload_json_201_and_keys_round_trip(b: Backend) {
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(stored_keys(&fed).await, 3);
     fed.run_batching_now().await.unwrap();
-    let got = fed["FR"].download(fed.today(), None, Some(PB.content_type())).await.unwrap();
+    let got = fed["FR"]
+        .download(fed.today(), None, Some(PB.content_type()))
+        .await
+        .unwrap();
     assert_eq!(got.status, 200);
     assert_eq!(got.keys, keys);
 }

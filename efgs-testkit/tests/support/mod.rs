@@ -27,7 +27,10 @@ pub fn server() -> impl ServeGateway {
                 cert_chain_der,
                 key_der,
             } => {
-                let chain = cert_chain_der.into_iter().map(CertificateDer::from).collect();
+                let chain = cert_chain_der
+                    .into_iter()
+                    .map(CertificateDer::from)
+                    .collect();
                 let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der));
                 let tls = server_tls_config_from_der(chain, key, None)
                     .map_err(|e| Box::new(e) as BoxError)?;
