@@ -1,0 +1,493 @@
+//! `GET /diagnosiskeys/download/{date}` over real HTTP (protocol §1.3, §5, §12 items 13-23;
+//! clients.md §1 and §4; decisions 6 and ADR 0005).
+#![allow(clippy::unwrap_used)]
+
+#[macro_use]
+mod support;
+
+use efgs_core::DiagnosisKey;
+use efgs_core::media::BodyFormat;
+use efgs_core::store::StatsStore as _;
+use efgs_testkit::federation::Federation;
+use support::{Backend, tag};
+use time::macros::datetime;
+use time::{Date, Duration, OffsetDateTime};
+
+const PB: BodyFormat = BodyFormat::Protobuf;
+const PB_V1: &str = "application/protobuf; version=1.0";
+const JSON_V1: &str = "application/json; version=1.0";
+/// A fixed start: the federation's clock, certificates and keys are all relative to it.
+const T0: OffsetDateTime = datetime!(2026-11-28 10:00 UTC);
+const D0: Date = T0.date();
+
+http_tests!(
+    download_date_before_window_410,
+    download_unknown_tag_404,
+    download_tag_of_earlier_day_400,
+    download_by_tag_headers_and_link,
+    download_last_batch_next_is_literal_null,
+    download_keys_in_upload_order,
+    download_only_the_requested_batch,
+    download_without_tag_serves_first_batch_of_date,
+    download_excludes_callers_own_country,
+    download_json,
+    download_writes_statistics_row,
+    download_tags_dense_from_1,
+    download_tags_restart_after_midnight_and_link_across_days,
+    download_chain_followed_across_midnight,
+    download_only_own_keys_200_empty_protobuf,
+    download_only_own_keys_200_empty_json_object,
+    download_no_batch_for_date_404_message,
+    download_tomorrow_404,
+    download_empty_batch_tag_header_404,
+    download_invalid_date_400,
+    download_protobuf_schema_headers,
+    download_first_batch_may_be_from_later_day,
+    download_batch_cut_at_midnight_belongs_to_that_date,
+    download_json_omits_defaults_and_empty_lists,
+    download_repeated_gives_same_answer,
+    download_unbatched_keys_invisible,
+);
+
+async fn fed_at(b: &Backend, countries: &[&str], t: OffsetDateTime, max_age: u32) -> Federation {
+    b.builder()
+        .await
+        .countries(countries.iter().copied())
+        .start_at(t)
+        .with_policy(|p| p.download.max_age_days = max_age)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Uploads `n` keys from `country` under a fresh tag and returns them.
+async fn put(fed: &Federation, country: &str, n: usize) -> Vec<DiagnosisKey> {
+    let b = &fed[country];
+    let keys = b.keys(n);
+    let t = format!("{country}-{}", keys_tag(&keys));
+    let r = b.upload(&keys, &t, PB).await.unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    keys
+}
+
+fn keys_tag(keys: &[DiagnosisKey]) -> String {
+    keys.first()
+        .map(|k| hex_of(&k.key_data))
+        .unwrap_or_else(|| "empty".to_owned())
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Cuts one batch and returns its tag.
+async fn cut(fed: &Federation) -> String {
+    let made = fed.run_batching_now().await.unwrap();
+    assert_eq!(made.len(), 1, "exactly one batch expected");
+    made[0].batch.tag.to_string()
+}
+
+/// §12 item 13: today − (maxAge + 1) is 410 "Requested date is too old!"; today − maxAge is
+/// inside the window.
+async fn download_date_before_window_410(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 2).await;
+    let fr = &fed["FR"];
+    let r = fr.download(D0 - Duration::days(3), None, Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 410);
+    assert_eq!(r.message().as_deref(), Some("Requested date is too old!"));
+    let r = fr.download(D0 - Duration::days(2), None, Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 404, "inside the window: no batch, not too old");
+}
+
+/// §12 item 14: unknown tag (malformed or well-formed): 404 "Could not find batch with given
+/// BatchTag".
+async fn download_unknown_tag_404(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    put(&fed, "DE", 1).await;
+    cut(&fed).await;
+    for t in ["xxx", &tag(D0, 7)] {
+        let r = fed["FR"].download(D0, Some(t), Some(PB_V1)).await.unwrap();
+        assert_eq!(r.status, 404, "{t}");
+        assert_eq!(
+            r.message().as_deref(),
+            Some("Could not find batch with given BatchTag")
+        );
+    }
+}
+
+/// §12 item 15: a batch created 5 days ago, requested for the date 3 days ago: 400.
+async fn download_tag_of_earlier_day_400(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    put(&fed, "DE", 2).await;
+    let t = cut(&fed).await;
+    fed.clock().advance(Duration::days(5));
+    let r = fed["FR"]
+        .download(D0 + Duration::days(2), Some(&t), Some(PB_V1))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.message().as_deref(),
+        Some("Given date does is not after or equals the requested batchTag")
+    );
+    // The batch's own day still works.
+    let r = fed["FR"].download(D0, Some(&t), Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 200);
+}
+
+/// §12 item 16 and clients.md §1/§4: tag1 linked to tag2: 200, `Content-Type:
+/// application/protobuf; version=1.0`, `batchTag: tag1`, `nextBatchTag: tag2`.
+async fn download_by_tag_headers_and_link(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    put(&fed, "DE", 2).await;
+    let t1 = cut(&fed).await;
+    put(&fed, "DE", 2).await;
+    let t2 = cut(&fed).await;
+    let r = fed["FR"].download(D0, Some(&t1), Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_type.as_deref(), Some(PB_V1));
+    assert_eq!(r.batch_tag.as_deref(), Some(t1.as_str()));
+    assert_eq!(r.next_batch_tag.as_deref(), Some(t2.as_str()));
+}
+
+/// §12 item 17 and clients.md §1 (MUST): the last batch's `nextBatchTag` is the literal
+/// `null`.
+async fn download_last_batch_next_is_literal_null(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    put(&fed, "DE", 2).await;
+    let t1 = cut(&fed).await;
+    let r = fed["FR"].download(D0, Some(&t1), Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.next_batch_tag.as_deref(), Some("null"));
+    let r = fed["FR"].download(D0, None, Some(JSON_V1)).await.unwrap();
+    assert_eq!(r.next_batch_tag.as_deref(), Some("null"));
+}
+
+/// §12 item 18 and clients.md §5: keys come back in insertion order, each upload's keys
+/// contiguous and in the order given.
+async fn download_keys_in_upload_order(b: Backend) {
+    let fed = fed_at(&b, &["DE", "NL", "FR"], T0, 14).await;
+    let mut expected = Vec::new();
+    for c in ["DE", "NL", "DE", "NL"] {
+        expected.extend(put(&fed, c, 4).await);
+    }
+    cut(&fed).await;
+    let r = fed["FR"].download(D0, None, Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.keys, expected);
+}
+
+/// §12 item 19: only the requested batch's keys (2 of 4 spread over two batches).
+async fn download_only_the_requested_batch(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    let first = put(&fed, "DE", 2).await;
+    let t1 = cut(&fed).await;
+    let second = put(&fed, "DE", 2).await;
+    let t2 = cut(&fed).await;
+    let r1 = fed["FR"].download(D0, Some(&t1), Some(PB_V1)).await.unwrap();
+    let r2 = fed["FR"].download(D0, Some(&t2), Some(PB_V1)).await.unwrap();
+    assert_eq!(r1.keys, first);
+    assert_eq!(r2.keys, second);
+}
+
+/// §12 item 20: without `batchTag`, the first batch created after the date's 00:00 UTC is
+/// served, with its headers and only its keys.
+async fn download_without_tag_serves_first_batch_of_date(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    put(&fed, "DE", 1).await;
+    let y1 = cut(&fed).await;
+    fed.clock().set(datetime!(2026-11-29 09:00 UTC));
+    let d1 = D0 + Duration::days(1);
+    let keys = put(&fed, "DE", 3).await;
+    let t1 = cut(&fed).await;
+    put(&fed, "DE", 2).await;
+    let t2 = cut(&fed).await;
+    assert_eq!(t1, tag(d1, 1));
+    let r = fed["FR"].download(d1, None, Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.batch_tag.as_deref(), Some(t1.as_str()));
+    assert_eq!(r.next_batch_tag.as_deref(), Some(t2.as_str()));
+    assert_eq!(r.keys, keys);
+    let r = fed["FR"].download(D0, None, Some(PB_V1)).await.unwrap();
+    assert_eq!(r.batch_tag.as_deref(), Some(y1.as_str()));
+    assert_eq!(r.next_batch_tag.as_deref(), Some(t1.as_str()));
+}
+
+/// §12 item 21: keys uploaded by the caller's country are left out (by uploader).
+async fn download_excludes_callers_own_country(b: Backend) {
+    let fed = fed_at(&b, &["DE", "DK"], T0, 14).await;
+    let de = put(&fed, "DE", 2).await;
+    let dk = put(&fed, "DK", 2).await;
+    let t = cut(&fed).await;
+    let r = fed["DE"].download(D0, Some(&t), Some(PB_V1)).await.unwrap();
+    assert_eq!(r.keys, dk);
+    let r = fed["DK"].download(D0, Some(&t), Some(PB_V1)).await.unwrap();
+    assert_eq!(r.keys, de);
+}
+
+/// §12 item 22: `Accept: application/json; version=1.0`: 200, `Content-Type:
+/// application/json; version=1.0`, Base64 keyData, parses back to the keys in order.
+async fn download_json(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    let keys = put(&fed, "DE", 2).await;
+    cut(&fed).await;
+    let r = fed["FR"].download(D0, None, Some(JSON_V1)).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_type.as_deref(), Some(JSON_V1));
+    let text = r.text();
+    use base64::Engine as _;
+    for k in &keys {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&k.key_data);
+        assert!(text.contains(&format!("\"keyData\": \"{b64}\"")), "{text}");
+    }
+    assert!(text.starts_with("{\"keys\": [{"), "{text}");
+    assert_eq!(r.keys, keys);
+}
+
+/// §12 item 23: a download writes one statistics row for the caller.
+async fn download_writes_statistics_row(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    put(&fed, "DE", 3).await;
+    let t = cut(&fed).await;
+    let r = fed["FR"].download(D0, None, Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 200);
+    let stats = fed
+        .store()
+        .download_stats(T0 - Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].country, "FR");
+    assert_eq!(stats[0].batch_tag.to_string(), t);
+    assert_eq!(stats[0].number_of_keys, 3);
+}
+
+/// clients.md §1 (MUST): tags are `yyyyMMdd-N`, N from 1, +1 per batch, no gaps; each links to
+/// the next.
+async fn download_tags_dense_from_1(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    let mut tags = Vec::new();
+    for _ in 0..4 {
+        put(&fed, "DE", 1).await;
+        tags.push(cut(&fed).await);
+        fed.clock().advance(Duration::minutes(5));
+    }
+    assert_eq!(
+        tags,
+        ["20261128-1", "20261128-2", "20261128-3", "20261128-4"]
+    );
+    let chain = fed["FR"].download_all(D0).await.unwrap();
+    let served: Vec<_> = chain.iter().map(|d| d.batch_tag.clone().unwrap()).collect();
+    assert_eq!(served, tags);
+}
+
+/// clients.md §1: N restarts at 1 on a new UTC day and yesterday's last batch links to
+/// today's first.
+async fn download_tags_restart_after_midnight_and_link_across_days(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], datetime!(2026-11-28 23:50 UTC), 14).await;
+    put(&fed, "DE", 1).await;
+    assert_eq!(cut(&fed).await, "20261128-1");
+    fed.clock().set(datetime!(2026-11-28 23:59:59 UTC));
+    put(&fed, "DE", 1).await;
+    assert_eq!(cut(&fed).await, "20261128-2");
+    fed.clock().set(datetime!(2026-11-29 00:00:01 UTC));
+    put(&fed, "DE", 1).await;
+    assert_eq!(cut(&fed).await, "20261129-1");
+    let r = fed["FR"]
+        .download(D0, Some("20261128-2"), Some(PB_V1))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.next_batch_tag.as_deref(), Some("20261129-1"));
+}
+
+/// Protocol §1.3 / clients.md §4: following `nextBatchTag` from yesterday runs on into today;
+/// today without a tag starts at today's `-1`.
+async fn download_chain_followed_across_midnight(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], datetime!(2026-11-28 22:00 UTC), 14).await;
+    let mut all = Vec::new();
+    for t in [
+        datetime!(2026-11-28 22:00 UTC),
+        datetime!(2026-11-28 23:30 UTC),
+        datetime!(2026-11-29 00:30 UTC),
+        datetime!(2026-11-29 01:30 UTC),
+    ] {
+        fed.clock().set(t);
+        all.extend(put(&fed, "DE", 2).await);
+        cut(&fed).await;
+    }
+    let chain = fed["FR"].download_all(D0).await.unwrap();
+    let tags: Vec<_> = chain.iter().map(|d| d.batch_tag.clone().unwrap()).collect();
+    assert_eq!(tags, ["20261128-1", "20261128-2", "20261129-1", "20261129-2"]);
+    let keys: Vec<_> = chain.into_iter().flat_map(|d| d.keys).collect();
+    assert_eq!(keys, all);
+    let today = fed["FR"]
+        .download(D0 + Duration::days(1), None, Some(PB_V1))
+        .await
+        .unwrap();
+    assert_eq!(today.batch_tag.as_deref(), Some("20261129-1"));
+}
+
+/// clients.md §4: a batch holding only the caller's keys: 200 with an empty protobuf body,
+/// still with `batchTag` and `nextBatchTag`.
+async fn download_only_own_keys_200_empty_protobuf(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    put(&fed, "DE", 3).await;
+    let t = cut(&fed).await;
+    let r = fed["DE"].download(D0, None, Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty(), "{:?}", r.body);
+    assert_eq!(r.batch_tag.as_deref(), Some(t.as_str()));
+    assert_eq!(r.next_batch_tag.as_deref(), Some("null"));
+    assert_eq!(r.content_type.as_deref(), Some(PB_V1));
+}
+
+/// clients.md §4: the same in JSON is `{}`.
+async fn download_only_own_keys_200_empty_json_object(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    put(&fed, "DE", 3).await;
+    cut(&fed).await;
+    let r = fed["DE"].download(D0, None, Some(JSON_V1)).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "{}");
+    assert_eq!(r.content_type.as_deref(), Some(JSON_V1));
+}
+
+/// clients.md §4 (Denmark): no batch for the date: 404 with `message` exactly "Could not find
+/// any batches for given date".
+async fn download_no_batch_for_date_404_message(b: Backend) {
+    let fed = fed_at(&b, &["DK", "FR"], T0, 14).await;
+    let r = fed["DK"].download(D0, None, Some(JSON_V1)).await.unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json()["message"].as_str(),
+        Some("Could not find any batches for given date")
+    );
+}
+
+/// clients.md §4: tomorrow's UTC date (IT and ES use local time near midnight) is 404, not
+/// 400, even when today has batches.
+async fn download_tomorrow_404(b: Backend) {
+    let fed = fed_at(&b, &["DE", "IT"], datetime!(2026-11-28 23:30 UTC), 14).await;
+    put(&fed, "DE", 1).await;
+    cut(&fed).await;
+    let r = fed["IT"]
+        .download(D0 + Duration::days(1), None, Some(PB_V1))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.message().as_deref(),
+        Some("Could not find any batches for given date")
+    );
+}
+
+/// Protocol §1.3 step 3: an empty `batchTag` header is 404.
+async fn download_empty_batch_tag_header_404(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    put(&fed, "DE", 1).await;
+    cut(&fed).await;
+    let r = fed["FR"].download(D0, Some(""), Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 404);
+}
+
+/// Protocol §1.3: a path date that is not `yyyy-MM-dd` is 400 (after authentication).
+async fn download_invalid_date_400(b: Backend) {
+    let fed = fed_at(&b, &["FR"], T0, 14).await;
+    for d in ["s", "2026-13-01", "28-11-2026", "20261128"] {
+        let r = fed["FR"].download(d, None, Some(PB_V1)).await.unwrap();
+        assert_eq!(r.status, 400, "{d}");
+    }
+}
+
+/// Protocol §1.0: `X-Protobuf-Schema: Efgs.proto` and `X-Protobuf-Message:
+/// eu.interop.DiagnosisKeyBatch` on both formats.
+async fn download_protobuf_schema_headers(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    put(&fed, "DE", 1).await;
+    cut(&fed).await;
+    for accept in [PB_V1, JSON_V1] {
+        let r = fed["FR"].download(D0, None, Some(accept)).await.unwrap();
+        let h = |n: &str| r.headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(h("X-Protobuf-Schema").as_deref(), Some("Efgs.proto"));
+        assert_eq!(
+            h("X-Protobuf-Message").as_deref(),
+            Some("eu.interop.DiagnosisKeyBatch")
+        );
+    }
+}
+
+/// Protocol §1.3 step 2: with no batch on the date, the first batch of a later day is served.
+async fn download_first_batch_may_be_from_later_day(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    fed.clock().set(datetime!(2026-11-29 10:00 UTC));
+    let keys = put(&fed, "DE", 2).await;
+    cut(&fed).await;
+    let r = fed["FR"].download(D0, None, Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.batch_tag.as_deref(), Some("20261129-1"));
+    assert_eq!(r.keys, keys);
+}
+
+/// ADR 0005: a batch cut at exactly 00:00:00 UTC is the first batch of its own date.
+async fn download_batch_cut_at_midnight_belongs_to_that_date(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], datetime!(2026-11-28 23:59 UTC), 14).await;
+    put(&fed, "DE", 1).await;
+    fed.clock().set(datetime!(2026-11-29 00:00 UTC));
+    assert_eq!(cut(&fed).await, "20261129-1");
+    let r = fed["FR"]
+        .download(D0 + Duration::days(1), None, Some(PB_V1))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.batch_tag.as_deref(), Some("20261129-1"));
+}
+
+/// clients.md §4: zero values are omitted in JSON (clients default them) and an empty visited
+/// list never comes back as `[""]`.
+async fn download_json_omits_defaults_and_empty_lists(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    let de = &fed["DE"];
+    let mut keys = de.keys(1);
+    keys[0].visited_countries.clear();
+    keys[0].transmission_risk_level = 0;
+    keys[0].days_since_onset_of_symptoms = 0;
+    assert_eq!(de.upload(&keys, "zeros", PB).await.unwrap().status, 201);
+    cut(&fed).await;
+    let json = fed["FR"].download(D0, None, Some(JSON_V1)).await.unwrap();
+    let text = json.text();
+    for absent in [
+        "visitedCountries",
+        "transmissionRiskLevel",
+        "days_since_onset_of_symptoms",
+    ] {
+        assert!(!text.contains(absent), "{absent} in {text}");
+    }
+    assert_eq!(json.keys, keys);
+    let pb = fed["FR"].download(D0, None, Some(PB_V1)).await.unwrap();
+    assert_eq!(pb.keys[0].visited_countries, Vec::<String>::new());
+}
+
+/// clients.md §4: repeated downloads are normal and give the same answer.
+async fn download_repeated_gives_same_answer(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    put(&fed, "DE", 5).await;
+    let t = cut(&fed).await;
+    let a = fed["FR"].download(D0, Some(&t), Some(PB_V1)).await.unwrap();
+    let b2 = fed["FR"].download(D0, Some(&t), Some(PB_V1)).await.unwrap();
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body, b2.body);
+    assert_eq!(a.next_batch_tag, b2.next_batch_tag);
+}
+
+/// Protocol §5: keys not yet batched are never downloadable.
+async fn download_unbatched_keys_invisible(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    put(&fed, "DE", 5).await;
+    let r = fed["FR"].download(D0, None, Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 404);
+    put(&fed, "DE", 1).await;
+    cut(&fed).await;
+    let r = fed["FR"].download(D0, None, Some(PB_V1)).await.unwrap();
+    assert_eq!(r.keys.len(), 6);
+}
