@@ -68,7 +68,10 @@ async fn audit_entry_after_batching(b: Backend) {
     assert_eq!(e.country, "DE");
     assert_eq!(e.amount, 3);
     assert_eq!(e.uploader_thumbprint, creds.auth_thumbprint.as_str());
-    assert_eq!(e.uploader_signing_thumbprint, creds.sign_thumbprint.as_str());
+    assert_eq!(
+        e.uploader_signing_thumbprint,
+        creds.sign_thumbprint.as_str()
+    );
     assert!(e.uploader_operator_signature.is_some());
     assert!(e.signing_certificate_operator_signature.is_some());
     assert!(e.uploader_certificate.is_some());
@@ -168,7 +171,14 @@ async fn audit_date_other_than_batch_day_404(b: Backend) {
 /// re-verifies each upload's signature.
 async fn audit_amounts_order_and_signatures_reverify(b: Backend) {
     let fed = fed_at(&b, &["DE", "FR", "NL", "IT"], T0).await;
-    let plan = [("DE", 3), ("FR", 5), ("NL", 1), ("DE", 4), ("IT", 7), ("FR", 2)];
+    let plan = [
+        ("DE", 3),
+        ("FR", 5),
+        ("NL", 1),
+        ("DE", 4),
+        ("IT", 7),
+        ("FR", 2),
+    ];
     for (i, (c, n)) in plan.iter().enumerate() {
         put(&fed, c, *n, &format!("{c}-{i}")).await;
     }

@@ -92,10 +92,16 @@ async fn cut(fed: &Federation) -> String {
 async fn download_date_before_window_410(b: Backend) {
     let fed = fed_at(&b, &["DE", "FR"], T0, 2).await;
     let fr = &fed["FR"];
-    let r = fr.download(D0 - Duration::days(3), None, Some(PB_V1)).await.unwrap();
+    let r = fr
+        .download(D0 - Duration::days(3), None, Some(PB_V1))
+        .await
+        .unwrap();
     assert_eq!(r.status, 410);
     assert_eq!(r.message().as_deref(), Some("Requested date is too old!"));
-    let r = fr.download(D0 - Duration::days(2), None, Some(PB_V1)).await.unwrap();
+    let r = fr
+        .download(D0 - Duration::days(2), None, Some(PB_V1))
+        .await
+        .unwrap();
     assert_eq!(r.status, 404, "inside the window: no batch, not too old");
 }
 
@@ -143,7 +149,10 @@ async fn download_by_tag_headers_and_link(b: Backend) {
     let t1 = cut(&fed).await;
     put(&fed, "DE", 2).await;
     let t2 = cut(&fed).await;
-    let r = fed["FR"].download(D0, Some(&t1), Some(PB_V1)).await.unwrap();
+    let r = fed["FR"]
+        .download(D0, Some(&t1), Some(PB_V1))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.content_type.as_deref(), Some(PB_V1));
     assert_eq!(r.batch_tag.as_deref(), Some(t1.as_str()));
@@ -156,7 +165,10 @@ async fn download_last_batch_next_is_literal_null(b: Backend) {
     let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
     put(&fed, "DE", 2).await;
     let t1 = cut(&fed).await;
-    let r = fed["FR"].download(D0, Some(&t1), Some(PB_V1)).await.unwrap();
+    let r = fed["FR"]
+        .download(D0, Some(&t1), Some(PB_V1))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.next_batch_tag.as_deref(), Some("null"));
     let r = fed["FR"].download(D0, None, Some(JSON_V1)).await.unwrap();
@@ -184,8 +196,14 @@ async fn download_only_the_requested_batch(b: Backend) {
     let t1 = cut(&fed).await;
     let second = put(&fed, "DE", 2).await;
     let t2 = cut(&fed).await;
-    let r1 = fed["FR"].download(D0, Some(&t1), Some(PB_V1)).await.unwrap();
-    let r2 = fed["FR"].download(D0, Some(&t2), Some(PB_V1)).await.unwrap();
+    let r1 = fed["FR"]
+        .download(D0, Some(&t1), Some(PB_V1))
+        .await
+        .unwrap();
+    let r2 = fed["FR"]
+        .download(D0, Some(&t2), Some(PB_V1))
+        .await
+        .unwrap();
     assert_eq!(r1.keys, first);
     assert_eq!(r2.keys, second);
 }
@@ -318,7 +336,10 @@ async fn download_chain_followed_across_midnight(b: Backend) {
     }
     let chain = fed["FR"].download_all(D0).await.unwrap();
     let tags: Vec<_> = chain.iter().map(|d| d.batch_tag.clone().unwrap()).collect();
-    assert_eq!(tags, ["20261128-1", "20261128-2", "20261129-1", "20261129-2"]);
+    assert_eq!(
+        tags,
+        ["20261128-1", "20261128-2", "20261129-1", "20261129-2"]
+    );
     let keys: Vec<_> = chain.into_iter().flat_map(|d| d.keys).collect();
     assert_eq!(keys, all);
     let today = fed["FR"]
@@ -408,7 +429,12 @@ async fn download_protobuf_schema_headers(b: Backend) {
     cut(&fed).await;
     for accept in [PB_V1, JSON_V1] {
         let r = fed["FR"].download(D0, None, Some(accept)).await.unwrap();
-        let h = |n: &str| r.headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let h = |n: &str| {
+            r.headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         assert_eq!(h("X-Protobuf-Schema").as_deref(), Some("Efgs.proto"));
         assert_eq!(
             h("X-Protobuf-Message").as_deref(),
