@@ -23,6 +23,9 @@ cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== fuzz targets compile (running them needs nightly: fuzz/README.md)"
+cargo check --manifest-path fuzz/Cargo.toml --locked --quiet
+
 echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 

@@ -25,7 +25,7 @@ use crate::store::{
     StoreError, TrustEntry, TrustListStoreExt, UploadOutcome, UploadReceipt,
 };
 use crate::tag::BatchTag;
-use crate::trust::{TrustAnchors, TrustListEntry};
+use crate::trust::TrustAnchors;
 use crate::validate::{self, ValidationPolicy};
 
 /// Every policy value of the gateway, with the reference's production defaults.
@@ -147,17 +147,6 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-fn to_list_entry(e: &TrustEntry) -> TrustListEntry {
-    TrustListEntry {
-        country: e.country.clone(),
-        cert_type: e.cert_type,
-        pem: e.pem.clone(),
-        signature: e.signature.clone(),
-        thumbprint: e.thumbprint.clone(),
-        revoked: e.revoked,
-    }
-}
-
 impl Gateway {
     /// A gateway over `store`, checking trust-list rows against `anchors`.
     /// `hasher` computes the per-key duplicate hash (keep its secret stable for a database).
@@ -212,7 +201,7 @@ impl Gateway {
             .store
             .trust_entry_for(&id.thumbprint, &id.country, CertificateType::Authentication)
             .await?;
-        let entry = entry.as_ref().map(to_list_entry);
+        let entry = entry.as_ref().map(TrustEntry::to_entry);
         identity::authorise(&id, entry.as_ref(), &self.anchors)?;
         Ok(id)
     }
@@ -302,7 +291,7 @@ impl Gateway {
         if entry.revoked {
             return Err(RequestError::UntrustedSigner("revoked").into());
         }
-        to_list_entry(&entry).verify(&self.anchors).map_err(|_| {
+        entry.to_entry().verify(&self.anchors).map_err(|_| {
             RequestError::UntrustedSigner("trust-list entry failed its integrity check")
         })?;
         Ok(())
@@ -416,7 +405,7 @@ impl Gateway {
             .store
             .trust_entry_for(thumbprint, country, cert_type)
             .await?;
-        Ok(entry.filter(|e| to_list_entry(e).verify(&self.anchors).is_ok()))
+        Ok(entry.filter(|e| e.to_entry().verify(&self.anchors).is_ok()))
     }
 
     /// One batching step (decisions item 12): when a full batch is pending or the oldest

@@ -67,7 +67,7 @@ pub enum NotAuthorizedReason {
     /// The entry is not an AUTHENTICATION certificate.
     WrongType,
     /// The entry failed the trust-anchor integrity check (see the `code()` of the
-    /// [`TrustError`] for which step).
+    /// [`crate::trust::TrustError`] for which step).
     IntegrityCheckFailed(&'static str),
 }
 

@@ -195,6 +195,33 @@ pub struct TrustEntry {
     pub created_at: OffsetDateTime,
 }
 
+impl TrustEntry {
+    /// The row for a signed trust-list entry, stored at `created_at`.
+    pub fn from_entry(entry: &crate::trust::TrustListEntry, created_at: OffsetDateTime) -> Self {
+        TrustEntry {
+            thumbprint: entry.thumbprint.clone(),
+            country: entry.country.clone(),
+            cert_type: entry.cert_type,
+            pem: entry.pem.clone(),
+            signature: entry.signature.clone(),
+            revoked: entry.revoked,
+            created_at,
+        }
+    }
+
+    /// The signed entry this row holds (to check it against the trust anchors).
+    pub fn to_entry(&self) -> crate::trust::TrustListEntry {
+        crate::trust::TrustListEntry {
+            country: self.country.clone(),
+            cert_type: self.cert_type,
+            pem: self.pem.clone(),
+            signature: self.signature.clone(),
+            thumbprint: self.thumbprint.clone(),
+            revoked: self.revoked,
+        }
+    }
+}
+
 /// Whether [`TrustListStore::upsert_trust_entry`] added or replaced a row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Upserted {

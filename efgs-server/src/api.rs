@@ -80,13 +80,18 @@ pub fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Infall
     };
     let conn = warp::ext::optional::<ConnectionInfo>();
 
-    let options = warp::options()
-        .and(warp::path("diagnosiskeys"))
+    // Path before method, so an unknown path is 404 and a known one with the wrong method 405.
+    let options = warp::path("diagnosiskeys")
         .and(warp::path::end())
+        .and(warp::options())
         .map(options_reply);
+    let health = warp::path("healthz")
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(|| Response::new(Bytes::from_static(b"ok").into()));
 
-    let upload = warp::post()
-        .and(warp::path!("diagnosiskeys" / "upload"))
+    let upload = warp::path!("diagnosiskeys" / "upload")
+        .and(warp::post())
         .and(with_state.clone())
         .and(conn)
         .and(warp::header::headers_cloned())
@@ -97,8 +102,8 @@ pub fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Infall
             },
         );
 
-    let download = warp::get()
-        .and(warp::path!("diagnosiskeys" / "download" / String))
+    let download = warp::path!("diagnosiskeys" / "download" / String)
+        .and(warp::get())
         .and(with_state.clone())
         .and(conn)
         .and(warp::header::headers_cloned())
@@ -129,6 +134,8 @@ pub fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Infall
         );
 
     options
+        .or(health)
+        .unify()
         .or(upload)
         .unify()
         .or(download)

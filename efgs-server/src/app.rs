@@ -207,15 +207,7 @@ pub async fn import_trust_entries(
                     .push((format!("{name} ({})", entry.thumbprint), e.to_string()));
                 continue;
             }
-            let row = TrustEntry {
-                thumbprint: entry.thumbprint.clone(),
-                country: entry.country.clone(),
-                cert_type: entry.cert_type,
-                pem: entry.pem.clone(),
-                signature: entry.signature.clone(),
-                revoked: entry.revoked,
-                created_at: now,
-            };
+            let row = TrustEntry::from_entry(&entry, now);
             match store
                 .upsert_trust_entry(row)
                 .await

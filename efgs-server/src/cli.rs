@@ -178,16 +178,7 @@ pub async fn trust_list(cfg: &Config, cmd: TrustListCommand) -> ExitCode {
                     .await
                     .map_err(crate::ServeError::Store)?
                 {
-                    let ok = efgs_core::trust::TrustListEntry {
-                        country: e.country.clone(),
-                        cert_type: e.cert_type,
-                        pem: e.pem.clone(),
-                        signature: e.signature.clone(),
-                        thumbprint: e.thumbprint.clone(),
-                        revoked: e.revoked,
-                    }
-                    .verify(&anchors)
-                    .is_ok();
+                    let ok = e.to_entry().verify(&anchors).is_ok();
                     println!(
                         "{} {} {:<14} {}{}",
                         e.thumbprint,

@@ -13,7 +13,7 @@
 //!    empty value unsets an optional setting. Relative paths are relative to the working
 //!    directory. An `EFGS_*` variable that names no setting is refused (a typo in a security
 //!    setting must not pass silently), except `EFGS_CONFIG` and the `EFGS_TEST_*` /
-//!    `EFGS_REQUIRE_*` variables used by test suites.
+//!    `EFGS_REQUIRE_*` / `EFGS_PG_*` variables used by test suites and the test cluster script.
 //! 4. Secrets from files: `database.url_file`, `database.password_file`,
 //!    `encryption.key_files` and `duplicate_hash.secret_file`. Each secret file, and the TLS
 //!    private key, must not be accessible by "others" (mode `& 0o007 == 0`). One trailing line
@@ -1168,8 +1168,8 @@ pub fn settings_markdown() -> String {
          `EFGS_CONFIG` (unknown keys are refused; relative paths are relative to the file), then\n\
          `EFGS_*` environment variables (`section.name` is `EFGS_SECTION_NAME`; lists are\n\
          comma-separated, maps are `id=value,...`, an empty value unsets an optional setting; an\n\
-         `EFGS_*` variable that names no setting is refused, except `EFGS_CONFIG`, `EFGS_TEST_*`\n\
-         and `EFGS_REQUIRE_*`), then secrets read from the `*_file` settings. Secret files and the\n\
+         `EFGS_*` variable that names no setting is refused, except `EFGS_CONFIG`, `EFGS_TEST_*`,\n\
+         `EFGS_PG_*` and `EFGS_REQUIRE_*`), then secrets read from the `*_file` settings. Secret files and the\n\
          TLS key must not be accessible by other users. `efgs-server serve --check` prints the\n\
          effective configuration with secrets redacted.\n\n\
          Start-up refuses unsafe or inconsistent settings with a message naming the setting:\n\
@@ -1197,7 +1197,10 @@ pub fn settings_markdown() -> String {
 
 /// Environment variables starting with `EFGS_` that are not settings but are allowed.
 fn is_non_setting_env(var: &str) -> bool {
-    var == CONFIG_FILE_ENV || var.starts_with("EFGS_TEST_") || var.starts_with("EFGS_REQUIRE_")
+    var == CONFIG_FILE_ENV
+        || var.starts_with("EFGS_TEST_")
+        || var.starts_with("EFGS_REQUIRE_")
+        || var.starts_with("EFGS_PG_")
 }
 
 // ---------------------------------------------------------------------------------------------

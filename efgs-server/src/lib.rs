@@ -18,6 +18,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod jobs;
 pub mod net;

@@ -30,6 +30,11 @@ enum Command {
     /// Manage the trust list.
     #[command(subcommand)]
     TrustList(cli::TrustListCommand),
+    /// Run a demo federation: a throw-away trust anchor and certificates for several
+    /// countries, the gateway on the memory store, simulated national backends uploading
+    /// signed batches and downloading each other's keys over real HTTP; exits 0 when every
+    /// country received exactly the other countries' keys.
+    Demo(efgs_server::demo::DemoArgs),
 }
 
 #[tokio::main]
@@ -43,6 +48,9 @@ async fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let command = cli.command.unwrap_or(Command::Serve { check: false });
+    if let Command::Demo(args) = command {
+        return efgs_server::demo::demo(args).await;
+    }
     if let Command::TrustList(cli::TrustListCommand::Sign(args)) = &command {
         return cli::sign_entry(args);
     }
@@ -65,5 +73,6 @@ async fn main() -> ExitCode {
         Command::Serve { check: false } => cli::serve(&cfg).await,
         Command::Migrate => cli::migrate(&cfg).await,
         Command::TrustList(tl) => cli::trust_list(&cfg, tl).await,
+        Command::Demo(_) => ExitCode::FAILURE,
     }
 }

@@ -562,10 +562,19 @@ fn help_lists_every_setting() {
 }
 
 #[test]
-fn unimplemented_subcommands_exit_2_and_bad_config_exits_78() {
-    for args in [&["migrate"][..], &["demo"][..], &["trust-list", "list"][..]] {
-        let out = run(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+fn commands_needing_configuration_exit_78_without_it() {
+    for args in [&["migrate"][..], &["trust-list", "list"][..]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_efgs-server"))
+            .args(args)
+            .env_remove("EFGS_TRUST_ANCHORS")
+            .env_remove("EFGS_CONFIG")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(78), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("trust.anchors"),
+            "{args:?}"
+        );
     }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_efgs-server"))
         .args(["serve", "--check"])

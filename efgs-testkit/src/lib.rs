@@ -15,6 +15,7 @@
 
 pub mod conformance;
 pub mod demo;
+pub mod faulty;
 pub mod federation;
 pub mod generate;
 pub mod national;

@@ -412,10 +412,10 @@ mod tests {
         assert!(Tlv::read_exact(&[0x02, 0x01, 0x01, 0x00]).is_err());
         assert!(Tlv::read_exact(&[0x04, 0x80, 0x00, 0x00]).is_err());
         assert!(Tlv::read_exact(&[0x30, 0x80, 0x02, 0x01, 0x01]).is_err());
-        let mut deep = [0x30u8, 0x80].repeat(MAX_DEPTH + 2);
+        let mut deep = [0x30, 0x80].repeat(MAX_DEPTH + 2);
         deep.extend(vec![0u8; 2 * (MAX_DEPTH + 2)]);
         assert!(Tlv::read_exact(&deep).is_err());
-        let mut ok = [0x30u8, 0x80].repeat(10);
+        let mut ok = [0x30, 0x80].repeat(10);
         ok.extend(vec![0u8; 20]);
         assert!(Tlv::read_exact(&ok).is_ok());
     }
