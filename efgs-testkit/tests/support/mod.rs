@@ -8,52 +8,18 @@ use std::sync::Arc;
 
 use efgs_core::DiagnosisKey;
 use efgs_core::store::RetentionStore as _;
-use efgs_server::api::{AppState, ClientAuth, api};
-use efgs_server::net::{NetLimits, serve_connections, server_tls_config_from_der};
 use efgs_testkit::federation::{
-    BoxError, Federation, FederationBuilder, PostgresSchema, ServeGateway, ServerAuth, ServerSetup,
-    TEST_DATABASE_URL,
+    BoxError, Federation, FederationBuilder, PostgresSchema, ServeGateway, TEST_DATABASE_URL,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-/// efgs-server's API under its own connection handling (`net::serve_connections`, as
-/// `serve_with` uses it), so every request carries its `ConnectionInfo`.
+/// efgs-server's API under its own connection handling: exactly what `efgs-server demo`
+/// serves (`net::serve_connections`, as `serve_with` uses it), so every request carries its
+/// `ConnectionInfo`.
 pub fn server() -> impl ServeGateway {
-    |setup: ServerSetup| async move {
-        let (auth, tls) = match setup.auth {
-            ServerAuth::ProxyHeaders { trusted } => (ClientAuth::ProxyHeaders { trusted }, None),
-            ServerAuth::MutualTls {
-                cert_chain_der,
-                key_der,
-            } => {
-                let chain = cert_chain_der
-                    .into_iter()
-                    .map(CertificateDer::from)
-                    .collect();
-                let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der));
-                let tls = server_tls_config_from_der(chain, key, None)
-                    .map_err(|e| Box::new(e) as BoxError)?;
-                (ClientAuth::MutualTls, Some(tls))
-            }
-        };
-        let state = AppState {
-            gateway: setup.gateway,
-            auth,
-            body_limit: setup.body_limit,
-            clock: setup.clock,
-        };
-        serve_connections(
-            setup.listener,
-            tls,
-            api(state),
-            &NetLimits::default(),
-            setup.shutdown,
-        )
-        .await;
-        Ok::<(), BoxError>(())
-    }
+    efgs_server::demo::gateway_server()
 }
 
 // ---------------------------------------------------------------------------------------------
