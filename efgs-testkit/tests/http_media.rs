@@ -30,7 +30,6 @@ http_tests!(
     upload_malformed_protobuf_400,
     upload_malformed_json_400,
     upload_json_camel_case_dsos_alias,
-    #[ignore = "efgs-server bug: GET on an unknown path answers 405, not 404 (the OPTIONS/POST method filters reject before the path is matched)"]
     unknown_route_404,
     wrong_method_405,
 );
