@@ -16,7 +16,11 @@
 # gateway's VmRSS (sampled while wrk runs) and VmHWM.
 #
 # nginx-light and wrk are installed from Debian when missing (root needed then).
-# Environment: WRK_THREADS (2), WRK_CONNECTIONS (16), WRK_DURATION (10s), NGINX_PORT (first port
+# With CEILING=1 (default) a third run measures the `serve-download-cached` mode (the API behind a
+# route answering from the body encoded once, still authenticating every request): the ceiling a
+# per-batch response cache would reach. It is not the product.
+#
+# Environment: CEILING (1), WRK_THREADS (2), WRK_CONNECTIONS (16), WRK_DURATION (10s), NGINX_PORT (first port
 # to try, 18080), GATEWAY_PORT (18090).
 set -euo pipefail
 
@@ -26,6 +30,7 @@ MODE="${1:-all}"
 WRK_THREADS="${WRK_THREADS:-2}"
 WRK_CONNECTIONS="${WRK_CONNECTIONS:-16}"
 WRK_DURATION="${WRK_DURATION:-10s}"
+CEILING="${CEILING:-1}"
 
 log() { echo "bench-http: $*" >&2; }
 
@@ -74,8 +79,10 @@ WORK="$(mktemp -d /tmp/efgs-bench-http.XXXXXX)"
 chmod 755 "$WORK" # nginx workers (user nobody) read the file
 GW_PID=""
 NGINX_PID=""
+CACHED_PID=""
 cleanup() {
     [[ -n "$GW_PID" ]] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null
+    [[ -n "$CACHED_PID" ]] && kill "$CACHED_PID" 2>/dev/null && wait "$CACHED_PID" 2>/dev/null
     [[ -n "$NGINX_PID" ]] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
     rm -rf "$WORK"
 }
@@ -212,3 +219,30 @@ awk -v grps="$GW_RPS" -v gp99="$GW_P99" -v nrps="$NG_RPS" -v np99="$NG_P99" \
 }'
 echo "gateway memory: VmRSS before load $((RSS_BEFORE / 1024)) MB, max sampled under load $((RSS_MAX / 1024)) MB, after $((RSS_AFTER / 1024)) MB; VmHWM $((HWM / 1024)) MB (target <= 150 MB)"
 echo "load average: before $LOAD_BEFORE, after gateway run $LOAD_GW, after nginx run $LOAD_END (wrk, the gateway and nginx share the $(nproc) CPUs)"
+
+if [[ "$CEILING" == "1" ]]; then
+    kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null || true
+    GW_PID=""
+    CACHED_PORT="$(free_port "$((GATEWAY_PORT + 1))")"
+    EFGS_BENCH_PORT="$CACHED_PORT" "$BIN" serve-download-cached "$WORK/cached.bin" \
+        >"$WORK/cached.out" 2>"$WORK/cached.err" &
+    CACHED_PID=$!
+    for _ in $(seq 1 600); do
+        grep -q '^READY' "$WORK/cached.out" 2>/dev/null && break
+        kill -0 "$CACHED_PID" 2>/dev/null || { log "the cached gateway exited"; cat "$WORK/cached.err" >&2; exit 1; }
+        sleep 0.1
+    done
+    cval() { grep "^$1=" "$WORK/cached.out" | head -1 | cut -d= -f2-; }
+    C_URL="$(cval URL)"; C_T="$(cval THUMBPRINT)"; C_DN="$(cval DN)"
+    curl -sf -o "$WORK/cached-gw.bin" -H "X-SSL-Client-SHA256: $C_T" -H "X-SSL-Client-DN: $C_DN" \
+        -H "Accept: $ACCEPT" "$C_URL"
+    cmp -s "$WORK/cached-gw.bin" "$WORK/cached.bin" || { log "cached body differs"; exit 1; }
+    wrk -t1 -c4 -d2s -H "X-SSL-Client-SHA256: $C_T" -H "X-SSL-Client-DN: $C_DN" -H "Accept: $ACCEPT" "$C_URL" >/dev/null
+    run_wrk cached "$C_URL" -H "X-SSL-Client-SHA256: $C_T" -H "X-SSL-Client-DN: $C_DN" -H "Accept: $ACCEPT"
+    read -r C_RPS C_P99 C_BAD < <(parse_wrk "$WORK/wrk-cached.out")
+    echo
+    echo "ceiling (serve-download-cached, NOT the product: body encoded once, authenticate per request):"
+    awk -v c="$C_RPS" -v p="$C_P99" -v b="$C_BAD" -v n="$NG_RPS" 'BEGIN {
+        printf "  %10.1f requests/s  p99 %8.2f ms  non-2xx %s  ratio to nginx %.2f\n", c, p, b, c / n }'
+    echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
