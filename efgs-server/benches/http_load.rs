@@ -1,0 +1,523 @@
+//! HTTP load bench of efgs-server on the memory store (docs/performance.md, "HTTP (efgs-server)").
+//!
+//! Modes (the first argument that does not start with `--`; `cargo bench` adds `--bench`):
+//!
+//! - `upload` (default): 8 countries, 5000-key uploads signed in advance. Measures, in one run,
+//!   `Gateway::upload` in-process (one task, then 8 concurrent tasks, each on a fresh memory-store
+//!   gateway with the same trust list) and the same uploads over HTTP from 8 concurrent clients
+//!   (one per country, each under its own identity) against efgs-server's API, and prints keys/s
+//!   and the ratios.
+//! - `serve-download <body-file>`: starts the gateway (memory store, one 5000-key batch uploaded
+//!   by DE and batched), downloads it once as FR, writes the exact response body to
+//!   `<body-file>`, prints `KEY=value` lines (URL, identity headers, PID, ...) and `READY`, then
+//!   serves until SIGTERM/SIGINT. Used by scripts/bench-http.sh (wrk against it and nginx).
+//! - `serve-download-cached <body-file>`: the same, but a download route in front of the API
+//!   answers with the body encoded once (after the per-request `Gateway::authenticate`), under
+//!   the same connection handling (`net::serve_connections`). Not the product: the ceiling a
+//!   per-batch response cache would reach, to locate the cost of the real download path.
+//!
+//! Environment: `EFGS_BENCH_KEYS` (keys per upload, default 5000), `EFGS_BENCH_UPLOADS`
+//! (uploads per client per round, default 20), `EFGS_BENCH_ROUNDS` (default 3),
+//! `EFGS_BENCH_PORT` (serve-download listen port, default 0 = any).
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use efgs_core::canonical::DuplicateHasher;
+use efgs_core::gateway::{Credentials, Gateway, UploadRequest};
+use efgs_core::media::BodyFormat;
+use efgs_core::model::FormatVersion;
+use efgs_core::store::{DynStore, UploadOutcome};
+use efgs_store_memory::MemoryStore;
+use efgs_testkit::federation::{Federation, default_policy};
+use efgs_testkit::national::{HEADER_DN, HEADER_THUMBPRINT, encode_body};
+use efgs_testkit::pki::trust_entry;
+use time::OffsetDateTime;
+
+const COUNTRIES: [&str; 8] = ["DE", "FR", "NL", "IT", "ES", "BE", "AT", "PL"];
+/// Must match efgs-testkit's federation default (the in-process gateways use the same hasher).
+const DUPLICATE_SECRET: &[u8] = b"efgs-testkit duplicate hash secret";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match args.first().map(String::as_str) {
+        None | Some("upload") => rt.block_on(upload_bench()),
+        Some(mode @ ("serve-download" | "serve-download-cached")) => {
+            let path = args
+                .get(1)
+                .expect("usage: http_load serve-download[-cached] <body-file>");
+            rt.block_on(serve_download(path, mode == "serve-download-cached"));
+        }
+        Some(other) => {
+            eprintln!("unknown mode {other:?}: expected `upload` or `serve-download <file>`");
+            std::process::exit(2);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upload
+// ---------------------------------------------------------------------------------------------
+
+/// One upload as the national backend sends it, signed in advance.
+#[derive(Clone)]
+struct Prepared {
+    tag: String,
+    signature: String,
+    body: Bytes,
+    keys: usize,
+}
+
+/// One client (country): its identity headers and its uploads.
+struct Client {
+    country: String,
+    thumbprint: String,
+    dn: String,
+    uploads: Vec<Prepared>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Measured {
+    keys: usize,
+    uploads: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Measured {
+    fn keys_per_sec(&self) -> f64 {
+        self.keys as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn line(&self, label: &str) -> String {
+        let mut l = self.latencies.clone();
+        l.sort();
+        format!(
+            "{label:<34} {:>10.0} keys/s  {:>3} uploads in {:>7.3} s  per upload p50 {:>7.2} ms  p99 {:>7.2} ms",
+            self.keys_per_sec(),
+            self.uploads,
+            self.elapsed.as_secs_f64(),
+            percentile(&l, 0.5).as_secs_f64() * 1e3,
+            percentile(&l, 0.99).as_secs_f64() * 1e3,
+        )
+    }
+}
+
+async fn fresh_gateway(fed: &Federation) -> Gateway {
+    let store: Arc<DynStore> = Arc::new(MemoryStore::new());
+    let start = fed.pki().created_at;
+    for entry in fed.pki().entries() {
+        store
+            .upsert_trust_entry(trust_entry(entry, start))
+            .await
+            .unwrap();
+    }
+    Gateway::new(
+        store,
+        fed.pki().anchors().unwrap(),
+        DuplicateHasher::new(DUPLICATE_SECRET),
+        default_policy(),
+    )
+}
+
+/// `Gateway::upload` in-process (with the per-request `authenticate`, as the HTTP handler
+/// runs it), one upload after the other per client, the clients as concurrent tasks.
+async fn in_process(gateway: &Gateway, clients: &[Arc<Client>], now: OffsetDateTime) -> Measured {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in clients {
+        let c = Arc::clone(c);
+        let g = gateway.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            for up in &c.uploads {
+                let t = Instant::now();
+                let who = g
+                    .authenticate(Credentials::ProxyHeaders {
+                        thumbprint: Some(&c.thumbprint),
+                        dn: Some(&c.dn),
+                        certificate: None,
+                    })
+                    .await
+                    .unwrap();
+                let req = UploadRequest {
+                    batch_tag: Some(&up.tag),
+                    batch_signature: Some(&up.signature),
+                    format: BodyFormat::Protobuf,
+                    version: FormatVersion::V1_0,
+                    body: &up.body,
+                };
+                let out = g.upload(&who, req, now).await.unwrap();
+                assert!(matches!(out, UploadOutcome::Stored(_)), "{}", c.country);
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    collect(start, clients, tasks).await
+}
+
+/// The same uploads over HTTP, one reqwest client (connection pool) per country.
+async fn over_http(base_url: &str, clients: &[Arc<Client>]) -> Measured {
+    let http: Vec<reqwest::Client> = clients
+        .iter()
+        .map(|_| reqwest::Client::builder().no_proxy().build().unwrap())
+        .collect();
+    let url = format!("{base_url}/diagnosiskeys/upload");
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (c, h) in clients.iter().zip(http) {
+        let c = Arc::clone(c);
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            for up in &c.uploads {
+                let t = Instant::now();
+                let res = h
+                    .post(&url)
+                    .header("Content-Type", BodyFormat::Protobuf.content_type())
+                    .header(HEADER_THUMBPRINT, &c.thumbprint)
+                    .header(HEADER_DN, &c.dn)
+                    .header("batchTag", &up.tag)
+                    .header("batchSignature", &up.signature)
+                    .body(up.body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                let body = res.bytes().await.unwrap();
+                assert_eq!(
+                    status,
+                    201,
+                    "{} {}: {}",
+                    c.country,
+                    up.tag,
+                    String::from_utf8_lossy(&body)
+                );
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    collect(start, clients, tasks).await
+}
+
+async fn collect(
+    start: Instant,
+    clients: &[Arc<Client>],
+    tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>,
+) -> Measured {
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let elapsed = start.elapsed();
+    Measured {
+        keys: clients
+            .iter()
+            .flat_map(|c| &c.uploads)
+            .map(|u| u.keys)
+            .sum(),
+        uploads: latencies.len(),
+        elapsed,
+        latencies,
+    }
+}
+
+fn prepare(fed: &Federation, round: usize, per_client: usize, n_keys: usize) -> Vec<Arc<Client>> {
+    fed.backends()
+        .map(|b| {
+            let creds = b.credentials();
+            let uploads = (0..per_client)
+                .map(|i| {
+                    let keys = b.keys(n_keys);
+                    let signature = b.sign(&keys).unwrap();
+                    Prepared {
+                        tag: format!("bench-{round}-{i}"),
+                        signature,
+                        body: Bytes::from(encode_body(&keys, BodyFormat::Protobuf)),
+                        keys: keys.len(),
+                    }
+                })
+                .collect();
+            Arc::new(Client {
+                country: b.country().to_owned(),
+                thumbprint: creds.auth_thumbprint.as_str().to_owned(),
+                dn: creds.auth_dn.clone(),
+                uploads,
+            })
+        })
+        .collect()
+}
+
+async fn upload_bench() {
+    let n_keys = env_usize("EFGS_BENCH_KEYS", 5000);
+    let per_client = env_usize("EFGS_BENCH_UPLOADS", 20);
+    let rounds = env_usize("EFGS_BENCH_ROUNDS", 3);
+    let fed = Federation::builder()
+        .server(efgs_server::demo::gateway_server())
+        .countries(COUNTRIES)
+        .build()
+        .await
+        .expect("federation");
+    let now = fed.now();
+    println!(
+        "http_load upload: {} clients (countries {}), {n_keys} keys per upload, {per_client} uploads per client per round, {rounds} rounds; tokio multi-thread runtime, {} workers; gateway {}",
+        COUNTRIES.len(),
+        COUNTRIES.join(","),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        fed.base_url()
+    );
+
+    // Warm-up (connections, allocator, code): one upload per client each way.
+    let warm = prepare(&fed, 999, 1, n_keys);
+    let _ = over_http(fed.base_url(), &warm).await;
+    let _ = in_process(&fresh_gateway(&fed).await, &warm, now).await;
+
+    let t = Instant::now();
+    let sets: Vec<Vec<Arc<Client>>> = (0..rounds)
+        .map(|r| prepare(&fed, r, per_client, n_keys))
+        .collect();
+    let body_bytes = sets[0][0].uploads[0].body.len();
+    println!(
+        "pre-signed {} uploads in {:.2} s (protobuf body {body_bytes} bytes each); load average {}",
+        rounds * per_client * COUNTRIES.len(),
+        t.elapsed().as_secs_f64(),
+        loadavg()
+    );
+
+    let mut totals = [(0usize, Duration::ZERO); 3];
+    for (r, clients) in sets.iter().enumerate() {
+        let load0 = loadavg();
+        // One task at a time: the in-process rate of one core.
+        let seq = {
+            let g = fresh_gateway(&fed).await;
+            // The clients' uploads one after the other in one task.
+            let start = Instant::now();
+            let mut lat = Vec::new();
+            for c in clients {
+                let m = in_process(&g, std::slice::from_ref(c), now).await;
+                lat.extend(m.latencies);
+            }
+            Measured {
+                keys: clients
+                    .iter()
+                    .flat_map(|c| &c.uploads)
+                    .map(|u| u.keys)
+                    .sum(),
+                uploads: lat.len(),
+                elapsed: start.elapsed(),
+                latencies: lat,
+            }
+        };
+        let par = in_process(&fresh_gateway(&fed).await, clients, now).await;
+        let http = over_http(fed.base_url(), clients).await;
+        println!("round {r} (load average {load0} -> {})", loadavg());
+        println!("  {}", seq.line("in-process Gateway::upload, 1 task"));
+        println!("  {}", par.line("in-process Gateway::upload, 8 tasks"));
+        println!("  {}", http.line("HTTP, 8 clients"));
+        println!(
+            "  ratio HTTP(8) / in-process(1 task) = {:.2}; HTTP(8) / in-process(8 tasks) = {:.2}",
+            http.keys_per_sec() / seq.keys_per_sec(),
+            http.keys_per_sec() / par.keys_per_sec()
+        );
+        for (i, m) in [seq, par, http].iter().enumerate() {
+            totals[i].0 += m.keys;
+            totals[i].1 += m.elapsed;
+        }
+    }
+    let rate = |i: usize| totals[i].0 as f64 / totals[i].1.as_secs_f64();
+    println!("all rounds:");
+    println!(
+        "  in-process Gateway::upload, 1 task : {:>10.0} keys/s",
+        rate(0)
+    );
+    println!(
+        "  in-process Gateway::upload, 8 tasks: {:>10.0} keys/s",
+        rate(1)
+    );
+    println!(
+        "  HTTP, 8 clients                    : {:>10.0} keys/s",
+        rate(2)
+    );
+    println!(
+        "  ratio HTTP(8) / in-process(1 task) = {:.2} (target >= 0.50); HTTP(8) / in-process(8 tasks) = {:.2}",
+        rate(2) / rate(0),
+        rate(2) / rate(1)
+    );
+    println!("load average at the end {}", loadavg());
+    fed.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Download server for wrk
+// ---------------------------------------------------------------------------------------------
+
+/// The cached body of the ceiling mode, set once the batch exists.
+type Cached = Arc<std::sync::OnceLock<(Bytes, String, String)>>;
+
+/// efgs-server's API behind a download route answering from `cached` (authenticating each
+/// request as the API does); anything else, and everything before `cached` is set, goes to the
+/// API.
+fn cached_server(cached: Cached) -> impl efgs_testkit::federation::ServeGateway {
+    use efgs_server::api::{AppState, ClientAuth, api};
+    use efgs_server::net::{NetLimits, serve_connections};
+    use efgs_testkit::federation::{BoxError, ServerAuth, ServerSetup};
+    use warp::Filter;
+
+    move |setup: ServerSetup| {
+        let cached = Arc::clone(&cached);
+        async move {
+            let ServerAuth::ProxyHeaders { trusted } = setup.auth else {
+                return Err::<(), BoxError>("proxy headers only".into());
+            };
+            let gateway = setup.gateway.clone();
+            let fast = warp::path!("diagnosiskeys" / "download" / String)
+                .and(warp::get())
+                .and(warp::header::headers_cloned())
+                .and_then(move |_date: String, headers: warp::http::HeaderMap| {
+                    let cached = Arc::clone(&cached);
+                    let gateway = gateway.clone();
+                    async move {
+                        let Some((body, tag, next)) = cached.get() else {
+                            return Err(warp::reject::not_found());
+                        };
+                        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+                        let who = gateway
+                            .authenticate(Credentials::ProxyHeaders {
+                                thumbprint: h(HEADER_THUMBPRINT),
+                                dn: h(HEADER_DN),
+                                certificate: None,
+                            })
+                            .await;
+                        if who.is_err() {
+                            return Err(warp::reject::not_found());
+                        }
+                        let mut res = warp::reply::Response::new(body.clone().into());
+                        let hm = res.headers_mut();
+                        hm.insert(
+                            "content-type",
+                            warp::http::HeaderValue::from_static(
+                                BodyFormat::Protobuf.content_type(),
+                            ),
+                        );
+                        hm.insert("batchTag", tag.parse().unwrap());
+                        hm.insert("nextBatchTag", next.parse().unwrap());
+                        Ok::<_, warp::Rejection>(res)
+                    }
+                });
+            let state = AppState {
+                gateway: setup.gateway,
+                auth: ClientAuth::ProxyHeaders { trusted },
+                body_limit: setup.body_limit,
+                clock: setup.clock,
+            };
+            let filter = fast.or(api(state)).unify();
+            serve_connections(
+                setup.listener,
+                None,
+                filter,
+                &NetLimits::default(),
+                setup.shutdown,
+            )
+            .await;
+            Ok(())
+        }
+    }
+}
+
+async fn serve_download(path: &str, cached_mode: bool) {
+    let port = env_usize("EFGS_BENCH_PORT", 0) as u16;
+    let n_keys = env_usize("EFGS_BENCH_KEYS", 5000);
+    let cached: Cached = Arc::default();
+    let builder = Federation::builder();
+    let builder = if cached_mode {
+        builder.server(cached_server(Arc::clone(&cached)))
+    } else {
+        builder.server(efgs_server::demo::gateway_server())
+    };
+    let fed = builder
+        .countries(["DE", "FR"])
+        .bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .build()
+        .await
+        .expect("federation");
+    let de = &fed["DE"];
+    let up = de
+        .upload(&de.keys(n_keys), "bench-download", BodyFormat::Protobuf)
+        .await
+        .unwrap();
+    assert_eq!(up.status, 201, "{}", up.text());
+    let batches = fed.run_batching_now().await.unwrap();
+    assert_eq!(batches.len(), 1);
+    let fr = &fed["FR"];
+    let accept = BodyFormat::Protobuf.content_type();
+    let dl = fr.download(fed.today(), None, Some(accept)).await.unwrap();
+    assert_eq!(dl.status, 200, "{}", dl.text());
+    assert_eq!(dl.keys.len(), n_keys);
+    std::fs::write(path, &dl.body).unwrap();
+    if cached_mode {
+        let _ = cached.set((
+            Bytes::from(dl.body.clone()),
+            dl.batch_tag.clone().unwrap_or_default(),
+            dl.next_batch_tag.clone().unwrap_or_default(),
+        ));
+    }
+    let creds = fr.credentials();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "URL={}/diagnosiskeys/download/{}",
+        fed.base_url(),
+        fed.today()
+    )
+    .unwrap();
+    writeln!(out, "THUMBPRINT={}", creds.auth_thumbprint.as_str()).unwrap();
+    writeln!(out, "DN={}", creds.auth_dn).unwrap();
+    writeln!(out, "ACCEPT={accept}").unwrap();
+    writeln!(out, "BYTES={}", dl.body.len()).unwrap();
+    writeln!(out, "KEYS={}", dl.keys.len()).unwrap();
+    writeln!(out, "PID={}", std::process::id()).unwrap();
+    writeln!(out, "READY").unwrap();
+    out.flush().unwrap();
+    drop(out);
+
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    fed.shutdown().await.unwrap();
+}
