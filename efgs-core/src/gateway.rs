@@ -136,6 +136,55 @@ pub struct Gateway {
     anchors: Arc<TrustAnchors>,
     hasher: Arc<DuplicateHasher>,
     policy: Arc<GatewayPolicy>,
+    integrity: Arc<IntegrityCache>,
+}
+
+/// Remembers trust-list rows whose trust-anchor signature and thumbprint were already checked,
+/// keyed by a digest of the row's signed content (thumbprint, country, type, PEM, signature):
+/// a changed row is checked again, and the revoked flag (not covered by the signature) is
+/// always read fresh from the store, so a revocation still takes effect on the next request.
+#[derive(Debug, Default)]
+struct IntegrityCache {
+    verified: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+}
+
+impl IntegrityCache {
+    const MAX_ENTRIES: usize = 4096;
+
+    fn digest(e: &TrustEntry) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for part in [
+            e.thumbprint.as_str().as_bytes(),
+            e.country.as_bytes(),
+            e.cert_type.as_str().as_bytes(),
+            e.pem.as_bytes(),
+            e.signature.as_bytes(),
+        ] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        h.finalize().into()
+    }
+
+    /// Whether the row passes its integrity check (cached when it does).
+    fn check(&self, e: &TrustEntry, anchors: &TrustAnchors) -> bool {
+        let d = Self::digest(e);
+        if let Ok(set) = self.verified.lock()
+            && set.contains(&d)
+        {
+            return true;
+        }
+        if e.to_entry().verify(anchors).is_err() {
+            return false;
+        }
+        if let Ok(mut set) = self.verified.lock() {
+            if set.len() >= Self::MAX_ENTRIES {
+                set.clear();
+            }
+            set.insert(d);
+        }
+        true
+    }
 }
 
 impl std::fmt::Debug for Gateway {
@@ -161,6 +210,7 @@ impl Gateway {
             anchors: Arc::new(anchors),
             hasher: Arc::new(hasher),
             policy: Arc::new(policy),
+            integrity: Arc::default(),
         }
     }
 
@@ -201,8 +251,19 @@ impl Gateway {
             .store
             .trust_entry_for(&id.thumbprint, &id.country, CertificateType::Authentication)
             .await?;
-        let entry = entry.as_ref().map(TrustEntry::to_entry);
-        identity::authorise(&id, entry.as_ref(), &self.anchors)?;
+        match entry {
+            // Integrity already established for this exact row: only the revoked flag,
+            // which the signature does not cover, is decided per request.
+            Some(e) if self.integrity.check(&e, &self.anchors) => {
+                if e.revoked {
+                    return Err(identity::IdentityError::Revoked.into());
+                }
+            }
+            other => {
+                let entry = other.as_ref().map(TrustEntry::to_entry);
+                identity::authorise(&id, entry.as_ref(), &self.anchors)?;
+            }
+        }
         Ok(id)
     }
 
@@ -291,9 +352,12 @@ impl Gateway {
         if entry.revoked {
             return Err(RequestError::UntrustedSigner("revoked").into());
         }
-        entry.to_entry().verify(&self.anchors).map_err(|_| {
-            RequestError::UntrustedSigner("trust-list entry failed its integrity check")
-        })?;
+        if !self.integrity.check(&entry, &self.anchors) {
+            return Err(RequestError::UntrustedSigner(
+                "trust-list entry failed its integrity check",
+            )
+            .into());
+        }
         Ok(())
     }
 
@@ -405,7 +469,7 @@ impl Gateway {
             .store
             .trust_entry_for(thumbprint, country, cert_type)
             .await?;
-        Ok(entry.filter(|e| e.to_entry().verify(&self.anchors).is_ok()))
+        Ok(entry.filter(|e| self.integrity.check(e, &self.anchors)))
     }
 
     /// One batching step (decisions item 12): when a full batch is pending or the oldest

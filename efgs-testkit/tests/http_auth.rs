@@ -40,6 +40,7 @@ http_tests!(
     auth_cert_header_unregistered_403,
     auth_headers_from_untrusted_address_403,
     auth_revoked_certificate_refused_on_next_request,
+    auth_entry_tampered_after_use_refused_on_next_request,
 );
 
 /// A download of an invalid date (`/download/s`, as the reference's filter tests use): 403
@@ -365,4 +366,37 @@ async fn auth_revoked_certificate_refused_on_next_request(b: Backend) {
     );
     let u = de.upload(&de.keys(1), "a", PB).await.unwrap();
     assert_eq!(u.status, 403);
+}
+
+/// The gateway remembers rows whose integrity it checked, keyed by their signed content: a row
+/// changed in the store after it was used (here: another entry's operator signature) is checked
+/// again and refused on the next request.
+async fn auth_entry_tampered_after_use_refused_on_next_request(b: Backend) {
+    let fed = b.federation(&["DE"]).await;
+    let de = &fed["DE"];
+    let before = de.download(fed.today(), None, Some(PB_V1)).await.unwrap();
+    assert_eq!(before.status, 404, "authenticated, no batch yet");
+    let creds = de.credentials();
+    let mut auth = creds
+        .entries
+        .iter()
+        .find(|e| e.cert_type == CertificateType::Authentication)
+        .unwrap()
+        .clone();
+    let other = creds
+        .entries
+        .iter()
+        .find(|e| e.cert_type == CertificateType::Signing)
+        .unwrap();
+    auth.signature = other.signature.clone();
+    fed.store()
+        .upsert_trust_entry(trust_entry(&auth, fed.now()))
+        .await
+        .unwrap();
+    let after = de.download(fed.today(), None, Some(PB_V1)).await.unwrap();
+    assert_eq!(after.status, 403);
+    assert_eq!(
+        after.message().as_deref(),
+        Some("Client is not authorized to access the service")
+    );
 }
