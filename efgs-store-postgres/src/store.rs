@@ -958,6 +958,16 @@ impl PgStore {
             .open(row.try_get(1)?, row.try_get(2)?, hash, row.try_get(3)?)?;
         DiagnosisKey::decode(plain.as_slice()).map_err(|_| PgError::Corrupt("key payload"))
     }
+
+    /// Runs a statistics query whose only parameter is the `since` instant.
+    async fn rows_since(&self, sql: &str, since: OffsetDateTime) -> Result<Vec<Row>, StoreError> {
+        let client = self.db.client().await?;
+        let statement = cached(&client, sql).await?;
+        Ok(client
+            .query(&statement, &[&to_store_precision(since)])
+            .await
+            .map_err(PgError::from)?)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -989,19 +999,13 @@ impl StatsStore for PgStore {
     }
 
     async fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError> {
-        let client = self.db.client().await?;
-        let rows = client
-            .query(
-                &cached(
-                    &client,
-                    "SELECT country, batch_tag, number_of_keys, created_at FROM upload_stats \
+        let rows = self
+            .rows_since(
+                "SELECT country, batch_tag, number_of_keys, created_at FROM upload_stats \
                  WHERE created_at >= $1 ORDER BY id",
-                )
-                .await?,
-                &[&to_store_precision(since)],
+                since,
             )
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             out.push(UploadStat {
@@ -1015,19 +1019,13 @@ impl StatsStore for PgStore {
     }
 
     async fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError> {
-        let client = self.db.client().await?;
-        let rows = client
-            .query(
-                &cached(
-                    &client,
-                    "SELECT country, batch_tag, number_of_keys, requested_at FROM download_stats \
+        let rows = self
+            .rows_since(
+                "SELECT country, batch_tag, number_of_keys, requested_at FROM download_stats \
                  WHERE requested_at >= $1 ORDER BY id",
-                )
-                .await?,
-                &[&to_store_precision(since)],
+                since,
             )
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             out.push(DownloadStat {
@@ -1041,19 +1039,13 @@ impl StatsStore for PgStore {
     }
 
     async fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError> {
-        let client = self.db.client().await?;
-        let rows = client
-            .query(
-                &cached(
-                    &client,
-                    "SELECT ran_at, cutoff, deleted, keys_before, keys_after FROM cleanup_stats \
+        let rows = self
+            .rows_since(
+                "SELECT ran_at, cutoff, deleted, keys_before, keys_after FROM cleanup_stats \
                  WHERE ran_at >= $1 ORDER BY id",
-                )
-                .await?,
-                &[&to_store_precision(since)],
+                since,
             )
-            .await
-            .map_err(PgError::from)?;
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             out.push(CleanupReport {
