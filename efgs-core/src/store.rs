@@ -675,47 +675,59 @@ macro_rules! forward {
     };
 }
 
-forward!(TrustListStore {
-    fn upsert_trust_entry(&self, entry: TrustEntry) -> Result<Upserted, StoreError>;
-    fn trust_entry(&self, thumbprint: &Thumbprint) -> Result<Option<TrustEntry>, StoreError>;
-    fn revoke_trust_entry(&self, thumbprint: &Thumbprint) -> Result<(), StoreError>;
-    fn list_trust_entries(&self) -> Result<Vec<TrustEntry>, StoreError>;
-});
+/// Calls `$m!(Trait { fn method(&self, ..) -> Ret; ... })` once for every storage trait, with
+/// the complete method list: the one place that lists them, for decorators such as the
+/// `Arc`/`Box` forwarding below and efgs-testkit's `FaultyStore`. The expansion site must have
+/// the traits and the types of [`crate::store`] in scope.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __for_each_store_trait {
+    ($m:ident) => {
+        $m!(TrustListStore {
+            fn upsert_trust_entry(&self, entry: TrustEntry) -> Result<Upserted, StoreError>;
+            fn trust_entry(&self, thumbprint: &Thumbprint) -> Result<Option<TrustEntry>, StoreError>;
+            fn revoke_trust_entry(&self, thumbprint: &Thumbprint) -> Result<(), StoreError>;
+            fn list_trust_entries(&self) -> Result<Vec<TrustEntry>, StoreError>;
+        });
 
-forward!(UploadStore {
-    fn insert_upload(&self, upload: NewUpload) -> Result<UploadOutcome, StoreError>;
-    fn upload_info(&self, country: &str, batch_tag: &str) -> Result<Option<UploadInfo>, StoreError>;
-});
+        $m!(UploadStore {
+            fn insert_upload(&self, upload: NewUpload) -> Result<UploadOutcome, StoreError>;
+            fn upload_info(&self, country: &str, batch_tag: &str) -> Result<Option<UploadInfo>, StoreError>;
+        });
 
-forward!(BatchStore {
-    fn pending_summary(&self) -> Result<PendingSummary, StoreError>;
-    fn create_next_batch(&self, now: OffsetDateTime, max_keys: usize)
-        -> Result<Option<CreatedBatch>, StoreError>;
-    fn batch_by_tag(&self, tag: &BatchTag) -> Result<Option<BatchInfo>, StoreError>;
-    fn first_batch_at_or_after(&self, instant: OffsetDateTime)
-        -> Result<Option<BatchInfo>, StoreError>;
-    fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError>;
-});
+        $m!(BatchStore {
+            fn pending_summary(&self) -> Result<PendingSummary, StoreError>;
+            fn create_next_batch(&self, now: OffsetDateTime, max_keys: usize)
+                -> Result<Option<CreatedBatch>, StoreError>;
+            fn batch_by_tag(&self, tag: &BatchTag) -> Result<Option<BatchInfo>, StoreError>;
+            fn first_batch_at_or_after(&self, instant: OffsetDateTime)
+                -> Result<Option<BatchInfo>, StoreError>;
+            fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError>;
+        });
 
-forward!(KeyStore {
-    fn batch_keys(&self, tag: &BatchTag, exclude_uploader_country: Option<&str>)
-        -> Result<Vec<DiagnosisKey>, StoreError>;
-    fn audit_groups(&self, tag: &BatchTag) -> Result<Vec<AuditGroup>, StoreError>;
-});
+        $m!(KeyStore {
+            fn batch_keys(&self, tag: &BatchTag, exclude_uploader_country: Option<&str>)
+                -> Result<Vec<DiagnosisKey>, StoreError>;
+            fn audit_groups(&self, tag: &BatchTag) -> Result<Vec<AuditGroup>, StoreError>;
+        });
 
-forward!(StatsStore {
-    fn record_download(&self, stat: DownloadStat) -> Result<(), StoreError>;
-    fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError>;
-    fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError>;
-    fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError>;
-});
+        $m!(StatsStore {
+            fn record_download(&self, stat: DownloadStat) -> Result<(), StoreError>;
+            fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError>;
+            fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError>;
+            fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError>;
+        });
 
-forward!(RetentionStore {
-    fn delete_keys_before(&self, cutoff: OffsetDateTime, now: OffsetDateTime)
-        -> Result<CleanupReport, StoreError>;
-    fn delete_batches_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
-    fn key_counts(&self) -> Result<KeyCounts, StoreError>;
-});
+        $m!(RetentionStore {
+            fn delete_keys_before(&self, cutoff: OffsetDateTime, now: OffsetDateTime)
+                -> Result<CleanupReport, StoreError>;
+            fn delete_batches_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
+            fn key_counts(&self) -> Result<KeyCounts, StoreError>;
+        });
+    };
+}
+
+__for_each_store_trait!(forward);
 
 /// Truncates a timestamp to whole microseconds (toward the past) in UTC: the precision every
 /// store keeps. Backends apply it to every timestamp they record.

@@ -64,44 +64,4 @@ macro_rules! faulty {
     };
 }
 
-faulty!(TrustListStore {
-    fn upsert_trust_entry(&self, entry: TrustEntry) -> Result<Upserted, StoreError>;
-    fn trust_entry(&self, thumbprint: &Thumbprint) -> Result<Option<TrustEntry>, StoreError>;
-    fn revoke_trust_entry(&self, thumbprint: &Thumbprint) -> Result<(), StoreError>;
-    fn list_trust_entries(&self) -> Result<Vec<TrustEntry>, StoreError>;
-});
-
-faulty!(UploadStore {
-    fn insert_upload(&self, upload: NewUpload) -> Result<UploadOutcome, StoreError>;
-    fn upload_info(&self, country: &str, batch_tag: &str) -> Result<Option<UploadInfo>, StoreError>;
-});
-
-faulty!(BatchStore {
-    fn pending_summary(&self) -> Result<PendingSummary, StoreError>;
-    fn create_next_batch(&self, now: OffsetDateTime, max_keys: usize)
-        -> Result<Option<CreatedBatch>, StoreError>;
-    fn batch_by_tag(&self, tag: &BatchTag) -> Result<Option<BatchInfo>, StoreError>;
-    fn first_batch_at_or_after(&self, instant: OffsetDateTime)
-        -> Result<Option<BatchInfo>, StoreError>;
-    fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError>;
-});
-
-faulty!(KeyStore {
-    fn batch_keys(&self, tag: &BatchTag, exclude_uploader_country: Option<&str>)
-        -> Result<Vec<DiagnosisKey>, StoreError>;
-    fn audit_groups(&self, tag: &BatchTag) -> Result<Vec<AuditGroup>, StoreError>;
-});
-
-faulty!(StatsStore {
-    fn record_download(&self, stat: DownloadStat) -> Result<(), StoreError>;
-    fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError>;
-    fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError>;
-    fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError>;
-});
-
-faulty!(RetentionStore {
-    fn delete_keys_before(&self, cutoff: OffsetDateTime, now: OffsetDateTime)
-        -> Result<CleanupReport, StoreError>;
-    fn delete_batches_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
-    fn key_counts(&self) -> Result<KeyCounts, StoreError>;
-});
+efgs_core::__for_each_store_trait!(faulty);
