@@ -16,11 +16,11 @@
 # gateway's VmRSS (sampled while wrk runs) and VmHWM.
 #
 # nginx-light and wrk are installed from Debian when missing (root needed then).
-# With CEILING=1 (default) a third run measures the `serve-download-cached` mode (the API behind a
-# route answering from the body encoded once, still authenticating every request): the ceiling a
-# per-batch response cache would reach. It is not the product.
+# With UNCACHED=1 (default) a third run measures the `serve-download-uncached` mode (the download
+# response cache turned off: keys read from the store and encoded on every request), the
+# "before" of the cache (docs/adr/0011).
 #
-# Environment: CEILING (1), WRK_THREADS (2), WRK_CONNECTIONS (16), WRK_DURATION (10s), NGINX_PORT (first port
+# Environment: UNCACHED (1), WRK_THREADS (2), WRK_CONNECTIONS (16), WRK_DURATION (10s), NGINX_PORT (first port
 # to try, 18080), GATEWAY_PORT (18090).
 set -euo pipefail
 
@@ -30,7 +30,7 @@ MODE="${1:-all}"
 WRK_THREADS="${WRK_THREADS:-2}"
 WRK_CONNECTIONS="${WRK_CONNECTIONS:-16}"
 WRK_DURATION="${WRK_DURATION:-10s}"
-CEILING="${CEILING:-1}"
+UNCACHED="${UNCACHED:-1}"
 
 log() { echo "bench-http: $*" >&2; }
 
@@ -79,10 +79,10 @@ WORK="$(mktemp -d /tmp/efgs-bench-http.XXXXXX)"
 chmod 755 "$WORK" # nginx workers (user nobody) read the file
 GW_PID=""
 NGINX_PID=""
-CACHED_PID=""
+UNCACHED_PID=""
 cleanup() {
     [[ -n "$GW_PID" ]] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null
-    [[ -n "$CACHED_PID" ]] && kill "$CACHED_PID" 2>/dev/null && wait "$CACHED_PID" 2>/dev/null
+    [[ -n "$UNCACHED_PID" ]] && kill "$UNCACHED_PID" 2>/dev/null && wait "$UNCACHED_PID" 2>/dev/null
     [[ -n "$NGINX_PID" ]] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
     rm -rf "$WORK"
 }
@@ -220,29 +220,29 @@ awk -v grps="$GW_RPS" -v gp99="$GW_P99" -v nrps="$NG_RPS" -v np99="$NG_P99" \
 echo "gateway memory: VmRSS before load $((RSS_BEFORE / 1024)) MB, max sampled under load $((RSS_MAX / 1024)) MB, after $((RSS_AFTER / 1024)) MB; VmHWM $((HWM / 1024)) MB (target <= 150 MB)"
 echo "load average: before $LOAD_BEFORE, after gateway run $LOAD_GW, after nginx run $LOAD_END (wrk, the gateway and nginx share the $(nproc) CPUs)"
 
-if [[ "$CEILING" == "1" ]]; then
+if [[ "$UNCACHED" == "1" ]]; then
     kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null || true
     GW_PID=""
-    CACHED_PORT="$(free_port "$((GATEWAY_PORT + 1))")"
-    EFGS_BENCH_PORT="$CACHED_PORT" "$BIN" serve-download-cached "$WORK/cached.bin" \
-        >"$WORK/cached.out" 2>"$WORK/cached.err" &
-    CACHED_PID=$!
+    UNCACHED_PORT="$(free_port "$((GATEWAY_PORT + 1))")"
+    EFGS_BENCH_PORT="$UNCACHED_PORT" "$BIN" serve-download-uncached "$WORK/uncached.bin" \
+        >"$WORK/uncached.out" 2>"$WORK/uncached.err" &
+    UNCACHED_PID=$!
     for _ in $(seq 1 600); do
-        grep -q '^READY' "$WORK/cached.out" 2>/dev/null && break
-        kill -0 "$CACHED_PID" 2>/dev/null || { log "the cached gateway exited"; cat "$WORK/cached.err" >&2; exit 1; }
+        grep -q '^READY' "$WORK/uncached.out" 2>/dev/null && break
+        kill -0 "$UNCACHED_PID" 2>/dev/null || { log "the uncached gateway exited"; cat "$WORK/uncached.err" >&2; exit 1; }
         sleep 0.1
     done
-    cval() { grep "^$1=" "$WORK/cached.out" | head -1 | cut -d= -f2-; }
-    C_URL="$(cval URL)"; C_T="$(cval THUMBPRINT)"; C_DN="$(cval DN)"
-    curl -sf -o "$WORK/cached-gw.bin" -H "X-SSL-Client-SHA256: $C_T" -H "X-SSL-Client-DN: $C_DN" \
-        -H "Accept: $ACCEPT" "$C_URL"
-    cmp -s "$WORK/cached-gw.bin" "$WORK/cached.bin" || { log "cached body differs"; exit 1; }
-    wrk -t1 -c4 -d2s -H "X-SSL-Client-SHA256: $C_T" -H "X-SSL-Client-DN: $C_DN" -H "Accept: $ACCEPT" "$C_URL" >/dev/null
-    run_wrk cached "$C_URL" -H "X-SSL-Client-SHA256: $C_T" -H "X-SSL-Client-DN: $C_DN" -H "Accept: $ACCEPT"
-    read -r C_RPS C_P99 C_BAD < <(parse_wrk "$WORK/wrk-cached.out")
+    uval() { grep "^$1=" "$WORK/uncached.out" | head -1 | cut -d= -f2-; }
+    U_URL="$(uval URL)"; U_T="$(uval THUMBPRINT)"; U_DN="$(uval DN)"
+    curl -sf -o "$WORK/uncached-gw.bin" -H "X-SSL-Client-SHA256: $U_T" -H "X-SSL-Client-DN: $U_DN" \
+        -H "Accept: $ACCEPT" "$U_URL"
+    cmp -s "$WORK/uncached-gw.bin" "$WORK/uncached.bin" || { log "uncached body differs"; exit 1; }
+    wrk -t1 -c4 -d2s -H "X-SSL-Client-SHA256: $U_T" -H "X-SSL-Client-DN: $U_DN" -H "Accept: $ACCEPT" "$U_URL" >/dev/null
+    run_wrk uncached "$U_URL" -H "X-SSL-Client-SHA256: $U_T" -H "X-SSL-Client-DN: $U_DN" -H "Accept: $ACCEPT"
+    read -r U_RPS U_P99 U_BAD < <(parse_wrk "$WORK/wrk-uncached.out")
     echo
-    echo "ceiling (serve-download-cached, NOT the product: body encoded once, authenticate per request):"
-    awk -v c="$C_RPS" -v p="$C_P99" -v b="$C_BAD" -v n="$NG_RPS" 'BEGIN {
+    echo "before (serve-download-uncached: download.cache_max_bytes = 0, keys read and encoded per request):"
+    awk -v c="$U_RPS" -v p="$U_P99" -v b="$U_BAD" -v n="$NG_RPS" 'BEGIN {
         printf "  %10.1f requests/s  p99 %8.2f ms  non-2xx %s  ratio to nginx %.2f\n", c, p, b, c / n }'
     echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 fi

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -16,6 +17,7 @@ use crate::batch_signature::{self, SignaturePolicy, VerifiedSigner};
 use crate::batching::BatchingPolicy;
 use crate::canonical::{self, DuplicateHasher};
 use crate::download::{self, DownloadError, DownloadPolicy};
+use crate::download_cache::{CacheKey, CachedBody, DownloadCache, DownloadCachePolicy};
 use crate::identity::{self, ClientIdentity};
 use crate::media::BodyFormat;
 use crate::model::{CertificateType, DiagnosisKeyBatch, FormatVersion};
@@ -37,6 +39,8 @@ pub struct GatewayPolicy {
     pub signature: SignaturePolicy,
     /// Download and audit window.
     pub download: DownloadPolicy,
+    /// Limits of the download response cache.
+    pub download_cache: DownloadCachePolicy,
     /// Download batch size and interval.
     pub batching: BatchingPolicy,
     /// Retention of keys and batch metadata.
@@ -115,8 +119,13 @@ pub struct DownloadResponse {
     pub batch_tag: BatchTag,
     /// Its link (`nextBatchTag` header; `None` is sent as the literal `null`).
     pub next_batch_tag: Option<BatchTag>,
-    /// The batch's keys minus the caller's own country's, in insertion order.
-    pub batch: DiagnosisKeyBatch,
+    /// The body format the batch is encoded in.
+    pub format: BodyFormat,
+    /// The encoded body: the batch's keys minus the caller's own country's, in insertion
+    /// order ([`crate::proto::encode_body`]); possibly shared with other responses.
+    pub body: Bytes,
+    /// How many keys the body holds.
+    pub number_of_keys: u64,
 }
 
 impl DownloadResponse {
@@ -137,6 +146,7 @@ pub struct Gateway {
     hasher: Arc<DuplicateHasher>,
     policy: Arc<GatewayPolicy>,
     integrity: Arc<IntegrityCache>,
+    downloads: Arc<DownloadCache>,
 }
 
 /// Remembers trust-list rows whose trust-anchor signature and thumbprint were already checked,
@@ -145,7 +155,7 @@ pub struct Gateway {
 /// always read fresh from the store, so a revocation still takes effect on the next request.
 #[derive(Debug, Default)]
 struct IntegrityCache {
-    verified: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+    verified: std::sync::RwLock<std::collections::HashSet<[u8; 32]>>,
 }
 
 impl IntegrityCache {
@@ -169,7 +179,7 @@ impl IntegrityCache {
     /// Whether the row passes its integrity check (cached when it does).
     fn check(&self, e: &TrustEntry, anchors: &TrustAnchors) -> bool {
         let d = Self::digest(e);
-        if let Ok(set) = self.verified.lock()
+        if let Ok(set) = self.verified.read()
             && set.contains(&d)
         {
             return true;
@@ -177,7 +187,7 @@ impl IntegrityCache {
         if e.to_entry().verify(anchors).is_err() {
             return false;
         }
-        if let Ok(mut set) = self.verified.lock() {
+        if let Ok(mut set) = self.verified.write() {
             if set.len() >= Self::MAX_ENTRIES {
                 set.clear();
             }
@@ -209,8 +219,9 @@ impl Gateway {
             store,
             anchors: Arc::new(anchors),
             hasher: Arc::new(hasher),
-            policy: Arc::new(policy),
             integrity: Arc::default(),
+            downloads: Arc::new(DownloadCache::new(policy.download_cache)),
+            policy: Arc::new(policy),
         }
     }
 
@@ -363,12 +374,18 @@ impl Gateway {
 
     /// Handles `GET /diagnosiskeys/download/{date}` (protocol §1.3): the batch named by the
     /// `batchTag` header, or the first batch created at or after 00:00 UTC of `date`, without
-    /// the caller's own country's keys. Writes a download statistics row.
+    /// the caller's own country's keys, encoded in `format`. Writes a download statistics row.
+    ///
+    /// The encoded body is cached per (batch, caller's country, format) within the limits of
+    /// [`GatewayPolicy::download_cache`] (see [`crate::download_cache`]); authentication, the
+    /// batch lookup (and so the `nextBatchTag` link) and the statistics row happen on every
+    /// request.
     pub async fn download(
         &self,
         who: &ClientIdentity,
         date: &str,
         batch_tag: Option<&str>,
+        format: BodyFormat,
         now: OffsetDateTime,
     ) -> Result<DownloadResponse, Error> {
         let date = download::parse_path_date(date)?;
@@ -388,22 +405,43 @@ impl Gateway {
             }
         };
         download::check_batch_day(batch.created_at, date)?;
-        let keys = self
-            .store
-            .batch_keys(&batch.tag, Some(&who.country))
-            .await?;
+        let key = CacheKey {
+            tag: batch.tag,
+            country: who.country.as_str().into(),
+            format,
+        };
+        let cached = match self.downloads.get(&key, now) {
+            Some(hit) => hit,
+            None => {
+                let keys = self
+                    .store
+                    .batch_keys(&batch.tag, Some(&who.country))
+                    .await?;
+                let fresh = CachedBody {
+                    number_of_keys: keys.len() as u64,
+                    body: Bytes::from(crate::proto::encode_body(
+                        format,
+                        &DiagnosisKeyBatch { keys },
+                    )),
+                };
+                self.downloads.put(key, fresh.clone(), now);
+                fresh
+            }
+        };
         self.store
             .record_download(DownloadStat {
                 country: who.country.clone(),
                 batch_tag: batch.tag,
-                number_of_keys: keys.len() as u64,
+                number_of_keys: cached.number_of_keys,
                 requested_at: now,
             })
             .await?;
         Ok(DownloadResponse {
             batch_tag: batch.tag,
             next_batch_tag: batch.link,
-            batch: DiagnosisKeyBatch { keys },
+            format,
+            body: cached.body,
+            number_of_keys: cached.number_of_keys,
         })
     }
 
@@ -504,10 +542,13 @@ impl Gateway {
     }
 
     /// The retention job (decisions item 13): deletes keys older than the download window and
-    /// batch metadata older than the metadata window. Returns the key cleanup report.
+    /// batch metadata older than the metadata window. Returns the key cleanup report. Clears
+    /// this gateway's download cache, so deleted keys are not served from it any more.
     pub async fn cleanup(&self, now: OffsetDateTime) -> Result<CleanupReport, Error> {
         let cutoff = retention::key_cutoff(now, &self.policy.retention);
-        let report = self.store.delete_keys_before(cutoff, now).await?;
+        let report = self.store.delete_keys_before(cutoff, now).await;
+        self.downloads.clear();
+        let report = report?;
         let meta = retention::metadata_cutoff(now, &self.policy.retention);
         self.store.delete_batches_before(meta).await?;
         Ok(report)

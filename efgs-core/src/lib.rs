@@ -10,6 +10,7 @@ pub mod callback_url;
 pub mod canonical;
 pub mod cert;
 pub mod download;
+pub mod download_cache;
 pub mod error;
 pub mod gateway;
 pub mod identity;

@@ -11,10 +11,9 @@
 //!   by DE and batched), downloads it once as FR, writes the exact response body to
 //!   `<body-file>`, prints `KEY=value` lines (URL, identity headers, PID, ...) and `READY`, then
 //!   serves until SIGTERM/SIGINT. Used by scripts/bench-http.sh (wrk against it and nginx).
-//! - `serve-download-cached <body-file>`: the same, but a download route in front of the API
-//!   answers with the body encoded once (after the per-request `Gateway::authenticate`), under
-//!   the same connection handling (`net::serve_connections`). Not the product: the ceiling a
-//!   per-batch response cache would reach, to locate the cost of the real download path.
+//! - `serve-download-uncached <body-file>`: the same with the download response cache turned
+//!   off (`download.cache_max_bytes = 0`): every request reads the keys from the store and
+//!   encodes them, as before the cache existed (the "before" of docs/performance.md).
 //!
 //! Environment: `EFGS_BENCH_KEYS` (keys per upload, default 5000), `EFGS_BENCH_UPLOADS`
 //! (uploads per client per round, default 20), `EFGS_BENCH_ROUNDS` (default 3),
@@ -66,11 +65,11 @@ fn main() {
         .expect("tokio runtime");
     match args.first().map(String::as_str) {
         None | Some("upload") => rt.block_on(upload_bench()),
-        Some(mode @ ("serve-download" | "serve-download-cached")) => {
+        Some(mode @ ("serve-download" | "serve-download-uncached")) => {
             let path = args
                 .get(1)
-                .expect("usage: http_load serve-download[-cached] <body-file>");
-            rt.block_on(serve_download(path, mode == "serve-download-cached"));
+                .expect("usage: http_load serve-download[-uncached] <body-file>");
+            rt.block_on(serve_download(path, mode == "serve-download-uncached"));
         }
         Some(other) => {
             eprintln!("unknown mode {other:?}: expected `upload` or `serve-download <file>`");
@@ -384,89 +383,16 @@ async fn upload_bench() {
 // Download server for wrk
 // ---------------------------------------------------------------------------------------------
 
-/// The cached body of the ceiling mode, set once the batch exists.
-type Cached = Arc<std::sync::OnceLock<(Bytes, String, String)>>;
-
-/// efgs-server's API behind a download route answering from `cached` (authenticating each
-/// request as the API does); anything else, and everything before `cached` is set, goes to the
-/// API.
-fn cached_server(cached: Cached) -> impl efgs_testkit::federation::ServeGateway {
-    use efgs_server::api::{AppState, ClientAuth, api};
-    use efgs_server::net::{NetLimits, serve_connections};
-    use efgs_testkit::federation::{BoxError, ServerAuth, ServerSetup};
-    use warp::Filter;
-
-    move |setup: ServerSetup| {
-        let cached = Arc::clone(&cached);
-        async move {
-            let ServerAuth::ProxyHeaders { trusted } = setup.auth else {
-                return Err::<(), BoxError>("proxy headers only".into());
-            };
-            let gateway = setup.gateway.clone();
-            let fast = warp::path!("diagnosiskeys" / "download" / String)
-                .and(warp::get())
-                .and(warp::header::headers_cloned())
-                .and_then(move |_date: String, headers: warp::http::HeaderMap| {
-                    let cached = Arc::clone(&cached);
-                    let gateway = gateway.clone();
-                    async move {
-                        let Some((body, tag, next)) = cached.get() else {
-                            return Err(warp::reject::not_found());
-                        };
-                        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-                        let who = gateway
-                            .authenticate(Credentials::ProxyHeaders {
-                                thumbprint: h(HEADER_THUMBPRINT),
-                                dn: h(HEADER_DN),
-                                certificate: None,
-                            })
-                            .await;
-                        if who.is_err() {
-                            return Err(warp::reject::not_found());
-                        }
-                        let mut res = warp::reply::Response::new(body.clone().into());
-                        let hm = res.headers_mut();
-                        hm.insert(
-                            "content-type",
-                            warp::http::HeaderValue::from_static(
-                                BodyFormat::Protobuf.content_type(),
-                            ),
-                        );
-                        hm.insert("batchTag", tag.parse().unwrap());
-                        hm.insert("nextBatchTag", next.parse().unwrap());
-                        Ok::<_, warp::Rejection>(res)
-                    }
-                });
-            let state = AppState {
-                gateway: setup.gateway,
-                auth: ClientAuth::ProxyHeaders { trusted },
-                body_limit: setup.body_limit,
-                clock: setup.clock,
-            };
-            let filter = fast.or(api(state)).unify();
-            serve_connections(
-                setup.listener,
-                None,
-                filter,
-                &NetLimits::default(),
-                setup.shutdown,
-            )
-            .await;
-            Ok(())
-        }
-    }
-}
-
-async fn serve_download(path: &str, cached_mode: bool) {
+async fn serve_download(path: &str, uncached: bool) {
     let port = env_usize("EFGS_BENCH_PORT", 0) as u16;
     let n_keys = env_usize("EFGS_BENCH_KEYS", 5000);
-    let cached: Cached = Arc::default();
-    let builder = Federation::builder();
-    let builder = if cached_mode {
-        builder.server(cached_server(Arc::clone(&cached)))
-    } else {
-        builder.server(efgs_server::demo::gateway_server())
-    };
+    let builder = Federation::builder()
+        .server(efgs_server::demo::gateway_server())
+        .with_policy(move |p| {
+            if uncached {
+                p.download_cache.max_bytes = 0;
+            }
+        });
     let fed = builder
         .countries(["DE", "FR"])
         .bind(SocketAddr::from(([127, 0, 0, 1], port)))
@@ -487,13 +413,6 @@ async fn serve_download(path: &str, cached_mode: bool) {
     assert_eq!(dl.status, 200, "{}", dl.text());
     assert_eq!(dl.keys.len(), n_keys);
     std::fs::write(path, &dl.body).unwrap();
-    if cached_mode {
-        let _ = cached.set((
-            Bytes::from(dl.body.clone()),
-            dl.batch_tag.clone().unwrap_or_default(),
-            dl.next_batch_tag.clone().unwrap_or_default(),
-        ));
-    }
     let creds = fr.credentials();
     let mut out = std::io::stdout().lock();
     writeln!(

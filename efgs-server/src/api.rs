@@ -302,12 +302,11 @@ async fn download_handler(
     let tag = header_str(headers, "batchtag");
     match state
         .gateway
-        .download(&who, date, tag, (state.clock)())
+        .download(&who, date, tag, format, (state.clock)())
         .await
     {
         Ok(d) => {
-            let body = efgs_core::proto::encode_body(format, &d.batch);
-            let mut res = Response::new(body.into());
+            let mut res = Response::new(d.body.clone().into());
             let h = res.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,

@@ -10,6 +10,7 @@ use efgs_core::batching::BatchingPolicy;
 use efgs_core::callback_url::IpCidr;
 use efgs_core::canonical::DuplicateHasher;
 use efgs_core::download::DownloadPolicy;
+use efgs_core::download_cache::DownloadCachePolicy;
 use efgs_core::gateway::{Gateway, GatewayPolicy};
 use efgs_core::retention::RetentionPolicy;
 use efgs_core::store::{DynStore, StoreError, TrustEntry, Upserted};
@@ -55,6 +56,12 @@ pub fn policy(cfg: &Config) -> GatewayPolicy {
         },
         download: DownloadPolicy {
             max_age_days: cfg.download.max_age_days,
+        },
+        download_cache: DownloadCachePolicy {
+            max_bytes: usize::try_from(cfg.download.cache_max_bytes).unwrap_or(usize::MAX),
+            ttl: time::Duration::seconds(
+                i64::try_from(cfg.download.cache_ttl_secs).unwrap_or(i64::MAX),
+            ),
         },
         batching: BatchingPolicy {
             max_keys: cfg.batching.max_keys,

@@ -37,7 +37,9 @@
 //! - `auth.mode = "mtls"` without `auth.tls_cert` / `auth.tls_key`, or with files rustls cannot
 //!   load;
 //! - `retention.key_days` shorter than `download.max_age_days`, metadata kept shorter than keys,
-//!   zero sizes and zero timeouts, an unparsable `log.filter`.
+//!   zero sizes and zero timeouts, an unparsable `log.filter`;
+//! - `download.cache_ttl_secs` outside 1 to 3600 (a cached download outlives a retention run on
+//!   another instance by at most that long).
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -282,11 +284,19 @@ impl Default for UploadConfig {
 pub struct DownloadConfig {
     /// Days back that download and audit serve.
     pub max_age_days: u32,
+    /// Upper bound on cached download bodies in bytes (0: no cache).
+    pub cache_max_bytes: u64,
+    /// Seconds a cached download body is served after it was encoded.
+    pub cache_ttl_secs: u64,
 }
 
 impl Default for DownloadConfig {
     fn default() -> Self {
-        DownloadConfig { max_age_days: 2 }
+        DownloadConfig {
+            max_age_days: 2,
+            cache_max_bytes: 64 * 1024 * 1024,
+            cache_ttl_secs: 60,
+        }
     }
 }
 
@@ -1083,6 +1093,10 @@ settings! {
         "Maximum request body in bytes; larger bodies get 413 without being read whole.";
     "download.max_age_days" => download.max_age_days:
         "Days back that download and audit serve (older dates give 410).";
+    "download.cache_max_bytes" => download.cache_max_bytes:
+        "Upper bound on the download bodies kept encoded in memory, in bytes (a 5000-key batch is about 210 KB in protobuf, 560 KB in JSON); 0 turns the cache off. Batches never change, so repeated downloads are served from memory (see docs/adr/0011).";
+    "download.cache_ttl_secs" => download.cache_ttl_secs:
+        "Seconds a cached download body is served after it was encoded (1 to 3600): the longest a retention run on another instance takes to reach this instance's downloads.";
     "batching.max_keys" => batching.max_keys:
         "Maximum keys per download batch.";
     "batching.interval_secs" => batching.interval_secs:
@@ -1381,6 +1395,25 @@ impl Config {
             "download.max_age_days",
             u64::from(self.download.max_age_days),
         )?;
+        if !(1..=3600).contains(&self.download.cache_ttl_secs) {
+            return Err(invalid(
+                "download.cache_ttl_secs",
+                format!(
+                    "{} is outside 1 to 3600: cached downloads would outlive a retention run \
+                     on another instance by that long",
+                    self.download.cache_ttl_secs
+                ),
+            ));
+        }
+        if usize::try_from(self.download.cache_max_bytes).is_err() {
+            return Err(invalid(
+                "download.cache_max_bytes",
+                format!(
+                    "{} does not fit this platform",
+                    self.download.cache_max_bytes
+                ),
+            ));
+        }
         if self.retention.key_days < self.download.max_age_days {
             return Err(invalid(
                 "retention.key_days",

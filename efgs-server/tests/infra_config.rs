@@ -406,6 +406,28 @@ fn refuses_retention_shorter_than_download_window() {
 }
 
 #[test]
+fn download_cache_settings_and_their_bounds() {
+    let d = Dir::new();
+    let cfg = load(
+        &d.config("[download]\ncache_max_bytes = 0\ncache_ttl_secs = 3600\n"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(cfg.download.cache_max_bytes, 0);
+    let policy = efgs_server::app::policy(&cfg);
+    assert_eq!(policy.download_cache.max_bytes, 0);
+    assert_eq!(policy.download_cache.ttl, time::Duration::hours(1));
+    for ttl in ["0", "3601"] {
+        let (setting, reason) = refused_setting(load(
+            &d.config(""),
+            &[("EFGS_DOWNLOAD_CACHE_TTL_SECS", ttl)],
+        ));
+        assert_eq!(setting, "download.cache_ttl_secs");
+        assert!(reason.contains(ttl), "{reason}");
+    }
+}
+
+#[test]
 fn refuses_zero_limits_and_bad_log_filter() {
     let d = Dir::new();
     for (var, setting) in [

@@ -1,9 +1,11 @@
 //! efgs-store-memory: a complete in-memory backend for the efgs-core storage traits.
 //!
-//! [`MemoryStore`] keeps everything in one process behind a single `std::sync::Mutex`: every
-//! trait method runs as one critical section, so it is serialisable and atomic exactly as the
-//! [`efgs_core::store`] contracts require (the lock is never held across an `.await`; the
-//! methods do not await at all). It enforces the same uniqueness and ordering rules as the
+//! [`MemoryStore`] keeps everything in one process behind a single `std::sync::RwLock`: every
+//! trait method runs as one critical section (reading methods share it, changing methods hold
+//! it alone), so it is serialisable and atomic exactly as the [`efgs_core::store`] contracts
+//! require (the lock is never held across an `.await`; the methods do not await at all). The
+//! download statistics rows, written on every download and read by nothing else in a request,
+//! have a lock of their own so downloads do not serialise on the main one. It enforces the same uniqueness and ordering rules as the
 //! PostgreSQL backend and passes the same conformance suite (`efgs_testkit::conformance`), so
 //! tests and single-instance deployments can rely on it. Nothing is persisted: dropping the
 //! last handle drops the data ("reopening" a memory store means cloning its `Arc`).
@@ -16,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use efgs_core::DiagnosisKey;
@@ -36,13 +38,14 @@ use time::OffsetDateTime;
 /// as `Arc<MemoryStore>` (or `Arc<dyn Store>`).
 #[derive(Default)]
 pub struct MemoryStore {
-    state: Mutex<State>,
+    state: RwLock<State>,
+    download_stats: Mutex<Vec<DownloadStat>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print keys; a summary is enough.
-        let s = self.lock();
+        let s = self.read();
         f.debug_struct("MemoryStore")
             .field("uploads", &s.uploads.len())
             .field("keys", &s.key_count)
@@ -58,10 +61,21 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave a half-applied change behind: every
-        // method validates before it mutates, so the state is consistent even if poisoned.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    // A panic while holding a lock cannot leave a half-applied change behind: every method
+    // validates before it mutates, so the state is consistent even if poisoned.
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn download_stats_lock(&self) -> MutexGuard<'_, Vec<DownloadStat>> {
+        self.download_stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -147,7 +161,6 @@ struct State {
     next_batch: u64,
     batch_by_tag: HashMap<BatchTag, u64>,
     upload_stats: Vec<UploadStat>,
-    download_stats: Vec<DownloadStat>,
     cleanup_stats: Vec<CleanupReport>,
 }
 
@@ -181,7 +194,7 @@ impl State {
 impl TrustListStore for MemoryStore {
     async fn upsert_trust_entry(&self, mut entry: TrustEntry) -> Result<Upserted, StoreError> {
         entry.created_at = to_store_precision(entry.created_at);
-        let mut s = self.lock();
+        let mut s = self.write();
         Ok(match s.trust.insert(entry.thumbprint.clone(), entry) {
             Some(_) => Upserted::Replaced,
             None => Upserted::Inserted,
@@ -189,11 +202,11 @@ impl TrustListStore for MemoryStore {
     }
 
     async fn trust_entry(&self, thumbprint: &Thumbprint) -> Result<Option<TrustEntry>, StoreError> {
-        Ok(self.lock().trust.get(thumbprint).cloned())
+        Ok(self.read().trust.get(thumbprint).cloned())
     }
 
     async fn revoke_trust_entry(&self, thumbprint: &Thumbprint) -> Result<(), StoreError> {
-        match self.lock().trust.get_mut(thumbprint) {
+        match self.write().trust.get_mut(thumbprint) {
             Some(e) => {
                 e.revoked = true;
                 Ok(())
@@ -205,7 +218,7 @@ impl TrustListStore for MemoryStore {
     }
 
     async fn list_trust_entries(&self) -> Result<Vec<TrustEntry>, StoreError> {
-        let mut all: Vec<TrustEntry> = self.lock().trust.values().cloned().collect();
+        let mut all: Vec<TrustEntry> = self.read().trust.values().cloned().collect();
         all.sort_by(|a, b| {
             (&a.country, a.cert_type.as_str(), &a.thumbprint).cmp(&(
                 &b.country,
@@ -241,7 +254,7 @@ impl UploadStore for MemoryStore {
         }
         let tag_key = (country, batch_tag);
 
-        let mut s = self.lock();
+        let mut s = self.write();
         let s = &mut *s;
         if let Some(seq) = s.by_tag.get(&tag_key) {
             let earlier = &s.uploads[seq];
@@ -318,7 +331,7 @@ impl UploadStore for MemoryStore {
         country: &str,
         batch_tag: &str,
     ) -> Result<Option<UploadInfo>, StoreError> {
-        let s = self.lock();
+        let s = self.read();
         let key = (country.to_owned(), batch_tag.to_owned());
         Ok(s.by_tag.get(&key).map(|seq| {
             let u = &s.uploads[seq];
@@ -338,7 +351,7 @@ impl UploadStore for MemoryStore {
 #[async_trait]
 impl BatchStore for MemoryStore {
     async fn pending_summary(&self) -> Result<PendingSummary, StoreError> {
-        let s = self.lock();
+        let s = self.read();
         Ok(PendingSummary {
             uploads: s.pending.len() as u64,
             keys: s.pending_keys,
@@ -352,7 +365,7 @@ impl BatchStore for MemoryStore {
         max_keys: usize,
     ) -> Result<Option<CreatedBatch>, StoreError> {
         let now = to_store_precision(now);
-        let mut s = self.lock();
+        let mut s = self.write();
         let s = &mut *s;
 
         // The planner never looks past the first upload that would overflow the limit or
@@ -424,7 +437,7 @@ impl BatchStore for MemoryStore {
     }
 
     async fn batch_by_tag(&self, tag: &BatchTag) -> Result<Option<BatchInfo>, StoreError> {
-        Ok(self.lock().batch(tag).map(|b| b.info.clone()))
+        Ok(self.read().batch(tag).map(|b| b.info.clone()))
     }
 
     async fn first_batch_at_or_after(
@@ -432,7 +445,7 @@ impl BatchStore for MemoryStore {
         instant: OffsetDateTime,
     ) -> Result<Option<BatchInfo>, StoreError> {
         let instant = to_store_precision(instant);
-        let s = self.lock();
+        let s = self.read();
         // created_at never decreases along the creation order, but do not rely on it.
         Ok(s.batches
             .values()
@@ -442,7 +455,7 @@ impl BatchStore for MemoryStore {
     }
 
     async fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError> {
-        Ok(self.lock().latest_batch().map(|b| b.info.clone()))
+        Ok(self.read().latest_batch().map(|b| b.info.clone()))
     }
 }
 
@@ -453,7 +466,7 @@ impl KeyStore for MemoryStore {
         tag: &BatchTag,
         exclude_uploader_country: Option<&str>,
     ) -> Result<Vec<DiagnosisKey>, StoreError> {
-        let s = self.lock();
+        let s = self.read();
         let Some(batch) = s.batch(tag) else {
             return Ok(Vec::new());
         };
@@ -471,7 +484,7 @@ impl KeyStore for MemoryStore {
     }
 
     async fn audit_groups(&self, tag: &BatchTag) -> Result<Vec<AuditGroup>, StoreError> {
-        let s = self.lock();
+        let s = self.read();
         let Some(batch) = s.batch(tag) else {
             return Ok(Vec::new());
         };
@@ -497,14 +510,14 @@ impl KeyStore for MemoryStore {
 impl StatsStore for MemoryStore {
     async fn record_download(&self, mut stat: DownloadStat) -> Result<(), StoreError> {
         stat.requested_at = to_store_precision(stat.requested_at);
-        self.lock().download_stats.push(stat);
+        self.download_stats_lock().push(stat);
         Ok(())
     }
 
     async fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError> {
         let since = to_store_precision(since);
         Ok(self
-            .lock()
+            .read()
             .upload_stats
             .iter()
             .filter(|r| r.created_at >= since)
@@ -515,8 +528,7 @@ impl StatsStore for MemoryStore {
     async fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError> {
         let since = to_store_precision(since);
         Ok(self
-            .lock()
-            .download_stats
+            .download_stats_lock()
             .iter()
             .filter(|r| r.requested_at >= since)
             .cloned()
@@ -526,7 +538,7 @@ impl StatsStore for MemoryStore {
     async fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError> {
         let since = to_store_precision(since);
         Ok(self
-            .lock()
+            .read()
             .cleanup_stats
             .iter()
             .filter(|r| r.ran_at >= since)
@@ -544,7 +556,7 @@ impl RetentionStore for MemoryStore {
     ) -> Result<CleanupReport, StoreError> {
         let cutoff = to_store_precision(cutoff);
         let ran_at = to_store_precision(now);
-        let mut s = self.lock();
+        let mut s = self.write();
         let keys_before = s.key_count;
         let old: Vec<u64> = s
             .uploads
@@ -568,7 +580,7 @@ impl RetentionStore for MemoryStore {
 
     async fn delete_batches_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
         let cutoff = to_store_precision(cutoff);
-        let mut s = self.lock();
+        let mut s = self.write();
         let s = &mut *s;
         let latest = s.batches.last_key_value().map(|(seq, _)| *seq);
         let gone: Vec<u64> = s
@@ -590,7 +602,7 @@ impl RetentionStore for MemoryStore {
     }
 
     async fn key_counts(&self) -> Result<KeyCounts, StoreError> {
-        let s = self.lock();
+        let s = self.read();
         Ok(KeyCounts {
             stored: s.key_count,
             pending: s.pending_keys,

@@ -47,6 +47,12 @@ http_tests!(
     download_json_omits_defaults_and_empty_lists,
     download_repeated_gives_same_answer,
     download_unbatched_keys_invisible,
+    download_cached_bodies_are_per_country_and_format,
+    download_cached_body_gets_the_current_next_batch_tag,
+    download_cached_body_still_writes_statistics_row_each_time,
+    download_cached_body_still_refuses_revoked_certificate,
+    download_retention_on_this_instance_reaches_cached_body_at_once,
+    download_retention_on_another_instance_reaches_cached_body_within_ttl,
 );
 
 async fn fed_at(b: &Backend, countries: &[&str], t: OffsetDateTime, max_age: u32) -> Federation {
@@ -516,4 +522,149 @@ async fn download_unbatched_keys_invisible(b: Backend) {
     cut(&fed).await;
     let r = fed["FR"].download(D0, None, Some(PB_V1)).await.unwrap();
     assert_eq!(r.keys.len(), 6);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The download response cache (ADR 0011): encoded bodies are reused per (batch, caller's
+// country, format); everything else still happens per request.
+// ---------------------------------------------------------------------------------------------
+
+/// Each caller gets its own view of a batch, in the format it asked for, also when another
+/// country's or another format's body of the same batch is already cached.
+async fn download_cached_bodies_are_per_country_and_format(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR", "IT"], T0, 14).await;
+    let de = put(&fed, "DE", 2).await;
+    let fr = put(&fed, "FR", 3).await;
+    let it = put(&fed, "IT", 4).await;
+    let t = cut(&fed).await;
+    let without = |own: &[DiagnosisKey]| -> Vec<DiagnosisKey> {
+        [&de, &fr, &it]
+            .into_iter()
+            .filter(|ks| ks.as_slice() != own)
+            .flat_map(|ks| ks.iter().cloned())
+            .collect()
+    };
+    for round in 0..2 {
+        for (country, own) in [("FR", &fr), ("DE", &de), ("IT", &it)] {
+            for accept in [PB_V1, JSON_V1] {
+                let r = fed[country]
+                    .download(D0, Some(&t), Some(accept))
+                    .await
+                    .unwrap();
+                assert_eq!(r.status, 200, "{country} {accept} round {round}");
+                assert_eq!(r.content_type.as_deref(), Some(accept));
+                assert_eq!(r.keys, without(own), "{country} {accept} round {round}");
+            }
+        }
+    }
+}
+
+/// The body may be cached, the `nextBatchTag` link is not: once the next batch is cut, a
+/// repeated download of the earlier one names it.
+async fn download_cached_body_gets_the_current_next_batch_tag(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    let keys = put(&fed, "DE", 2).await;
+    let t1 = cut(&fed).await;
+    let r = fed["FR"]
+        .download(D0, Some(&t1), Some(PB_V1))
+        .await
+        .unwrap();
+    assert_eq!(r.next_batch_tag.as_deref(), Some("null"));
+    put(&fed, "DE", 1).await;
+    let t2 = cut(&fed).await;
+    let r = fed["FR"]
+        .download(D0, Some(&t1), Some(PB_V1))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.keys, keys);
+    assert_eq!(r.next_batch_tag.as_deref(), Some(t2.as_str()));
+}
+
+/// Every download writes its statistics row, also when the body comes from the cache.
+async fn download_cached_body_still_writes_statistics_row_each_time(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    put(&fed, "DE", 3).await;
+    let t = cut(&fed).await;
+    for _ in 0..3 {
+        let r = fed["FR"].download(D0, None, Some(PB_V1)).await.unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.keys.len(), 3);
+    }
+    let stats = fed
+        .store()
+        .download_stats(T0 - Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(stats.len(), 3);
+    for s in &stats {
+        assert_eq!((s.country.as_str(), s.number_of_keys), ("FR", 3));
+        assert_eq!(s.batch_tag.to_string(), t);
+    }
+}
+
+/// Authentication runs before the cache: a revoked certificate gets 403 on the next request
+/// even though its country's body is cached.
+async fn download_cached_body_still_refuses_revoked_certificate(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
+    put(&fed, "DE", 2).await;
+    cut(&fed).await;
+    let fr = &fed["FR"];
+    let r = fr.download(D0, None, Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 200);
+    fed.revoke(&fr.credentials().auth_thumbprint).await.unwrap();
+    let r = fr.download(D0, None, Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.keys.is_empty());
+}
+
+/// Keys uploaded at 23:50 and batched just after midnight belong to the next day's batch,
+/// which stays downloadable after the retention job deleted them (the key cutoff is by
+/// upload time). The job on this instance clears the cache: the next download has no keys.
+async fn download_retention_on_this_instance_reaches_cached_body_at_once(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], datetime!(2026-11-28 23:50 UTC), 2).await;
+    let keys = put(&fed, "DE", 2).await;
+    fed.clock().set(datetime!(2026-11-29 00:05 UTC));
+    let t = cut(&fed).await;
+    let d1 = date_of(&t);
+    fed.clock().set(datetime!(2026-12-01 10:00 UTC));
+    let r = fed["FR"].download(d1, Some(&t), Some(PB_V1)).await.unwrap();
+    assert_eq!((r.status, &r.keys), (200, &keys));
+    let report = fed.gateway().cleanup(fed.now()).await.unwrap();
+    assert_eq!(report.deleted, 2);
+    let r = fed["FR"].download(d1, Some(&t), Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.keys.is_empty(), "deleted keys served from the cache");
+    assert!(r.body.is_empty());
+}
+
+/// The same job run by another instance on the same database cannot clear this instance's
+/// cache: the deleted keys stop being served once `download_cache.ttl` has passed.
+async fn download_retention_on_another_instance_reaches_cached_body_within_ttl(b: Backend) {
+    let fed = fed_at(&b, &["DE", "FR"], datetime!(2026-11-28 23:50 UTC), 2).await;
+    let ttl = fed.gateway().policy().download_cache.ttl;
+    let keys = put(&fed, "DE", 2).await;
+    fed.clock().set(datetime!(2026-11-29 00:05 UTC));
+    let t = cut(&fed).await;
+    let d1 = date_of(&t);
+    fed.clock().set(datetime!(2026-12-01 10:00 UTC));
+    let r = fed["FR"].download(d1, Some(&t), Some(PB_V1)).await.unwrap();
+    assert_eq!((r.status, &r.keys), (200, &keys));
+    let other = efgs_core::gateway::Gateway::new(
+        std::sync::Arc::clone(fed.store()),
+        fed.gateway().anchors().clone(),
+        efgs_core::canonical::DuplicateHasher::new(b"another instance"),
+        fed.gateway().policy().clone(),
+    );
+    let report = other.cleanup(fed.now()).await.unwrap();
+    assert_eq!(report.deleted, 2);
+    fed.clock().advance(ttl);
+    let r = fed["FR"].download(d1, Some(&t), Some(PB_V1)).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.keys.is_empty(), "deleted keys served after the TTL");
+}
+
+fn date_of(tag: &str) -> Date {
+    let format = time::macros::format_description!("[year][month][day]");
+    Date::parse(&tag[..8], &format).unwrap()
 }
