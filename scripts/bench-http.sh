@@ -20,7 +20,7 @@
 # response cache turned off: keys read from the store and encoded on every request), the
 # "before" of the cache (docs/adr/0011).
 #
-# Environment: UNCACHED (1), WRK_THREADS (2), WRK_CONNECTIONS (16), WRK_DURATION (10s), NGINX_PORT (first port
+# Environment: UNCACHED (1), ROUNDS (3, alternating gateway/nginx runs), WRK_THREADS (2), WRK_CONNECTIONS (16), WRK_DURATION (10s), NGINX_PORT (first port
 # to try, 18080), GATEWAY_PORT (18090).
 set -euo pipefail
 
@@ -31,6 +31,7 @@ WRK_THREADS="${WRK_THREADS:-2}"
 WRK_CONNECTIONS="${WRK_CONNECTIONS:-16}"
 WRK_DURATION="${WRK_DURATION:-10s}"
 UNCACHED="${UNCACHED:-1}"
+ROUNDS="${ROUNDS:-3}"
 
 log() { echo "bench-http: $*" >&2; }
 
@@ -150,6 +151,14 @@ echo "both serve the same $(stat -c %s "$BODY") bytes"
 
 rss_kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$GW_PID/status"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$GW_PID/stat"; }
+# CPU ticks of nginx's master and workers.
+nginx_ticks() {
+    local t=0 p
+    for p in "$NGINX_PID" $(pgrep -P "$NGINX_PID"); do
+        t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
 
 # wrk output -> "requests/s p99_ms"
 parse_wrk() {
@@ -178,47 +187,62 @@ run_wrk() { # name url [headers...]
 wrk -t1 -c4 -d2s -H "X-SSL-Client-SHA256: $THUMBPRINT" -H "X-SSL-Client-DN: $DN" -H "Accept: $ACCEPT" "$URL" >/dev/null
 wrk -t1 -c4 -d2s "$NGINX_URL" >/dev/null
 
+# ROUNDS alternating runs of each (gateway, nginx, gateway, nginx, ...): the p99 of both moves
+# with whatever else the 2 CPUs do, so the ratios are taken of the medians over the rounds.
 RSS_BEFORE="$(rss_kb VmRSS)"
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
-TICKS_BEFORE="$(cpu_ticks)"
-run_wrk gateway "$URL" -H "X-SSL-Client-SHA256: $THUMBPRINT" -H "X-SSL-Client-DN: $DN" -H "Accept: $ACCEPT" &
-WRK_PID=$!
 RSS_MAX=0
-while kill -0 "$WRK_PID" 2>/dev/null; do
-    r="$(rss_kb VmRSS)"
-    ((r > RSS_MAX)) && RSS_MAX="$r"
-    sleep 0.25
+GW_CPU_SECS=0
+: >"$WORK/rounds.txt"
+for round in $(seq 1 "$ROUNDS"); do
+    TICKS_BEFORE="$(cpu_ticks)"
+    run_wrk "gateway-$round" "$URL" -H "X-SSL-Client-SHA256: $THUMBPRINT" -H "X-SSL-Client-DN: $DN" -H "Accept: $ACCEPT" &
+    WRK_PID=$!
+    while kill -0 "$WRK_PID" 2>/dev/null; do
+        r="$(rss_kb VmRSS)"
+        ((r > RSS_MAX)) && RSS_MAX="$r"
+        sleep 0.25
+    done
+    wait "$WRK_PID"
+    TICKS_AFTER="$(cpu_ticks)"
+    NG_TICKS_BEFORE="$(nginx_ticks)"
+    run_wrk "nginx-$round" "$NGINX_URL"
+    NG_TICKS_AFTER="$(nginx_ticks)"
+    read -r GW_RPS GW_P99 GW_BAD < <(parse_wrk "$WORK/wrk-gateway-$round.out")
+    read -r NG_RPS NG_P99 NG_BAD < <(parse_wrk "$WORK/wrk-nginx-$round.out")
+    echo "$round $GW_RPS $GW_P99 $GW_BAD $NG_RPS $NG_P99 $NG_BAD $((TICKS_AFTER - TICKS_BEFORE)) $((NG_TICKS_AFTER - NG_TICKS_BEFORE))" >>"$WORK/rounds.txt"
 done
-wait "$WRK_PID"
-TICKS_AFTER="$(cpu_ticks)"
 RSS_AFTER="$(rss_kb VmRSS)"
 HWM="$(rss_kb VmHWM)"
-LOAD_GW="$(cut -d' ' -f1-3 /proc/loadavg)"
-run_wrk nginx "$NGINX_URL"
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-read -r GW_RPS GW_P99 GW_BAD < <(parse_wrk "$WORK/wrk-gateway.out")
-read -r NG_RPS NG_P99 NG_BAD < <(parse_wrk "$WORK/wrk-nginx.out")
-
 echo
-echo "--- wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$WRK_DURATION --latency: gateway ---"
-cat "$WORK/wrk-gateway.out"
-echo "--- wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$WRK_DURATION --latency: nginx ---"
-cat "$WORK/wrk-nginx.out"
+echo "--- wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$WRK_DURATION --latency: gateway, round 1 ---"
+cat "$WORK/wrk-gateway-1.out"
+echo "--- wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$WRK_DURATION --latency: nginx, round 1 ---"
+cat "$WORK/wrk-nginx-1.out"
 echo
 HZ="$(getconf CLK_TCK)"
-awk -v grps="$GW_RPS" -v gp99="$GW_P99" -v nrps="$NG_RPS" -v np99="$NG_P99" \
-    -v gbad="$GW_BAD" -v nbad="$NG_BAD" -v t0="$TICKS_BEFORE" -v t1="$TICKS_AFTER" -v hz="$HZ" \
-    -v dur="$WRK_DURATION" 'BEGIN {
-    secs = dur; sub(/s$/, "", secs)
-    cpu = (t1 - t0) / hz
-    printf "download of the 5000-key batch:\n"
-    printf "  gateway: %10.1f requests/s  p99 %8.2f ms  non-2xx %s  (gateway CPU %.1f s in %s s = %.2f cores, %.0f us per request)\n", grps, gp99, gbad, cpu, secs, cpu / secs, cpu / (grps * secs) * 1e6
-    printf "  nginx  : %10.1f requests/s  p99 %8.2f ms  non-2xx %s\n", nrps, np99, nbad
-    printf "  ratio gateway/nginx: requests/s %.2f (target >= 0.50); p99 nginx/gateway %.2f\n", grps / nrps, np99 / gp99
-}'
+awk -v hz="$HZ" -v dur="$WRK_DURATION" '
+    function median(a, n,    i, j, t) {
+        for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+        return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    BEGIN { secs = dur; sub(/s$/, "", secs); printf "download of the 5000-key batch (%s s per run):\n", secs }
+    {
+        n++; grps[n] = $2; gp99[n] = $3; nrps[n] = $5; np99[n] = $6; bad += $4 + $7
+        cpu = $8 / hz; ncpu = $9 / hz
+        printf "  round %d: gateway %9.1f req/s p99 %6.2f ms (%.2f cores, %.0f us CPU per request) | nginx %9.1f req/s p99 %6.2f ms (%.2f cores, %.0f us) | ratios %.2f, p99 %.2f\n",
+            $1, $2, $3, cpu / secs, cpu / ($2 * secs) * 1e6, $5, $6, ncpu / secs, ncpu / ($5 * secs) * 1e6, $2 / $5, $6 / $3
+    }
+    END {
+        g = median(grps, n); gp = median(gp99, n); r = median(nrps, n); rp = median(np99, n)
+        printf "  median : gateway %9.1f req/s p99 %6.2f ms | nginx %9.1f req/s p99 %6.2f ms | non-2xx %d\n", g, gp, r, rp, bad
+        printf "  ratio gateway/nginx (medians): requests/s %.2f (target >= 0.50); p99 nginx/gateway %.2f (target >= 0.50)\n", g / r, rp / gp
+    }' "$WORK/rounds.txt"
 echo "gateway memory: VmRSS before load $((RSS_BEFORE / 1024)) MB, max sampled under load $((RSS_MAX / 1024)) MB, after $((RSS_AFTER / 1024)) MB; VmHWM $((HWM / 1024)) MB (target <= 150 MB)"
-echo "load average: before $LOAD_BEFORE, after gateway run $LOAD_GW, after nginx run $LOAD_END (wrk, the gateway and nginx share the $(nproc) CPUs)"
+echo "load average: before $LOAD_BEFORE, after $LOAD_END (wrk, the gateway and nginx share the $(nproc) CPUs)"
+NG_RPS="$(awk '{ print $5 }' "$WORK/rounds.txt" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')"
 
 if [[ "$UNCACHED" == "1" ]]; then
     kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null || true

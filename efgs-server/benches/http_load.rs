@@ -17,7 +17,8 @@
 //!
 //! Environment: `EFGS_BENCH_KEYS` (keys per upload, default 5000), `EFGS_BENCH_UPLOADS`
 //! (uploads per client per round, default 20), `EFGS_BENCH_ROUNDS` (default 3),
-//! `EFGS_BENCH_PORT` (serve-download listen port, default 0 = any).
+//! `EFGS_BENCH_PORT` (serve-download listen port, default 0 = any), `EFGS_BENCH_WORKERS` (tokio
+//! worker threads, default one per CPU as in efgs-server).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
@@ -59,10 +60,12 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    // Default: as many workers as CPUs, like efgs-server's `#[tokio::main]`.
+    if let Ok(n) = std::env::var("EFGS_BENCH_WORKERS") {
+        rt.worker_threads(n.parse().unwrap());
+    }
+    let rt = rt.enable_all().build().expect("tokio runtime");
     match args.first().map(String::as_str) {
         None | Some("upload") => rt.block_on(upload_bench()),
         Some(mode @ ("serve-download" | "serve-download-uncached")) => {

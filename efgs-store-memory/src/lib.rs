@@ -39,7 +39,72 @@ use time::OffsetDateTime;
 #[derive(Default)]
 pub struct MemoryStore {
     state: RwLock<State>,
-    download_stats: Mutex<Vec<DownloadStat>>,
+    download_stats: Mutex<DownloadStats>,
+}
+
+/// Download statistics rows, one per download served, kept for ever: stored compactly (the
+/// country as an index into the distinct countries seen, the instant as Unix microseconds),
+/// about a third of the memory of a `Vec<DownloadStat>`.
+#[derive(Debug, Default)]
+struct DownloadStats {
+    countries: Vec<String>,
+    rows: Vec<StatRow>,
+}
+
+fn backend_error(what: &'static str) -> StoreError {
+    StoreError::Backend {
+        backend: "memory",
+        source: what.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct StatRow {
+    country: u32,
+    batch_tag: BatchTag,
+    number_of_keys: u64,
+    requested_at_micros: i64,
+}
+
+impl DownloadStats {
+    fn push(&mut self, stat: DownloadStat) -> Result<(), StoreError> {
+        let country = match self.countries.iter().position(|c| *c == stat.country) {
+            Some(i) => i,
+            None => {
+                self.countries.push(stat.country);
+                self.countries.len() - 1
+            }
+        };
+        let micros = to_store_precision(stat.requested_at).unix_timestamp_nanos() / 1000;
+        self.rows.push(StatRow {
+            country: u32::try_from(country)
+                .map_err(|_| backend_error("too many distinct countries"))?,
+            batch_tag: stat.batch_tag,
+            number_of_keys: stat.number_of_keys,
+            requested_at_micros: i64::try_from(micros)
+                .map_err(|_| backend_error("download time out of range"))?,
+        });
+        Ok(())
+    }
+
+    fn since(&self, since: OffsetDateTime) -> Vec<DownloadStat> {
+        let since = to_store_precision(since).unix_timestamp_nanos() / 1000;
+        self.rows
+            .iter()
+            .filter(|r| i128::from(r.requested_at_micros) >= since)
+            .filter_map(|r| {
+                Some(DownloadStat {
+                    country: self.countries.get(r.country as usize)?.clone(),
+                    batch_tag: r.batch_tag,
+                    number_of_keys: r.number_of_keys,
+                    requested_at: OffsetDateTime::from_unix_timestamp_nanos(
+                        i128::from(r.requested_at_micros) * 1000,
+                    )
+                    .ok()?,
+                })
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -72,7 +137,7 @@ impl MemoryStore {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn download_stats_lock(&self) -> MutexGuard<'_, Vec<DownloadStat>> {
+    fn download_stats_lock(&self) -> MutexGuard<'_, DownloadStats> {
         self.download_stats
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -508,10 +573,8 @@ impl KeyStore for MemoryStore {
 
 #[async_trait]
 impl StatsStore for MemoryStore {
-    async fn record_download(&self, mut stat: DownloadStat) -> Result<(), StoreError> {
-        stat.requested_at = to_store_precision(stat.requested_at);
-        self.download_stats_lock().push(stat);
-        Ok(())
+    async fn record_download(&self, stat: DownloadStat) -> Result<(), StoreError> {
+        self.download_stats_lock().push(stat)
     }
 
     async fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError> {
@@ -526,13 +589,7 @@ impl StatsStore for MemoryStore {
     }
 
     async fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError> {
-        let since = to_store_precision(since);
-        Ok(self
-            .download_stats_lock()
-            .iter()
-            .filter(|r| r.requested_at >= since)
-            .cloned()
-            .collect())
+        Ok(self.download_stats_lock().since(since))
     }
 
     async fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError> {
