@@ -20,7 +20,7 @@
 # response cache turned off: keys read from the store and encoded on every request), the
 # "before" of the cache (docs/adr/0011).
 #
-# Environment: UNCACHED (1), ROUNDS (3, alternating gateway/nginx runs), WRK_THREADS (2), WRK_CONNECTIONS (16), WRK_DURATION (10s), NGINX_PORT (first port
+# Environment: UNCACHED (1), ROUNDS (5, alternating gateway/nginx runs), WRK_THREADS (2), WRK_CONNECTIONS (16), WRK_DURATION (10s), NGINX_PORT (first port
 # to try, 18080), GATEWAY_PORT (18090).
 set -euo pipefail
 
@@ -31,7 +31,7 @@ WRK_THREADS="${WRK_THREADS:-2}"
 WRK_CONNECTIONS="${WRK_CONNECTIONS:-16}"
 WRK_DURATION="${WRK_DURATION:-10s}"
 UNCACHED="${UNCACHED:-1}"
-ROUNDS="${ROUNDS:-3}"
+ROUNDS="${ROUNDS:-5}"
 
 log() { echo "bench-http: $*" >&2; }
 
