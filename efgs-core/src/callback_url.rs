@@ -228,75 +228,137 @@ pub fn parse_callback_url(s: &str) -> Result<CallbackUrl, CallbackUrlError> {
     })
 }
 
-/// An IP network in CIDR notation, for [`AddressPolicy::allowed`].
+/// An IP network in CIDR notation: callback [`AddressPolicy::allowed`] ranges and the
+/// server's trusted proxies. Host bits are always zero, and an IPv4-mapped IPv6 range
+/// (`::ffff:a.b.c.d/n`, n >= 96) is kept as the IPv4 range it denotes, so its breadth is judged
+/// correctly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IpCidr {
     addr: IpAddr,
     prefix: u8,
 }
 
-/// A CIDR string that could not be parsed.
+/// A CIDR string or address/prefix pair that was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid CIDR {input:?}: {reason}")]
-pub struct CidrParseError {
-    /// The text given.
-    pub input: String,
-    /// What is wrong with it.
-    pub reason: &'static str,
+#[non_exhaustive]
+pub enum CidrParseError {
+    /// Not an IP address.
+    #[error("`{input}` is not an IP address or CIDR range")]
+    Address {
+        /// The text given.
+        input: String,
+    },
+    /// The prefix length is not a plain number within the address family's range.
+    #[error("`{input}`: the prefix length must be a number from 0 to {max}")]
+    Prefix {
+        /// The text given.
+        input: String,
+        /// The longest prefix of the address family.
+        max: u8,
+    },
+    /// Bits after the prefix are set (`10.1.2.3/8`).
+    #[error("`{input}` has bits set after the prefix; did you mean {suggestion}?")]
+    HostBits {
+        /// The text given.
+        input: String,
+        /// The network with those bits cleared.
+        suggestion: String,
+    },
+}
+
+impl CidrParseError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CidrParseError::Address { .. } => "cidr-address",
+            CidrParseError::Prefix { .. } => "cidr-prefix",
+            CidrParseError::HostBits { .. } => "cidr-host-bits",
+        }
+    }
 }
 
 impl IpCidr {
+    /// `127.0.0.0/8`.
+    pub const LOOPBACK_V4: IpCidr = IpCidr {
+        addr: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)),
+        prefix: 8,
+    };
+    /// `::1/128`.
+    pub const LOOPBACK_V6: IpCidr = IpCidr {
+        addr: IpAddr::V6(Ipv6Addr::LOCALHOST),
+        prefix: 128,
+    };
+
     /// A network from its address and prefix length. The address must have no bits set after
     /// the prefix (`10.0.0.0/8`, not `10.1.2.3/8`), so typos in configuration are caught.
     pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, CidrParseError> {
-        let err = |reason| CidrParseError {
-            input: format!("{addr}/{prefix}"),
-            reason,
+        Self::checked(addr, prefix, || format!("{addr}/{prefix}"))
+    }
+
+    fn checked(
+        addr: IpAddr,
+        prefix: u8,
+        input: impl Fn() -> String,
+    ) -> Result<Self, CidrParseError> {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix > max {
+            return Err(CidrParseError::Prefix {
+                input: input(),
+                max,
+            });
+        }
+        let masked = match addr {
+            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from_bits(a.to_bits() & mask32(prefix))),
+            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from_bits(a.to_bits() & mask128(prefix))),
         };
-        match addr {
-            IpAddr::V4(a) => {
-                if prefix > 32 {
-                    return Err(err("prefix longer than 32"));
-                }
-                if a.to_bits() & !mask32(prefix) != 0 {
-                    return Err(err("address has bits set after the prefix"));
-                }
-            }
-            IpAddr::V6(a) => {
-                if prefix > 128 {
-                    return Err(err("prefix longer than 128"));
-                }
-                if a.to_bits() & !mask128(prefix) != 0 {
-                    return Err(err("address has bits set after the prefix"));
-                }
-            }
+        if masked != addr {
+            return Err(CidrParseError::HostBits {
+                input: input(),
+                suggestion: format!("{masked}/{prefix}"),
+            });
+        }
+        if let IpAddr::V6(v6) = addr
+            && prefix >= 96
+            && let Some(v4) = v6.to_ipv4_mapped()
+        {
+            return Ok(IpCidr {
+                addr: IpAddr::V4(v4),
+                prefix: prefix - 96,
+            });
         }
         Ok(IpCidr { addr, prefix })
     }
 
-    /// Parses `10.0.0.0/8`, `fd00::/8`, or a bare address (a single host, `/32` or `/128`).
-    /// IPv4 must be in dotted decimal without leading zeros.
+    /// Parses `10.0.0.0/8`, `fd00::/8`, or a bare address (a single host, `/32` or `/128`),
+    /// ignoring surrounding white space. IPv4 must be in dotted decimal without leading zeros;
+    /// the prefix is 1 to 3 digits.
     pub fn parse(s: &str) -> Result<Self, CidrParseError> {
-        let err = |reason| CidrParseError {
-            input: s.to_owned(),
-            reason,
-        };
-        let (addr, prefix) = match s.split_once('/') {
+        let input = || s.to_owned();
+        let t = s.trim();
+        let (addr, prefix) = match t.split_once('/') {
             Some((a, p)) => (a, Some(p)),
-            None => (s, None),
+            None => (t, None),
         };
-        let addr: IpAddr = addr.parse().map_err(|_| err("not an IP address"))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| CidrParseError::Address { input: input() })?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            None => match addr {
-                IpAddr::V4(_) => 32,
-                IpAddr::V6(_) => 128,
-            },
+            None => max,
             Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
-                p.parse::<u8>().map_err(|_| err("prefix out of range"))?
+                p.parse::<u8>().map_err(|_| CidrParseError::Prefix {
+                    input: input(),
+                    max,
+                })?
             }
-            Some(_) => return Err(err("prefix is not a number")),
+            Some(_) => {
+                return Err(CidrParseError::Prefix {
+                    input: input(),
+                    max,
+                });
+            }
         };
-        IpCidr::new(addr, prefix).map_err(|e| err(e.reason))
+        Self::checked(addr, prefix, input)
     }
 
     /// The network address.
@@ -309,8 +371,9 @@ impl IpCidr {
         self.prefix
     }
 
-    /// Whether `ip` lies in this network. Families must match (an IPv4 network does not
-    /// contain IPv4-mapped IPv6 addresses; [`check_addresses`] unwraps those itself).
+    /// Whether `ip` lies in this network. Families must match: an IPv4 network does not
+    /// contain IPv4-mapped IPv6 addresses; callers unwrap those first where they mean the
+    /// IPv4 address ([`check_addresses`] and the server's proxy check do).
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
@@ -326,6 +389,16 @@ impl IpCidr {
     }
 }
 
+/// Whether `ip` lies in any of `ranges`, an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, as a
+/// dual-stack listener reports IPv4 peers) taken as the IPv4 address it carries.
+pub fn any_contains(ranges: &[IpCidr], ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    ranges.iter().any(|c| c.contains(ip))
+}
+
 impl FromStr for IpCidr {
     type Err = CidrParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -336,6 +409,13 @@ impl FromStr for IpCidr {
 impl fmt::Display for IpCidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IpCidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        IpCidr::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -502,3 +502,35 @@ fn cidr_parse_errors() {
         assert!(IpCidr::parse(s).is_err(), "{s:?}");
     }
 }
+
+#[test]
+fn cidr_mapped_ranges_are_the_ipv4_ranges_they_denote() {
+    let mapped = IpCidr::parse("::ffff:0:0/96").unwrap();
+    assert_eq!(mapped.to_string(), "0.0.0.0/0");
+    assert_eq!(mapped.prefix(), 0);
+    let ten = IpCidr::parse("::ffff:10.0.0.0/104").unwrap();
+    assert_eq!(ten, IpCidr::parse("10.0.0.0/8").unwrap());
+    assert!(ten.contains(ip("10.1.2.3")));
+    // Not a mapped range: stays IPv6.
+    assert_eq!(IpCidr::parse("::/96").unwrap().to_string(), "::/96");
+    assert_eq!(IpCidr::LOOPBACK_V4, IpCidr::parse("127.0.0.0/8").unwrap());
+    assert_eq!(IpCidr::LOOPBACK_V6, IpCidr::parse("::1").unwrap());
+    assert_eq!(IpCidr::parse(" 10.0.0.0/8 ").unwrap().prefix(), 8);
+}
+
+#[test]
+fn cidr_error_codes_and_suggestion() {
+    let code = |s: &str| IpCidr::parse(s).unwrap_err().code();
+    assert_eq!(code("10.0.0.1/8"), "cidr-host-bits");
+    assert_eq!(code("fd00::1/8"), "cidr-host-bits");
+    assert_eq!(code("10.0.0.0/33"), "cidr-prefix");
+    assert_eq!(code("10.0.0.0/+8"), "cidr-prefix");
+    assert_eq!(code("::/129"), "cidr-prefix");
+    assert_eq!(code("10.0.0.0/"), "cidr-prefix");
+    assert_eq!(code("example.org"), "cidr-address");
+    assert_eq!(code("0177.0.0.0/8"), "cidr-address");
+    let e = IpCidr::parse("10.1.2.3/8").unwrap_err();
+    assert!(e.to_string().contains("10.0.0.0/8"), "{e}");
+    assert!(IpCidr::new(ip("10.1.0.0"), 8).is_err());
+    assert!(IpCidr::new(ip("10.0.0.0"), 33).is_err());
+}

@@ -3,12 +3,11 @@
 //! the one status table in [`crate::error`].
 
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use efgs_core::Error;
-use efgs_core::callback_url::IpCidr;
+use efgs_core::callback_url::{IpCidr, any_contains};
 use efgs_core::gateway::{Credentials, Gateway, UploadRequest};
 use efgs_core::media;
 use efgs_core::store::UploadOutcome;
@@ -166,17 +165,6 @@ fn path_of(headers: &HeaderMap, fallback: &str) -> String {
     fallback.to_owned()
 }
 
-fn is_trusted(trusted: &[IpCidr], addr: IpAddr) -> bool {
-    let addr = match addr {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    };
-    trusted.iter().any(|c| c.contains(addr))
-}
-
 /// The credentials of a request under the configured authentication mode.
 fn credentials<'a>(
     auth: &ClientAuth,
@@ -189,7 +177,7 @@ fn credentials<'a>(
             None => Credentials::None,
         },
         ClientAuth::ProxyHeaders { trusted } => {
-            let from_proxy = conn.is_some_and(|c| is_trusted(trusted, c.remote.ip()));
+            let from_proxy = conn.is_some_and(|c| any_contains(trusted, c.remote.ip()));
             if !from_proxy {
                 if headers.contains_key(HEADER_THUMBPRINT) || headers.contains_key(HEADER_DN) {
                     tracing::warn!("identity headers from an untrusted address ignored");

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use efgs_core::batch_signature::SignaturePolicy;
 use efgs_core::batching::BatchingPolicy;
-use efgs_core::callback_url::IpCidr;
 use efgs_core::canonical::DuplicateHasher;
 use efgs_core::download::DownloadPolicy;
 use efgs_core::download_cache::DownloadCachePolicy;
@@ -141,12 +140,7 @@ pub fn app_state(cfg: &Config, gateway: Gateway, clock: Clock) -> AppState {
     let auth = match cfg.auth.mode {
         AuthMode::Mtls => ClientAuth::MutualTls,
         _ => ClientAuth::ProxyHeaders {
-            trusted: cfg
-                .auth
-                .trusted_proxies
-                .iter()
-                .filter_map(|c| IpCidr::new(c.addr(), c.prefix_len()).ok())
-                .collect(),
+            trusted: cfg.auth.trusted_proxies.clone(),
         },
     };
     AppState {

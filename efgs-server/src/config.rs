@@ -44,12 +44,12 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use base64::Engine as _;
+pub use efgs_core::callback_url::IpCidr;
 use serde::Deserialize;
 
 use crate::jobs::JobSchedule;
@@ -228,10 +228,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             mode: AuthMode::ProxyHeaders,
-            trusted_proxies: vec![
-                IpCidr::new_unchecked(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
-                IpCidr::new_unchecked(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
-            ],
+            trusted_proxies: vec![IpCidr::LOOPBACK_V4, IpCidr::LOOPBACK_V6],
             tls_cert: None,
             tls_key: None,
             client_ca: None,
@@ -242,7 +239,7 @@ impl Default for AuthConfig {
 impl AuthConfig {
     /// Whether `peer` is a trusted proxy (IPv4-mapped IPv6 peers match IPv4 ranges).
     pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|c| c.contains(peer))
+        efgs_core::callback_url::any_contains(&self.trusted_proxies, peer)
     }
 }
 
@@ -564,177 +561,6 @@ impl fmt::Debug for KeyRing {
             .field("active", &self.active)
             .field("ids", &self.keys.keys().collect::<Vec<_>>())
             .finish()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// CIDR ranges (minimal; to be deduplicated with efgs_core::callback_url at merge)
-// ---------------------------------------------------------------------------------------------
-
-/// An IP network: address and prefix length, host bits zero. IPv4-mapped IPv6 ranges
-/// (`::ffff:a.b.c.d/n`, n >= 96) are stored as the IPv4 range they denote.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IpCidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-/// Why a CIDR string was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CidrError {
-    /// Not an IP address.
-    #[error("`{input}` is not an IP address or CIDR range")]
-    Address {
-        /// The input.
-        input: String,
-    },
-    /// The prefix length is not a number in range.
-    #[error("`{input}`: prefix length must be 0..={max}")]
-    Prefix {
-        /// The input.
-        input: String,
-        /// The largest prefix for this address family.
-        max: u8,
-    },
-    /// Bits beyond the prefix are set.
-    #[error("`{input}` has host bits set; did you mean {suggestion}?")]
-    HostBits {
-        /// The input.
-        input: String,
-        /// The network with host bits cleared.
-        suggestion: String,
-    },
-}
-
-impl CidrError {
-    /// Stable machine code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            CidrError::Address { .. } => "cidr-address",
-            CidrError::Prefix { .. } => "cidr-prefix",
-            CidrError::HostBits { .. } => "cidr-host-bits",
-        }
-    }
-}
-
-impl IpCidr {
-    fn new_unchecked(addr: IpAddr, prefix: u8) -> Self {
-        IpCidr { addr, prefix }
-    }
-
-    /// Parses `addr/prefix` or a bare address (a single host).
-    pub fn parse(input: &str) -> Result<Self, CidrError> {
-        let s = input.trim();
-        let (addr_s, prefix_s) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr_s.parse().map_err(|_| CidrError::Address {
-            input: input.to_owned(),
-        })?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix_s {
-            None => max,
-            Some(p) => match p.parse::<u8>() {
-                Ok(n) if n <= max && !p.starts_with('+') => n,
-                _ => {
-                    return Err(CidrError::Prefix {
-                        input: input.to_owned(),
-                        max,
-                    });
-                }
-            },
-        };
-        let masked = mask(addr, prefix);
-        if masked != addr {
-            return Err(CidrError::HostBits {
-                input: input.to_owned(),
-                suggestion: format!("{masked}/{prefix}"),
-            });
-        }
-        // An IPv4-mapped range is the IPv4 range it denotes.
-        if let IpAddr::V6(v6) = addr
-            && prefix >= 96
-            && let Some(v4) = v6.to_ipv4_mapped()
-        {
-            return Ok(IpCidr {
-                addr: IpAddr::V4(v4),
-                prefix: prefix - 96,
-            });
-        }
-        Ok(IpCidr { addr, prefix })
-    }
-
-    /// The network address.
-    pub fn addr(&self) -> IpAddr {
-        self.addr
-    }
-
-    /// The prefix length.
-    pub fn prefix_len(&self) -> u8 {
-        self.prefix
-    }
-
-    /// Whether `ip` lies in this range. IPv4-mapped IPv6 addresses are compared as IPv4.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        if ip.is_ipv4() != self.addr.is_ipv4() {
-            return false;
-        }
-        mask(ip, self.prefix) == self.addr
-    }
-}
-
-fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let bits = u32::from(a);
-            let m = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(prefix))
-            };
-            IpAddr::V4(Ipv4Addr::from(bits & m))
-        }
-        IpAddr::V6(a) => {
-            let bits = u128::from(a);
-            let m = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(prefix))
-            };
-            IpAddr::V6(Ipv6Addr::from(bits & m))
-        }
-    }
-}
-
-impl fmt::Display for IpCidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-impl fmt::Debug for IpCidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "IpCidr({self})")
-    }
-}
-
-impl FromStr for IpCidr {
-    type Err = CidrError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        IpCidr::parse(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for IpCidr {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        IpCidr::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -1529,7 +1355,7 @@ impl Config {
                     } else {
                         MIN_TRUSTED_PREFIX_V6
                     };
-                    if cidr.prefix_len() < min {
+                    if cidr.prefix() < min {
                         return Err(invalid(
                             "auth.trusted_proxies",
                             format!(
@@ -1804,47 +1630,6 @@ fn read_secret_text(setting: &str, path: &Path) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cidr_parse_and_contains() {
-        let c = IpCidr::parse("10.1.0.0/16").unwrap();
-        assert!(c.contains("10.1.2.3".parse().unwrap()));
-        assert!(!c.contains("10.2.0.1".parse().unwrap()));
-        assert!(c.contains("::ffff:10.1.9.9".parse().unwrap()));
-        assert!(!c.contains("::1".parse().unwrap()));
-        let host = IpCidr::parse("192.0.2.7").unwrap();
-        assert_eq!(host.prefix_len(), 32);
-        assert!(host.contains("192.0.2.7".parse().unwrap()));
-        assert!(!host.contains("192.0.2.8".parse().unwrap()));
-        let v6 = IpCidr::parse("2001:db8::/32").unwrap();
-        assert!(v6.contains("2001:db8:1::5".parse().unwrap()));
-        assert!(!v6.contains("2001:db9::5".parse().unwrap()));
-        let mapped = IpCidr::parse("::ffff:0:0/96").unwrap();
-        assert_eq!(mapped.to_string(), "0.0.0.0/0");
-        let all = IpCidr::parse("0.0.0.0/0").unwrap();
-        assert!(all.contains("8.8.8.8".parse().unwrap()));
-    }
-
-    #[test]
-    fn cidr_refusals() {
-        assert_eq!(
-            IpCidr::parse("10.0.0.1/8").unwrap_err().code(),
-            "cidr-host-bits"
-        );
-        assert_eq!(
-            IpCidr::parse("10.0.0.0/33").unwrap_err().code(),
-            "cidr-prefix"
-        );
-        assert_eq!(
-            IpCidr::parse("10.0.0.0/+8").unwrap_err().code(),
-            "cidr-prefix"
-        );
-        assert_eq!(
-            IpCidr::parse("example.org").unwrap_err().code(),
-            "cidr-address"
-        );
-        assert_eq!(IpCidr::parse("::/129").unwrap_err().code(), "cidr-prefix");
-    }
 
     #[test]
     fn database_url_redaction() {
