@@ -565,17 +565,11 @@ async fn download_cached_body_gets_the_current_next_batch_tag(b: Backend) {
     let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
     let keys = put(&fed, "DE", 2).await;
     let t1 = cut(&fed).await;
-    let r = fed["FR"]
-        .download(D0, Some(&t1), Some(PB_V1))
-        .await
-        .unwrap();
+    let r = fr_gets(&fed, D0, &t1).await;
     assert_eq!(r.next_batch_tag.as_deref(), Some("null"));
     put(&fed, "DE", 1).await;
     let t2 = cut(&fed).await;
-    let r = fed["FR"]
-        .download(D0, Some(&t1), Some(PB_V1))
-        .await
-        .unwrap();
+    let r = fr_gets(&fed, D0, &t1).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.keys, keys);
     assert_eq!(r.next_batch_tag.as_deref(), Some(t2.as_str()));
@@ -622,17 +616,10 @@ async fn download_cached_body_still_refuses_revoked_certificate(b: Backend) {
 /// which stays downloadable after the retention job deleted them (the key cutoff is by
 /// upload time). The job on this instance clears the cache: the next download has no keys.
 async fn download_retention_on_this_instance_reaches_cached_body_at_once(b: Backend) {
-    let fed = fed_at(&b, &["DE", "FR"], datetime!(2026-11-28 23:50 UTC), 2).await;
-    let keys = put(&fed, "DE", 2).await;
-    fed.clock().set(datetime!(2026-11-29 00:05 UTC));
-    let t = cut(&fed).await;
-    let d1 = date_of(&t);
-    fed.clock().set(datetime!(2026-12-01 10:00 UTC));
-    let r = fed["FR"].download(d1, Some(&t), Some(PB_V1)).await.unwrap();
-    assert_eq!((r.status, &r.keys), (200, &keys));
+    let (fed, d1, t) = cached_batch_past_key_retention(&b).await;
     let report = fed.gateway().cleanup(fed.now()).await.unwrap();
     assert_eq!(report.deleted, 2);
-    let r = fed["FR"].download(d1, Some(&t), Some(PB_V1)).await.unwrap();
+    let r = fr_gets(&fed, d1, &t).await;
     assert_eq!(r.status, 200);
     assert!(r.keys.is_empty(), "deleted keys served from the cache");
     assert!(r.body.is_empty());
@@ -641,15 +628,8 @@ async fn download_retention_on_this_instance_reaches_cached_body_at_once(b: Back
 /// The same job run by another instance on the same database cannot clear this instance's
 /// cache: the deleted keys stop being served once `download_cache.ttl` has passed.
 async fn download_retention_on_another_instance_reaches_cached_body_within_ttl(b: Backend) {
-    let fed = fed_at(&b, &["DE", "FR"], datetime!(2026-11-28 23:50 UTC), 2).await;
+    let (fed, d1, t) = cached_batch_past_key_retention(&b).await;
     let ttl = fed.gateway().policy().download_cache.ttl;
-    let keys = put(&fed, "DE", 2).await;
-    fed.clock().set(datetime!(2026-11-29 00:05 UTC));
-    let t = cut(&fed).await;
-    let d1 = date_of(&t);
-    fed.clock().set(datetime!(2026-12-01 10:00 UTC));
-    let r = fed["FR"].download(d1, Some(&t), Some(PB_V1)).await.unwrap();
-    assert_eq!((r.status, &r.keys), (200, &keys));
     let other = efgs_core::gateway::Gateway::new(
         std::sync::Arc::clone(fed.store()),
         fed.gateway().anchors().clone(),
@@ -659,7 +639,7 @@ async fn download_retention_on_another_instance_reaches_cached_body_within_ttl(b
     let report = other.cleanup(fed.now()).await.unwrap();
     assert_eq!(report.deleted, 2);
     fed.clock().advance(ttl);
-    let r = fed["FR"].download(d1, Some(&t), Some(PB_V1)).await.unwrap();
+    let r = fr_gets(&fed, d1, &t).await;
     assert_eq!(r.status, 200);
     assert!(r.keys.is_empty(), "deleted keys served after the TTL");
 }
@@ -667,4 +647,32 @@ async fn download_retention_on_another_instance_reaches_cached_body_within_ttl(b
 fn date_of(tag: &str) -> Date {
     let format = time::macros::format_description!("[year][month][day]");
     Date::parse(&tag[..8], &format).unwrap()
+}
+
+/// FR downloads batch `tag` of `date` as protobuf.
+async fn fr_gets(
+    fed: &Federation,
+    date: Date,
+    tag: &str,
+) -> efgs_testkit::national::DownloadResult {
+    fed["FR"]
+        .download(date, Some(tag), Some(PB_V1))
+        .await
+        .unwrap()
+}
+
+/// DE uploads 2 keys at 23:50, the batch is cut at 00:05 the next day (d1), and at 10:00 two
+/// days later FR downloads it (so its body is cached) while the keys are already past the key
+/// cutoff (d1 00:00) but the batch is still inside the 2-day window. Returns the federation,
+/// d1 and the tag.
+async fn cached_batch_past_key_retention(b: &Backend) -> (Federation, Date, String) {
+    let fed = fed_at(b, &["DE", "FR"], datetime!(2026-11-28 23:50 UTC), 2).await;
+    let keys = put(&fed, "DE", 2).await;
+    fed.clock().set(datetime!(2026-11-29 00:05 UTC));
+    let t = cut(&fed).await;
+    let d1 = date_of(&t);
+    fed.clock().set(datetime!(2026-12-01 10:00 UTC));
+    let r = fr_gets(&fed, d1, &t).await;
+    assert_eq!((r.status, &r.keys), (200, &keys));
+    (fed, d1, t)
 }
