@@ -26,6 +26,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== fuzz targets compile (running them needs nightly: fuzz/README.md)"
 cargo check --manifest-path fuzz/Cargo.toml --locked --quiet
 
+echo "== cargo deny (licences, bans, sources; advisories need the network: run them by hand)"
+if ! command -v cargo-deny >/dev/null; then
+    cargo install --locked --quiet cargo-deny --version 0.20.2
+fi
+cargo deny --offline check licenses bans sources
+
 echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
