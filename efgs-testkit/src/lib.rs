@@ -20,3 +20,4 @@ pub mod federation;
 pub mod generate;
 pub mod national;
 pub mod pki;
+pub mod slow;
