@@ -9,6 +9,8 @@
 //! - [`federation`]: a whole federation on one machine (PKI, store, gateway, HTTP server,
 //!   backends) with a controllable clock.
 //! - [`demo`]: the `efgs-server demo` run: several countries exchanging keys end to end.
+//! - [`faulty`], [`slow`]: store decorators that fail every call on demand, or delay and count
+//!   chosen calls, over any real store.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
