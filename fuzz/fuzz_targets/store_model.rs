@@ -25,8 +25,8 @@ use efgs_core::download::exclude_country;
 use efgs_core::model::FormatVersion;
 use efgs_core::store::{
     AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat, KeyConflicts,
-    KeyCounts, KeyStore, NewKey, NewUpload, PendingSummary, RetentionStore, StatsStore,
-    StoreError, UploadInfo, UploadOutcome, UploadReceipt, UploadStat, UploadStore,
+    KeyCounts, KeyStore, NewKey, NewUpload, PendingSummary, RetentionStore, StatsStore, StoreError,
+    UploadInfo, UploadOutcome, UploadReceipt, UploadStat, UploadStore,
 };
 use efgs_core::tag::BatchTag;
 use efgs_store_memory::MemoryStore;
@@ -84,7 +84,8 @@ fn block_on<F: Future>(fut: F) -> F::Output {
 /// Store precision: whole microseconds, toward the past (all instants here are after 1970).
 fn micros(t: OffsetDateTime) -> OffsetDateTime {
     let n = t.nanosecond();
-    t.replace_nanosecond(n - n % 1000).expect("valid nanosecond")
+    t.replace_nanosecond(n - n % 1000)
+        .expect("valid nanosecond")
 }
 
 fn back(now: OffsetDateTime, seconds: u32) -> OffsetDateTime {
@@ -215,7 +216,11 @@ impl Model {
                 .iter()
                 .map(|&i| self.uploads[i].keys.len() as u64)
                 .sum(),
-            oldest: self.pending.iter().map(|&i| self.uploads[i].created_at).min(),
+            oldest: self
+                .pending
+                .iter()
+                .map(|&i| self.uploads[i].created_at)
+                .min(),
         }
     }
 
@@ -400,7 +405,10 @@ enum ExpectedError {
     Duplicates(KeyConflicts),
 }
 
-fn check_upload(got: Result<UploadOutcome, StoreError>, want: Result<UploadOutcome, ExpectedError>) {
+fn check_upload(
+    got: Result<UploadOutcome, StoreError>,
+    want: Result<UploadOutcome, ExpectedError>,
+) {
     match (got, want) {
         (Ok(g), Ok(w)) => assert_eq!(g, w),
         (
@@ -590,7 +598,11 @@ fn run(actions: &[Action]) {
     for b in &m.batches {
         let tag = b.info.tag;
         let got = block_on(store.batch_by_tag(&tag)).expect("batch_by_tag");
-        assert_eq!(got.as_ref(), Some(&b.info), "batch_by_tag({tag}) at the end");
+        assert_eq!(
+            got.as_ref(),
+            Some(&b.info),
+            "batch_by_tag({tag}) at the end"
+        );
         let got = block_on(store.batch_keys(&tag, None)).expect("batch_keys");
         let want: Vec<DiagnosisKey> = m.batch_keys(&tag).into_iter().map(|(_, k)| k).collect();
         assert_eq!(got, want, "batch_keys({tag}) at the end");

@@ -188,11 +188,19 @@ pub fn canonical(data: &[u8]) {
         assert_eq!(buf, s.as_bytes());
     }
     let bytes = canonical_batch_bytes(&keys);
-    assert_eq!(bytes, naive_batch_bytes(&keys), "sorted canonical batch bytes");
+    assert_eq!(
+        bytes,
+        naive_batch_bytes(&keys),
+        "sorted canonical batch bytes"
+    );
 
     let mut reversed = keys.clone();
     reversed.reverse();
-    assert_eq!(canonical_batch_bytes(&reversed), bytes, "reversed key order");
+    assert_eq!(
+        canonical_batch_bytes(&reversed),
+        bytes,
+        "reversed key order"
+    );
     if keys.len() > 1 {
         let mut rotated = keys.clone();
         rotated.rotate_left(1);
