@@ -156,6 +156,14 @@ fn cms_verify_seed_outcomes() {
             .code(),
         "signature-digest-mismatch"
     );
+    // Found by the fuzzer: a signing-time with a multi-byte character where the seconds are
+    // made the time parser slice inside a character and panic.
+    assert_eq!(
+        verify("regression_signing_time_multibyte")
+            .unwrap_err()
+            .code(),
+        "signature-attribute-invalid"
+    );
 }
 
 #[test]
