@@ -23,8 +23,9 @@ pub(crate) fn parse(t: &Tlv<'_>) -> Option<OffsetDateTime> {
     let mut rest = rest.get(8..)?;
     let mut second = 0u8;
     if rest.len() >= 2 && rest.as_bytes()[0].is_ascii_digit() {
-        second = digits(&rest[..2])?;
-        rest = &rest[2..];
+        // `get`: the second byte may start a multi-byte character (no slicing panic).
+        second = digits(rest.get(..2)?)?;
+        rest = rest.get(2..)?;
     }
     let mut nanos = 0u32;
     if t.tag_byte() == tag::GENERALIZED_TIME
@@ -57,8 +58,8 @@ pub(crate) fn parse(t: &Tlv<'_>) -> Option<OffsetDateTime> {
             if rest.len() != 5 {
                 return None;
             }
-            let oh: i8 = digits(&rest[1..3])?;
-            let om: i8 = digits(&rest[3..5])?;
+            let oh: i8 = digits(rest.get(1..3)?)?;
+            let om: i8 = digits(rest.get(3..5)?)?;
             UtcOffset::from_hms(sign * oh, sign * om, 0).ok()?
         }
     };
@@ -140,5 +141,16 @@ mod tests {
         assert_eq!(p(b"\x18\x0e20261128123456"), None);
         assert_eq!(p(b"\x17\x0d261328123456Z"), None);
         assert_eq!(p(b"\x04\x0d261128123456Z"), None);
+    }
+
+    /// Found by the `cms_verify` fuzz target: non-ASCII text where the seconds or the offset
+    /// digits are expected is refused, not a slicing panic.
+    #[test]
+    fn multibyte_characters_are_refused() {
+        // "2611290010" then '0' and 'ǥ' (2 bytes) where the seconds would be.
+        assert_eq!(p("\x17\x0d26112900100ǥ".as_bytes()), None);
+        // Offset "+0ǥ0": five bytes, a character across the hour/minute split.
+        assert_eq!(p("\x17\x0f2611290010+0ǥ0".as_bytes()), None);
+        assert_eq!(p("\x17\x0f2611290010+ǥ00".as_bytes()), None);
     }
 }
