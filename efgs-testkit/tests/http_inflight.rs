@@ -124,7 +124,9 @@ async fn inflight_same_tag_same_content_race_stores_once(b: Backend) {
             .signature(signature.clone())
             .send()
     };
-    slow.set_delay("insert_upload", Duration::from_millis(300));
+    // Long enough for both requests to pass the pre-check before the first insert ends,
+    // even on a loaded machine.
+    slow.set_delay("insert_upload", Duration::from_millis(1500));
     let (a, b2) = tokio::join!(send(), send());
     let (a, b2) = (a.unwrap(), b2.unwrap());
     assert_eq!(
@@ -146,7 +148,9 @@ async fn inflight_same_tag_other_content_race_gives_409(b: Backend) {
     let (fed, slow) = slow_federation(&b).await;
     let de = &fed["DE"];
     let (k1, k2) = (de.keys(3), de.keys(5));
-    slow.set_delay("insert_upload", Duration::from_millis(300));
+    // Long enough for both requests to pass the pre-check before the first insert ends,
+    // even on a loaded machine.
+    slow.set_delay("insert_upload", Duration::from_millis(1500));
     let (a, b2) = tokio::join!(de.upload(&k1, "race", PB), de.upload(&k2, "race", PB));
     let (a, b2) = (a.unwrap(), b2.unwrap());
     let mut statuses = [a.status, b2.status];
