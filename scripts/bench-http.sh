@@ -20,7 +20,10 @@
 # response cache turned off: keys read from the store and encoded on every request), the
 # "before" of the cache (docs/adr/0011).
 #
-# Environment: UNCACHED (1), ROUNDS (5, alternating gateway/nginx runs), WRK_THREADS (2), WRK_CONNECTIONS (16), WRK_DURATION (10s), NGINX_PORT (first port
+# STORE=postgres runs the download gateways on a private PostgreSQL cluster
+# (scripts/pg-test-cluster.sh, started and stopped here) instead of the memory store.
+#
+# Environment: STORE (memory), UNCACHED (1), ROUNDS (5, alternating gateway/nginx runs), WRK_THREADS (2), WRK_CONNECTIONS (16), WRK_DURATION (10s), NGINX_PORT (first port
 # to try, 18080), GATEWAY_PORT (18090).
 set -euo pipefail
 
@@ -32,6 +35,7 @@ WRK_CONNECTIONS="${WRK_CONNECTIONS:-16}"
 WRK_DURATION="${WRK_DURATION:-10s}"
 UNCACHED="${UNCACHED:-1}"
 ROUNDS="${ROUNDS:-5}"
+STORE="${STORE:-memory}"
 
 log() { echo "bench-http: $*" >&2; }
 
@@ -81,13 +85,23 @@ chmod 755 "$WORK" # nginx workers (user nobody) read the file
 GW_PID=""
 NGINX_PID=""
 UNCACHED_PID=""
+PG_STARTED=""
 cleanup() {
     [[ -n "$GW_PID" ]] && kill "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null
     [[ -n "$UNCACHED_PID" ]] && kill "$UNCACHED_PID" 2>/dev/null && wait "$UNCACHED_PID" 2>/dev/null
     [[ -n "$NGINX_PID" ]] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
+    [[ -n "$PG_STARTED" ]] && scripts/pg-test-cluster.sh stop >&2
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+if [[ "$STORE" == "postgres" ]]; then
+    eval "$(scripts/pg-test-cluster.sh start)"
+    PG_STARTED=1
+    export EFGS_TEST_DATABASE_URL EFGS_BENCH_STORE=postgres
+    echo "store: PostgreSQL (private cluster, $(psql --version 2>/dev/null | head -1))"
+else
+    echo "store: memory"
+fi
 
 echo
 echo "== download =="

@@ -11,6 +11,8 @@
 //!   by DE and batched), downloads it once as FR, writes the exact response body to
 //!   `<body-file>`, prints `KEY=value` lines (URL, identity headers, PID, ...) and `READY`, then
 //!   serves until SIGTERM/SIGINT. Used by scripts/bench-http.sh (wrk against it and nginx).
+//!   With `EFGS_BENCH_STORE=postgres` the gateway uses a fresh schema on
+//!   `EFGS_TEST_DATABASE_URL` (dropped at the end) instead of the memory store.
 //! - `serve-download-uncached <body-file>`: the same with the download response cache turned
 //!   off (`download.cache_max_bytes = 0`): every request reads the keys from the store and
 //!   encodes them, as before the cache existed (the "before" of docs/performance.md).
@@ -389,13 +391,24 @@ async fn upload_bench() {
 async fn serve_download(path: &str, uncached: bool) {
     let port = env_usize("EFGS_BENCH_PORT", 0) as u16;
     let n_keys = env_usize("EFGS_BENCH_KEYS", 5000);
-    let builder = Federation::builder()
+    let mut builder = Federation::builder()
         .server(efgs_server::demo::gateway_server())
         .with_policy(move |p| {
             if uncached {
                 p.download_cache.max_bytes = 0;
             }
         });
+    // EFGS_BENCH_STORE=postgres: a fresh schema on EFGS_TEST_DATABASE_URL instead of memory.
+    let schema = if std::env::var("EFGS_BENCH_STORE").as_deref() == Ok("postgres") {
+        let schema = efgs_testkit::federation::PostgresSchema::from_env()
+            .await
+            .expect("database")
+            .expect("EFGS_BENCH_STORE=postgres needs EFGS_TEST_DATABASE_URL");
+        builder = builder.postgres(&schema).await.expect("postgres store");
+        Some(schema)
+    } else {
+        None
+    };
     let fed = builder
         .countries(["DE", "FR"])
         .bind(SocketAddr::from(([127, 0, 0, 1], port)))
@@ -442,4 +455,7 @@ async fn serve_download(path: &str, uncached: bool) {
         _ = tokio::signal::ctrl_c() => {}
     }
     fed.shutdown().await.unwrap();
+    if let Some(schema) = schema {
+        schema.drop_schema().await.unwrap();
+    }
 }
