@@ -238,6 +238,17 @@ fn body_text(body: &[u8]) -> String {
     s.chars().take(2000).collect()
 }
 
+fn body_json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap_or(serde_json::Value::Null)
+}
+
+fn body_message(body: &[u8]) -> Option<String> {
+    body_json(body)
+        .get("message")
+        .and_then(|m| m.as_str())
+        .map(str::to_owned)
+}
+
 /// The answer to an upload.
 #[derive(Clone, Debug)]
 pub struct UploadResult {
@@ -258,15 +269,12 @@ pub struct UploadResult {
 impl UploadResult {
     /// The body as JSON (`Value::Null` when it is not JSON).
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+        body_json(&self.body)
     }
 
     /// The `message` of an error body.
     pub fn message(&self) -> Option<String> {
-        self.json()
-            .get("message")
-            .and_then(|m| m.as_str())
-            .map(str::to_owned)
+        body_message(&self.body)
     }
 
     /// The body as text (lossy).
@@ -297,15 +305,12 @@ pub struct DownloadResult {
 impl DownloadResult {
     /// The body as JSON (`Value::Null` when it is not JSON).
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+        body_json(&self.body)
     }
 
     /// The `message` of an error body.
     pub fn message(&self) -> Option<String> {
-        self.json()
-            .get("message")
-            .and_then(|m| m.as_str())
-            .map(str::to_owned)
+        body_message(&self.body)
     }
 
     /// The body as text (lossy).
