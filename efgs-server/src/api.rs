@@ -11,24 +11,24 @@ use efgs_core::callback_url::{IpCidr, any_contains};
 use efgs_core::gateway::{Credentials, Gateway, UploadRequest};
 use efgs_core::media;
 use efgs_core::store::UploadOutcome;
-use time::OffsetDateTime;
 use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::error::{error_response, problem};
 use crate::net::{BodyError, ConnectionInfo, read_limited};
+use crate::server::Clock;
 
 /// Header carrying the client certificate's SHA-256 (set by the TLS proxy).
-pub const HEADER_THUMBPRINT: &str = "x-ssl-client-sha256";
+pub(crate) const HEADER_THUMBPRINT: &str = "x-ssl-client-sha256";
 /// Header carrying the client certificate's subject DN (set by the TLS proxy).
-pub const HEADER_DN: &str = "x-ssl-client-dn";
+pub(crate) const HEADER_DN: &str = "x-ssl-client-dn";
 /// Header carrying the URL-encoded client certificate PEM (optional, set by the TLS proxy).
-pub const HEADER_CERT: &str = "x-ssl-client-cert";
+pub(crate) const HEADER_CERT: &str = "x-ssl-client-cert";
 
 /// How callers prove who they are.
 #[derive(Clone, Debug)]
-pub enum ClientAuth {
+pub(crate) enum ClientAuth {
     /// A TLS-terminating proxy forwards the identity headers; they are honoured only from
     /// these addresses and ignored from any other (the request then gets 403).
     ProxyHeaders {
@@ -39,25 +39,17 @@ pub enum ClientAuth {
     MutualTls,
 }
 
-/// The instant source of the API; tests drive it to cross midnight.
-pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
-
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(OffsetDateTime::now_utc)
-}
-
 /// Everything the handlers need.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// The use cases.
-    pub gateway: Gateway,
+    pub(crate) gateway: Gateway,
     /// How callers authenticate.
-    pub auth: ClientAuth,
+    pub(crate) auth: ClientAuth,
     /// The request body limit in bytes (413 beyond it, never buffered whole).
-    pub body_limit: u64,
+    pub(crate) body_limit: u64,
     /// The clock.
-    pub clock: Clock,
+    pub(crate) clock: Clock,
 }
 
 impl std::fmt::Debug for AppState {
@@ -71,7 +63,9 @@ impl std::fmt::Debug for AppState {
 }
 
 /// The complete API filter.
-pub fn api(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+pub(crate) fn api(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let state = Arc::new(state);
     let with_state = {
         let state = state.clone();

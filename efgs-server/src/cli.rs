@@ -1,20 +1,56 @@
-//! The operator commands behind `efgs-server` (serve, migrate, trust-list ...).
+//! The command line: `serve [--check]`, `migrate`, `trust-list sign|import|revoke|list`.
+//! [`run`] is all of `main`, so tests run the binary's exact path in-process.
 
+use std::ffi::OsString;
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use efgs_core::cert::Thumbprint;
 use efgs_core::model::CertificateType;
 use efgs_core::trust::{TrustAnchorSigner, thumbprint_starts_with_zero_byte};
 use time::OffsetDateTime;
 
-use crate::app;
-use crate::config::Config;
+use crate::config::settings_help;
+use crate::server::{ServeError, Server, import_trust_entries, open_store};
+use crate::settings::Settings;
+
+/// Exit code of a refused configuration (`EX_CONFIG`).
+const EX_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(
+    name = "efgs-server",
+    version,
+    about = "European Federation Gateway Service server"
+)]
+struct Cli {
+    /// TOML configuration file (optional; EFGS_* environment variables override it).
+    #[arg(long, short, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gateway (the default).
+    Serve {
+        /// Validate the configuration, print it with secrets redacted, and exit.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Apply the database migrations (PostgreSQL) and exit.
+    Migrate,
+    /// Manage the trust list.
+    #[command(subcommand)]
+    TrustList(TrustListCommand),
+}
 
 /// `efgs-server trust-list ...`
 #[derive(Debug, Subcommand)]
-pub enum TrustListCommand {
+enum TrustListCommand {
     /// Sign a certificate as a trust-list entry with the trust anchor's private key (offline;
     /// needs no configuration). Writes the entry as JSON.
     Sign(SignArgs),
@@ -35,170 +71,256 @@ pub enum TrustListCommand {
 
 /// Arguments of `trust-list sign`.
 #[derive(Debug, Args)]
-pub struct SignArgs {
+struct SignArgs {
     /// The trust anchor certificate (PEM).
     #[arg(long, value_name = "PEM")]
-    pub anchor_cert: PathBuf,
+    anchor_cert: PathBuf,
     /// The trust anchor private key (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(long, value_name = "PEM")]
-    pub anchor_key: PathBuf,
+    anchor_key: PathBuf,
     /// The certificate to put on the trust list (PEM).
     #[arg(long, value_name = "PEM")]
-    pub cert: PathBuf,
+    cert: PathBuf,
     /// The country the certificate belongs to (must equal its subject's C).
     #[arg(long)]
-    pub country: String,
+    country: String,
     /// AUTHENTICATION, SIGNING or CALLBACK.
     #[arg(long = "type", value_name = "TYPE")]
-    pub cert_type: String,
+    cert_type: String,
     /// Output file (default: standard output).
     #[arg(long, short)]
-    pub out: Option<PathBuf>,
+    out: Option<PathBuf>,
 }
 
-fn read(path: &PathBuf) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+/// Why an operator command failed.
+#[derive(Debug, thiserror::Error)]
+enum CommandError {
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--type must be AUTHENTICATION, SIGNING or CALLBACK")]
+    CertType,
+    #[error("trust anchor: {0}")]
+    Anchor(#[source] efgs_core::trust::TrustError),
+    #[error("{}: {source}", .path.display())]
+    Entry {
+        path: PathBuf,
+        source: efgs_core::trust::TrustError,
+    },
+    #[error("thumbprint must be 64 hex characters")]
+    Thumbprint,
+    #[error(
+        "storage = memory keeps nothing after this command exits; trust-list changes need \
+         storage = postgres (at start, the memory store imports trust.import_dir instead)"
+    )]
+    MemoryStore,
+    #[error("{refused} trust-list entries refused")]
+    Refused { refused: usize },
+    #[error(transparent)]
+    Serve(#[from] ServeError),
 }
 
-/// `trust-list sign`.
-pub fn sign_entry(args: &SignArgs) -> ExitCode {
-    let run = || -> Result<String, String> {
-        let cert_type = CertificateType::parse(&args.cert_type)
-            .ok_or("--type must be AUTHENTICATION, SIGNING or CALLBACK")?;
-        let signer =
-            TrustAnchorSigner::from_pem(&read(&args.anchor_cert)?, &read(&args.anchor_key)?)
-                .map_err(|e| format!("trust anchor: {e}"))?;
-        let entry = signer
-            .sign_entry(&read(&args.cert)?, &args.country, cert_type)
-            .map_err(|e| format!("{}: {e}", args.cert.display()))?;
-        if thumbprint_starts_with_zero_byte(&entry.thumbprint) {
-            eprintln!(
-                "warning: thumbprint {} starts with 00: clients that recompute thumbprints the \
-                 reference way produce 62 characters for it",
-                entry.thumbprint
-            );
-        }
-        Ok(entry.to_json())
-    };
-    match run() {
-        Ok(json) => {
-            let written = match &args.out {
-                Some(p) => std::fs::write(p, format!("{json}\n")).map_err(|e| e.to_string()),
-                None => {
-                    println!("{json}");
-                    Ok(())
-                }
-            };
-            match written {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("efgs-server: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+/// Runs the command line `args` (program name first) with the `EFGS_*` settings of `env`;
+/// `serve` runs until `shutdown` completes. Exit codes: 0 success, 78 refused configuration,
+/// 1 any other failure.
+pub async fn run<A, E, K, V>(args: A, env: E, shutdown: impl Future<Output = ()>) -> ExitCode
+where
+    A: IntoIterator<Item = OsString>,
+    E: IntoIterator<Item = (K, V)>,
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let env: Vec<(OsString, OsString)> = env
+        .into_iter()
+        .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+        .collect();
+    let help = settings_help();
+    let cmd = Cli::command()
+        .after_long_help(help.clone())
+        .mut_subcommand("serve", |s| s.after_long_help(help));
+    let cli = match cmd
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
         Err(e) => {
-            eprintln!("efgs-server: trust-list sign refused: {e}");
-            ExitCode::FAILURE
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Serve { check: false });
+    if let Command::TrustList(TrustListCommand::Sign(args)) = &command {
+        return report(sign_entry(args));
+    }
+    let config_file = cli.config.or_else(|| {
+        env.iter()
+            .find(|(k, _)| k == crate::config::CONFIG_FILE_ENV)
+            .map(|(_, v)| PathBuf::from(v))
+            .filter(|p| !p.as_os_str().is_empty())
+    });
+    let settings = match Settings::load(config_file.as_deref(), env) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("efgs-server: configuration refused: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    if let Err(e) = crate::init_tracing(&settings) {
+        // Already installed (an embedding process or a test): keep that one.
+        eprintln!("efgs-server: logging not initialised again: {e}");
+    }
+    let serving = matches!(command, Command::Serve { check: false });
+    let result: Result<(), CommandError> = match command {
+        Command::Serve { check: true } => {
+            print!("{}", settings.effective_settings());
+            Ok(())
+        }
+        Command::Serve { check: false } => serve(settings, shutdown).await.map_err(Into::into),
+        Command::Migrate => open_store(&settings)
+            .await
+            .map(|_| println!("migrations applied"))
+            .map_err(Into::into),
+        Command::TrustList(tl) => trust_list(settings, tl).await,
+    };
+    let code = match &result {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(CommandError::Serve(ServeError::Config(_))) => ExitCode::from(EX_CONFIG),
+        Err(_) => ExitCode::FAILURE,
+    };
+    if let Err(e) = result {
+        if serving {
+            let code = match &e {
+                CommandError::Serve(s) => s.code(),
+                _ => "command",
+            };
+            tracing::error!(code, "{e}");
+        } else {
+            eprintln!("efgs-server: {e}");
         }
     }
+    code
 }
 
-/// `serve`.
-pub async fn serve(cfg: &Config) -> ExitCode {
-    let result = async {
-        let listener = crate::bind(cfg).await?;
-        app::serve(cfg, listener, crate::shutdown_signal()).await
-    };
-    match result.await {
+fn report(result: Result<(), CommandError>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(code = e.code(), "{e}");
             eprintln!("efgs-server: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// `migrate`.
-pub async fn migrate(cfg: &Config) -> ExitCode {
-    match app::open_store(cfg).await {
-        Ok(_) => {
-            println!("migrations applied ({})", cfg.storage.as_str());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("efgs-server: migrate failed: {e}");
-            ExitCode::FAILURE
+async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let server = Server::builder(settings).build().await?;
+    let listener = server.bind().await?;
+    server.serve(listener, shutdown).await
+}
+
+fn read(path: &PathBuf) -> Result<String, CommandError> {
+    std::fs::read_to_string(path).map_err(|source| CommandError::Io {
+        path: path.clone(),
+        source,
+    })
+}
+
+/// `trust-list sign`.
+fn sign_entry(args: &SignArgs) -> Result<(), CommandError> {
+    let cert_type = CertificateType::parse(&args.cert_type).ok_or(CommandError::CertType)?;
+    let signer = TrustAnchorSigner::from_pem(&read(&args.anchor_cert)?, &read(&args.anchor_key)?)
+        .map_err(CommandError::Anchor)?;
+    let entry = signer
+        .sign_entry(&read(&args.cert)?, &args.country, cert_type)
+        .map_err(|source| CommandError::Entry {
+            path: args.cert.clone(),
+            source,
+        })?;
+    if thumbprint_starts_with_zero_byte(&entry.thumbprint) {
+        eprintln!(
+            "warning: thumbprint {} starts with 00: clients that recompute thumbprints the \
+             reference way produce 62 characters for it",
+            entry.thumbprint
+        );
+    }
+    let json = entry.to_json();
+    match &args.out {
+        Some(p) => std::fs::write(p, format!("{json}\n")).map_err(|source| CommandError::Io {
+            path: p.clone(),
+            source,
+        }),
+        None => {
+            println!("{json}");
+            Ok(())
         }
     }
 }
 
 /// `trust-list import|revoke|list`.
-pub async fn trust_list(cfg: &Config, cmd: TrustListCommand) -> ExitCode {
-    let run = async {
-        let anchors = app::trust_anchors(cfg)?;
-        let store = app::open_store(cfg).await?;
-        match cmd {
-            TrustListCommand::Sign(_) => Ok(true),
-            TrustListCommand::Import { path } => {
-                let report = app::import_trust_entries(
-                    store.as_ref(),
-                    &anchors,
-                    &path,
-                    OffsetDateTime::now_utc(),
-                )
-                .await?;
-                println!(
-                    "imported: {} inserted, {} already present, {} refused",
-                    report.inserted,
-                    report.replaced,
-                    report.refused.len()
-                );
-                for (what, why) in &report.refused {
-                    println!("refused {what}: {why}");
-                }
-                Ok(report.refused.is_empty())
+async fn trust_list(settings: Settings, cmd: TrustListCommand) -> Result<(), CommandError> {
+    let changes = matches!(
+        cmd,
+        TrustListCommand::Import { .. } | TrustListCommand::Revoke { .. }
+    );
+    if changes && settings.is_memory_store() {
+        return Err(CommandError::MemoryStore);
+    }
+    let store = open_store(&settings).await?;
+    match cmd {
+        TrustListCommand::Sign(args) => sign_entry(&args),
+        TrustListCommand::Import { path } => {
+            let report = import_trust_entries(
+                store.as_ref(),
+                &settings.anchors,
+                &path,
+                OffsetDateTime::now_utc(),
+            )
+            .await?;
+            println!(
+                "imported: {} inserted, {} already present, {} refused",
+                report.inserted,
+                report.replaced,
+                report.refused.len()
+            );
+            for (what, why) in &report.refused {
+                println!("refused {what}: {why}");
             }
-            TrustListCommand::Revoke { thumbprint } => {
-                let Some(t) = Thumbprint::parse_hex(&thumbprint) else {
-                    eprintln!("efgs-server: thumbprint must be 64 hex characters");
-                    return Ok(false);
-                };
-                store
-                    .revoke_trust_entry(&t)
-                    .await
-                    .map_err(crate::ServeError::Store)?;
-                println!("revoked {t}");
-                Ok(true)
-            }
-            TrustListCommand::List => {
-                for e in store
-                    .list_trust_entries()
-                    .await
-                    .map_err(crate::ServeError::Store)?
-                {
-                    let ok = e.to_entry().verify(&anchors).is_ok();
-                    println!(
-                        "{} {} {:<14} {}{}",
-                        e.thumbprint,
-                        e.country,
-                        e.cert_type,
-                        if e.revoked { "revoked" } else { "active" },
-                        if ok { "" } else { " INTEGRITY-CHECK-FAILED" }
-                    );
-                }
-                Ok(true)
+            match report.refused.len() {
+                0 => Ok(()),
+                refused => Err(CommandError::Refused { refused }),
             }
         }
-    };
-    let result: Result<bool, crate::ServeError> = run.await;
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("efgs-server: {e}");
-            ExitCode::FAILURE
+        TrustListCommand::Revoke { thumbprint } => {
+            let t = Thumbprint::parse_hex(&thumbprint).ok_or(CommandError::Thumbprint)?;
+            store
+                .revoke_trust_entry(&t)
+                .await
+                .map_err(ServeError::Store)?;
+            println!("revoked {t}");
+            Ok(())
+        }
+        TrustListCommand::List => {
+            for e in store
+                .list_trust_entries()
+                .await
+                .map_err(ServeError::Store)?
+            {
+                let ok = e.to_entry().verify(&settings.anchors).is_ok();
+                println!(
+                    "{} {} {:<14} {}{}",
+                    e.thumbprint,
+                    e.country,
+                    e.cert_type,
+                    if e.revoked { "revoked" } else { "active" },
+                    if ok { "" } else { " INTEGRITY-CHECK-FAILED" }
+                );
+            }
+            Ok(())
         }
     }
 }

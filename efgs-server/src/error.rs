@@ -15,21 +15,21 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 /// Seconds a client should wait before retrying after a 503.
-pub const RETRY_AFTER_SECONDS: u32 = 5;
+pub(crate) const RETRY_AFTER_SECONDS: u32 = 5;
 
 /// How an error is answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorAnswer {
+pub(crate) struct ErrorAnswer {
     /// HTTP status.
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// Stable machine code.
-    pub code: &'static str,
+    pub(crate) code: &'static str,
     /// The reference's reason text.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// The status table: one place decides the status of every error kind.
-pub fn answer_for(err: &Error) -> ErrorAnswer {
+pub(crate) fn answer_for(err: &Error) -> ErrorAnswer {
     use StatusCode as S;
     let (status, code, message): (StatusCode, &'static str, String) = match err {
         Error::Proto(e @ efgs_core::proto::ProtoError::TooManyKeys { .. }) => (
@@ -151,7 +151,7 @@ struct Problem<'a> {
 }
 
 /// An RFC 9457 problem+json response.
-pub fn problem(
+pub(crate) fn problem(
     status: StatusCode,
     code: &str,
     message: &str,
@@ -182,7 +182,7 @@ pub fn problem(
 }
 
 /// The response for an efgs-core error, logged once here (at the boundary).
-pub fn error_response(err: &Error, path: &str) -> Response {
+pub(crate) fn error_response(err: &Error, path: &str) -> Response {
     let a = answer_for(err);
     if let Error::Request(RequestError::KeyConflicts(map)) = err {
         tracing::info!(
@@ -204,7 +204,7 @@ pub fn error_response(err: &Error, path: &str) -> Response {
 
 /// The 207 body: every key index in exactly one of `"500"`, `"201"`, `"409"` (the reference's
 /// order), nothing stored.
-pub fn multi_status(map: &efgs_core::store::KeyConflicts) -> Response {
+pub(crate) fn multi_status(map: &efgs_core::store::KeyConflicts) -> Response {
     let body = format!(
         "{{\"500\":{},\"201\":{},\"409\":{}}}",
         json_list(&map.failed),

@@ -30,21 +30,21 @@ use tracing::{debug, info, warn};
 /// When and how long a job runs.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct JobSchedule {
+pub(crate) struct JobSchedule {
     /// Name used in logs (`batching`, `retention`).
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Delay between the end of one run and the start of the next.
-    pub every: Duration,
+    pub(crate) every: Duration,
     /// Upper bound on one run.
-    pub run_limit: Duration,
+    pub(crate) run_limit: Duration,
     /// Delay before the first run.
-    pub first_run_after: Duration,
+    pub(crate) first_run_after: Duration,
 }
 
 impl JobSchedule {
     /// A schedule running every `every`, each run bounded by `run_limit`, the first run after
     /// one `every`.
-    pub fn new(name: &'static str, every: Duration, run_limit: Duration) -> Self {
+    pub(crate) fn new(name: &'static str, every: Duration, run_limit: Duration) -> Self {
         JobSchedule {
             name,
             every,
@@ -54,7 +54,8 @@ impl JobSchedule {
     }
 
     /// Sets the delay before the first run.
-    pub fn first_run_after(mut self, delay: Duration) -> Self {
+    #[cfg(test)]
+    pub(crate) fn first_run_after(mut self, delay: Duration) -> Self {
         self.first_run_after = delay;
         self
     }
@@ -62,44 +63,40 @@ impl JobSchedule {
 
 /// Passed to every run.
 #[derive(Clone, Debug)]
-pub struct JobContext {
+pub(crate) struct JobContext {
     deadline: Instant,
     stop: CancellationToken,
 }
 
 impl JobContext {
-    /// When the run limit ends.
-    pub fn deadline(&self) -> Instant {
-        self.deadline
+    /// Completes when shutdown begins.
+    #[cfg(test)]
+    pub(crate) async fn stopping(&self) {
+        self.stop.cancelled().await;
     }
 
     /// Whether the run should stop before its next unit of work: shutdown has begun, or less
     /// than `margin` is left before the run limit.
-    pub fn should_stop(&self, margin: Duration) -> bool {
+    pub(crate) fn should_stop(&self, margin: Duration) -> bool {
         self.stop.is_cancelled() || Instant::now() + margin >= self.deadline
-    }
-
-    /// Completes when shutdown begins.
-    pub async fn stopping(&self) {
-        self.stop.cancelled().await;
     }
 }
 
 /// The set of running background jobs.
 #[derive(Debug, Default)]
-pub struct Jobs {
+pub(crate) struct Jobs {
     stop: CancellationToken,
     tasks: JoinSet<()>,
 }
 
 impl Jobs {
     /// No jobs yet.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Starts running `job` on `schedule`. Must be called inside a Tokio runtime.
-    pub fn spawn<J, Fut, E>(&mut self, schedule: JobSchedule, job: J)
+    pub(crate) fn spawn<J, Fut, E>(&mut self, schedule: JobSchedule, job: J)
     where
         J: FnMut(JobContext) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
@@ -110,7 +107,7 @@ impl Jobs {
     }
 
     /// Stops scheduling, lets runs in progress finish within `grace`, drops the rest.
-    pub async fn shutdown(mut self, grace: Duration) {
+    pub(crate) async fn shutdown(mut self, grace: Duration) {
         self.stop.cancel();
         let finished = tokio::time::timeout(grace, async {
             while self.tasks.join_next().await.is_some() {}

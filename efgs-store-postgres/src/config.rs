@@ -11,6 +11,8 @@ use std::time::Duration;
 pub struct PgConfig {
     /// A libpq-style URL (`postgres://user:password@host:port/db?...`) or key-value string.
     pub url: String,
+    /// The password, when it is not part of [`Self::url`]; it wins over one in the URL.
+    pub password: Option<String>,
     /// Schema holding the tables. `None` uses the server's default `search_path` (normally
     /// `public`). When set, the schema is created if missing and every pooled connection runs
     /// with `search_path` set to it.
@@ -31,6 +33,7 @@ impl PgConfig {
     pub fn new(url: impl Into<String>, encryption: EncryptionKeys) -> Self {
         PgConfig {
             url: url.into(),
+            password: None,
             schema: None,
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
@@ -45,6 +48,19 @@ impl PgConfig {
         self
     }
 
+    /// Sets the password (when it is not part of the URL).
+    pub fn with_password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// Sets how long establishing a connection, and waiting for a pooled one, may take.
+    pub fn with_timeouts(mut self, connect: Duration, wait: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.wait_timeout = wait;
+        self
+    }
+
     /// Sets the pool size.
     pub fn with_pool_size(mut self, pool_size: usize) -> Self {
         self.pool_size = pool_size;
@@ -56,6 +72,7 @@ impl fmt::Debug for PgConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgConfig")
             .field("url", &redact_url(&self.url))
+            .field("password", &self.password.as_ref().map(|_| "***"))
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)

@@ -45,6 +45,9 @@ impl Db {
         let mut pg = tokio_postgres::Config::from_str(&cfg.url)
             .map_err(|e| PgError::Config(format!("database URL: {e}")))?;
         pg.connect_timeout(cfg.connect_timeout);
+        if let Some(password) = &cfg.password {
+            pg.password(password.as_bytes());
+        }
         if pg.get_application_name().is_none() {
             pg.application_name("efgs-rs");
         }

@@ -4,6 +4,56 @@ use crate::crypto::CryptoError;
 use deadpool_postgres::PoolError;
 use tokio_postgres::error::SqlState;
 
+/// Why [`PgStore::connect`](crate::PgStore::connect) failed, in the terms of the settings an
+/// operator has to change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The settings cannot work (schema name, pool size, unparsable URL).
+    #[error("invalid connection settings: {reason}")]
+    Settings {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The server refused the user name or password (SQLSTATE 28P01 / 28000).
+    #[error("the database refused the credentials: {source}")]
+    Credentials {
+        /// The driver's error.
+        source: efgs_core::store::StoreError,
+    },
+    /// Anything else: unreachable server, TLS, migrations.
+    #[error(transparent)]
+    Store(#[from] efgs_core::store::StoreError),
+}
+
+impl From<ConnectError> for efgs_core::store::StoreError {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::Store(s) | ConnectError::Credentials { source: s } => s,
+            ConnectError::Settings { .. } => efgs_core::store::StoreError::Backend {
+                backend: "postgres",
+                source: Box::new(e),
+            },
+        }
+    }
+}
+
+impl From<PgError> for ConnectError {
+    fn from(e: PgError) -> Self {
+        match e {
+            PgError::Config(reason) => ConnectError::Settings { reason },
+            e if matches!(
+                e.sql_state(),
+                Some(&SqlState::INVALID_PASSWORD | &SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+            ) =>
+            {
+                ConnectError::Credentials { source: e.into() }
+            }
+            e => ConnectError::Store(e.into()),
+        }
+    }
+}
+
 /// Everything that can go wrong inside this crate. Never leaves it: callers see `StoreError`.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PgError {

@@ -62,4 +62,5 @@ mod migrate;
 mod store;
 
 pub use config::{EncryptionKeys, KeyConfigError, KeyId, PgConfig};
+pub use error::ConnectError;
 pub use store::PgStore;

@@ -24,7 +24,7 @@ use tokio_postgres::types::{ToSql, Type};
 use crate::config::PgConfig;
 use crate::crypto::KeyRing;
 use crate::db::Db;
-use crate::error::PgError;
+use crate::error::{ConnectError, PgError};
 use crate::migrate::LOCK_CLASS;
 
 /// How often an upload or batch transaction is retried after a deadlock or serialization
@@ -45,7 +45,7 @@ impl PgStore {
     /// `StoreError::Unavailable` when the database cannot be reached, and with
     /// `StoreError::Backend` for invalid settings or a database migrated by an unknown
     /// (newer) version.
-    pub async fn connect(cfg: &PgConfig) -> Result<Self, StoreError> {
+    pub async fn connect(cfg: &PgConfig) -> Result<Self, ConnectError> {
         let db = Db::connect(cfg).await?;
         Ok(PgStore { db: Arc::new(db) })
     }

@@ -337,7 +337,7 @@ async fn migrations_apply_once_and_refuse_unknown_versions() {
     )
     .await
     .unwrap();
-    let err = PgStore::connect(&db.config()).await.unwrap_err();
+    let err = StoreError::from(PgStore::connect(&db.config()).await.unwrap_err());
     assert!(
         matches!(err, StoreError::Backend { .. }),
         "edited migration gave {err:?}"
@@ -354,7 +354,7 @@ async fn migrations_apply_once_and_refuse_unknown_versions() {
     )
     .await
     .unwrap();
-    let err = PgStore::connect(&db.config()).await.unwrap_err();
+    let err = StoreError::from(PgStore::connect(&db.config()).await.unwrap_err());
     assert!(matches!(err, StoreError::Backend { .. }), "got {err:?}");
     assert!(!err.is_transient());
 }
@@ -394,7 +394,7 @@ async fn unreachable_database_is_unavailable() {
             support::test_keys(),
         )
     };
-    let err = PgStore::connect(&cfg).await.unwrap_err();
+    let err = StoreError::from(PgStore::connect(&cfg).await.unwrap_err());
     assert!(matches!(err, StoreError::Unavailable { .. }), "got {err:?}");
     assert!(err.is_transient());
 }
@@ -415,7 +415,7 @@ async fn invalid_settings_are_not_transient() {
         )
         .with_pool_size(0),
     ] {
-        let err = PgStore::connect(&cfg).await.unwrap_err();
+        let err = StoreError::from(PgStore::connect(&cfg).await.unwrap_err());
         assert!(matches!(err, StoreError::Backend { .. }), "got {err:?}");
     }
 }

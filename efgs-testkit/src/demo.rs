@@ -1,4 +1,4 @@
-//! The `efgs-server demo` run: a federation of several countries on one machine exchanging
+//! The `efgs-sim demo` run: a federation of several countries on one machine exchanging
 //! keys end to end over real HTTP.
 //!
 //! 1. A [`Federation`] is built (memory store, the real server on `127.0.0.1`, the system
@@ -18,7 +18,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use efgs_core::DiagnosisKey;
@@ -32,14 +31,13 @@ use prost::Message as _;
 use time::{Date, OffsetDateTime};
 use tokio::task::JoinSet;
 
-use crate::federation::{Federation, FederationError, ServeGateway, TestClock};
+use crate::federation::{Federation, FederationError, TestClock};
 use crate::national::{AuditRecord, NationalBackend, NationalError, UploadResult, encode_body};
 
 /// What the demo does.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct DemoOptions {
-    /// How to serve the gateway (efgs-server's API and connection handling).
-    pub server: Arc<dyn ServeGateway>,
     /// The countries (default DE, FR, NL, IT, ES).
     pub countries: Vec<String>,
     /// Upload rounds (default 10).
@@ -73,11 +71,16 @@ impl fmt::Debug for DemoOptions {
     }
 }
 
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl DemoOptions {
-    /// The defaults, served by `server`.
-    pub fn new(server: impl ServeGateway) -> Self {
+    /// The defaults.
+    pub fn new() -> Self {
         DemoOptions {
-            server: Arc::new(server),
             countries: ["DE", "FR", "NL", "IT", "ES"]
                 .iter()
                 .map(|c| (*c).to_owned())
@@ -253,7 +256,6 @@ fn format_name(f: BodyFormat) -> &'static str {
 pub async fn run_demo(opts: DemoOptions) -> Result<DemoReport, DemoError> {
     let out = Printer { quiet: opts.quiet };
     let fed = Federation::builder()
-        .server_arc(Arc::clone(&opts.server))
         .countries(opts.countries.iter().cloned())
         .clock(TestClock::system())
         .bind(opts.bind)

@@ -13,48 +13,37 @@
 //! let batches = fed["FR"].download_all(fed.today()).await?;
 //! ```
 //!
-//! **Why the server comes in as a parameter.** efgs-server depends on this crate (its `demo`
-//! subcommand runs [`crate::demo`]), so this crate cannot depend on efgs-server. The server
-//! side is therefore given as a [`ServeGateway`]: any `Fn(ServerSetup) -> impl Future` that
-//! builds efgs-server's `AppState` from the [`ServerSetup`] and serves `api(state)` with the
-//! same connection handling as the binary (so every request carries its `ConnectionInfo`).
+//! **The real server, built the operator's way.** The federation writes its PKI to a
+//! temporary directory (trust anchor, signed trust-list entries, the TLS identity in mutual-TLS
+//! mode), loads [`efgs_server::Settings`] from `EFGS_*` settings naming those files, and starts
+//! [`efgs_server::Server`]: the composition root `efgs-server serve` runs, including the
+//! trust-list import at start. Only the clock (and, when given, the store) are injected.
 //!
 //! The store is a fresh `MemoryStore` unless one is given; [`PostgresSchema`] gives a fresh
 //! schema on the PostgreSQL database named by `EFGS_TEST_DATABASE_URL`
 //! ([`FederationBuilder::postgres`]).
 //!
-//! The clock is a [`TestClock`] shared by the server (`AppState.clock`), the batching hook and
-//! the national backends (signing time, key validity), so tests can cross midnight.
+//! The clock is a [`TestClock`] shared by the server, the batching hook and the national
+//! backends (signing time, key validity), so tests can cross midnight. The server's own
+//! batching and retention jobs are scheduled once a day, so tests cut batches when they say
+//! ([`Federation::run_batching`]).
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use efgs_core::callback_url::IpCidr;
-use efgs_core::canonical::DuplicateHasher;
 use efgs_core::cert::Thumbprint;
-use efgs_core::gateway::{Gateway, GatewayPolicy};
+use efgs_core::gateway::Gateway;
 use efgs_core::store::{CreatedBatch, DynStore, StoreError};
-use efgs_store_memory::MemoryStore;
 use time::{Date, Duration, OffsetDateTime};
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::national::{Identity, NationalBackend, NationalError};
-use crate::pki::{GeneratedCert, Pki, PkiError, trust_entry};
+use crate::pki::{GeneratedCert, Pki, PkiError};
 
-/// The instant source shared by server, batching and backends (the same shape as
-/// efgs-server's `api::Clock`).
-pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
-
-/// A boxed error.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// A boxed, sendable future.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub use efgs_server::Clock;
 
 // ---------------------------------------------------------------------------------------------
 // Clock
@@ -118,89 +107,6 @@ impl TestClock {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Serving
-// ---------------------------------------------------------------------------------------------
-
-/// How the served gateway authenticates callers.
-#[derive(Clone)]
-pub enum ServerAuth {
-    /// Identity headers from a TLS-terminating proxy, honoured only from `trusted`
-    /// (efgs-server `ClientAuth::ProxyHeaders`).
-    ProxyHeaders {
-        /// The proxies' networks.
-        trusted: Vec<IpCidr>,
-    },
-    /// The server terminates TLS and requires client certificates (efgs-server
-    /// `ClientAuth::MutualTls`), with this server identity; any client certificate passes
-    /// the handshake and is then looked up on the trust list.
-    MutualTls {
-        /// The server certificate chain (DER, leaf first).
-        cert_chain_der: Vec<Vec<u8>>,
-        /// The server's private key (PKCS#8 DER).
-        key_der: Vec<u8>,
-    },
-}
-
-impl std::fmt::Debug for ServerAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ServerAuth::ProxyHeaders { trusted } => f
-                .debug_struct("ProxyHeaders")
-                .field("trusted", trusted)
-                .finish(),
-            ServerAuth::MutualTls { cert_chain_der, .. } => f
-                .debug_struct("MutualTls")
-                .field("certificates", &cert_chain_der.len())
-                .field("key", &"<redacted>")
-                .finish(),
-        }
-    }
-}
-
-/// Everything a [`ServeGateway`] needs to serve one federation's gateway.
-pub struct ServerSetup {
-    /// The gateway (efgs-server `AppState.gateway`).
-    pub gateway: Gateway,
-    /// The clock (`AppState.clock`).
-    pub clock: Clock,
-    /// Authentication (`AppState.auth`, and TLS for mutual TLS).
-    pub auth: ServerAuth,
-    /// Request body limit in bytes (`AppState.body_limit`).
-    pub body_limit: u64,
-    /// The bound listener to serve on.
-    pub listener: TcpListener,
-    /// Completes when the server should shut down gracefully.
-    pub shutdown: BoxFuture<()>,
-}
-
-impl std::fmt::Debug for ServerSetup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerSetup")
-            .field("auth", &self.auth)
-            .field("body_limit", &self.body_limit)
-            .field("listener", &self.listener.local_addr().ok())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Serves a gateway over HTTP until the setup's shutdown future completes. Implemented for
-/// every `Fn(ServerSetup) -> impl Future<Output = Result<(), BoxError>>`.
-pub trait ServeGateway: Send + Sync + 'static {
-    /// Serves `setup.gateway` on `setup.listener`.
-    fn serve(&self, setup: ServerSetup) -> BoxFuture<Result<(), BoxError>>;
-}
-
-impl<F, Fut> ServeGateway for F
-where
-    F: Fn(ServerSetup) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
-{
-    fn serve(&self, setup: ServerSetup) -> BoxFuture<Result<(), BoxError>> {
-        Box::pin(self(setup))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Builder
 // ---------------------------------------------------------------------------------------------
 
@@ -208,9 +114,12 @@ where
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FederationError {
-    /// No [`ServeGateway`] was given.
-    #[error("no server given: call FederationBuilder::server")]
-    NoServer,
+    /// The settings were refused.
+    #[error("settings: {0}")]
+    Settings(#[from] efgs_server::ConfigError),
+    /// The federation's files could not be written.
+    #[error("files: {0}")]
+    Files(#[from] std::io::Error),
     /// The PKI could not be generated.
     #[error(transparent)]
     Pki(#[from] PkiError),
@@ -230,7 +139,7 @@ pub enum FederationError {
     National(#[from] NationalError),
     /// The server failed.
     #[error("server: {0}")]
-    Server(BoxError),
+    Server(#[from] efgs_server::ServeError),
     /// The server task panicked or was cancelled.
     #[error("server task: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -243,7 +152,8 @@ impl FederationError {
     /// Stable machine code.
     pub fn code(&self) -> &'static str {
         match self {
-            FederationError::NoServer => "federation-no-server",
+            FederationError::Settings(e) => e.code(),
+            FederationError::Files(_) => "federation-files",
             FederationError::Pki(e) => e.code(),
             FederationError::Store(e) => e.code(),
             FederationError::Bind { .. } => "federation-bind",
@@ -265,14 +175,15 @@ pub enum BackendIdentity {
     CertHeader,
 }
 
-/// The policy federations use unless told otherwise: the production defaults, except that a
-/// batch is cut as soon as anything is pending (batching interval 0), so
-/// [`Federation::run_batching`] batches every stored upload.
-pub fn default_policy() -> GatewayPolicy {
-    let mut p = GatewayPolicy::default();
-    p.batching.interval = Duration::ZERO;
-    p
-}
+/// The settings federations use unless told otherwise (as `EFGS_*` variables over the
+/// production defaults): a batch is cut as soon as anything is pending
+/// (`batching.interval_secs = 0`), so [`Federation::run_batching`] batches every stored
+/// upload, and the server's own jobs run once a day, so they never race a test.
+pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
+    ("batching.interval_secs", "0"),
+    ("batching.check_secs", "86400"),
+    ("retention.interval_secs", "86400"),
+];
 
 /// Loopback, IPv4 and IPv6: the default trusted proxies.
 pub fn loopback() -> Vec<IpCidr> {
@@ -287,13 +198,12 @@ pub fn loopback() -> Vec<IpCidr> {
 pub struct FederationBuilder {
     countries: Vec<String>,
     clock: Option<TestClock>,
-    policy: GatewayPolicy,
+    settings: Vec<(String, String)>,
     mutual_tls: bool,
     trusted: Vec<IpCidr>,
     store: Option<Arc<DynStore>>,
     bind: SocketAddr,
-    body_limit: u64,
-    server: Option<Arc<dyn ServeGateway>>,
+    postgres: Option<PostgresSchema>,
     identity: BackendIdentity,
     duplicate_secret: Vec<u8>,
 }
@@ -313,13 +223,15 @@ impl Default for FederationBuilder {
         FederationBuilder {
             countries: Vec::new(),
             clock: None,
-            policy: default_policy(),
+            settings: DEFAULT_SETTINGS
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             mutual_tls: false,
             trusted: loopback(),
             store: None,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            body_limit: 16 * 1024 * 1024,
-            server: None,
+            postgres: None,
             identity: BackendIdentity::Headers,
             duplicate_secret: b"efgs-testkit duplicate hash secret".to_vec(),
         }
@@ -327,18 +239,6 @@ impl Default for FederationBuilder {
 }
 
 impl FederationBuilder {
-    /// The server implementation (required).
-    pub fn server(mut self, server: impl ServeGateway) -> Self {
-        self.server = Some(Arc::new(server));
-        self
-    }
-
-    /// The server implementation, shared.
-    pub fn server_arc(mut self, server: Arc<dyn ServeGateway>) -> Self {
-        self.server = Some(server);
-        self
-    }
-
     /// Adds these countries (two-letter codes).
     pub fn countries<I, S>(mut self, countries: I) -> Self
     where
@@ -366,15 +266,10 @@ impl FederationBuilder {
         self.clock(TestClock::frozen(t))
     }
 
-    /// The gateway policy (default: [`default_policy`]).
-    pub fn policy(mut self, policy: GatewayPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// Changes the gateway policy in place.
-    pub fn with_policy(mut self, f: impl FnOnce(&mut GatewayPolicy)) -> Self {
-        f(&mut self.policy);
+    /// Sets a server setting by its TOML key (`download.max_age_days`), as the operator
+    /// would with its `EFGS_*` variable; later calls win. See [`DEFAULT_SETTINGS`].
+    pub fn setting(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.settings.push((key.to_owned(), value.into()));
         self
     }
 
@@ -390,15 +285,18 @@ impl FederationBuilder {
         self
     }
 
-    /// The store (default: a fresh [`MemoryStore`]).
+    /// The store, instead of the one the settings name (decorators over a real store, or a
+    /// store shared with another federation).
     pub fn store(mut self, store: Arc<DynStore>) -> Self {
         self.store = Some(store);
         self
     }
 
-    /// A store on `schema` (PostgreSQL) instead of the memory store.
-    pub async fn postgres(self, schema: &PostgresSchema) -> Result<Self, FederationError> {
-        Ok(self.store(schema.store().await?))
+    /// PostgreSQL on `schema` instead of the memory store, configured through the settings
+    /// (`storage`, `database.url`, `database.schema`, `encryption.*`).
+    pub fn postgres(mut self, schema: &PostgresSchema) -> Self {
+        self.postgres = Some(schema.clone());
+        self
     }
 
     /// The listen address (default `127.0.0.1:0`).
@@ -407,10 +305,9 @@ impl FederationBuilder {
         self
     }
 
-    /// The request body limit (default 16 MiB).
-    pub fn body_limit(mut self, bytes: u64) -> Self {
-        self.body_limit = bytes;
-        self
+    /// The request body limit (`upload.max_body_bytes`, default 16 MiB).
+    pub fn body_limit(self, bytes: u64) -> Self {
+        self.setting("upload.max_body_bytes", bytes.to_string())
     }
 
     /// How backends present their identity in proxy-header mode.
@@ -419,71 +316,51 @@ impl FederationBuilder {
         self
     }
 
-    /// Builds the PKI, fills the store's trust list, starts the server and the backends.
+    /// Builds the PKI, writes its files, starts the server (which imports the trust list)
+    /// and the backends.
     pub async fn build(self) -> Result<Federation, FederationError> {
-        let server = self.server.ok_or(FederationError::NoServer)?;
-        let clock = self.clock.unwrap_or_else(|| {
+        let clock = self.clock.clone().unwrap_or_else(|| {
             let now = OffsetDateTime::now_utc();
             TestClock::frozen(now.replace_nanosecond(0).unwrap_or(now))
         });
         let start = clock.now();
         let pki = Pki::generate(&self.countries, start)?;
-        let store: Arc<DynStore> = match self.store {
-            Some(s) => s,
-            None => Arc::new(MemoryStore::new()),
+        let files = tempfile::tempdir()?;
+        let mut env = self.settings_env(&pki, &files)?;
+        let (tls, scheme) = if self.mutual_tls {
+            let (ca, leaf) = pki.tls_server()?;
+            let cert = files.path().join("server.pem");
+            let key = files.path().join("server.key");
+            std::fs::write(&cert, &leaf.cert_pem)?;
+            write_private(&key, leaf.key_pem.as_bytes())?;
+            env.push(setting("auth.mode", "mtls"));
+            env.push(setting("auth.tls_cert", cert.display().to_string()));
+            env.push(setting("auth.tls_key", key.display().to_string()));
+            (Some(TlsServer { ca, leaf }), "https")
+        } else {
+            (None, "http")
         };
-        for entry in pki.entries() {
-            store.upsert_trust_entry(trust_entry(entry, start)).await?;
+        let settings = efgs_server::Settings::load(None, env)?;
+        let mut server = efgs_server::Server::builder(settings).clock(clock.as_fn());
+        if let Some(store) = &self.store {
+            server = server.store(Arc::clone(store));
         }
-        let gateway = Gateway::new(
-            Arc::clone(&store),
-            pki.anchors()?,
-            DuplicateHasher::new(&self.duplicate_secret),
-            self.policy,
-        );
-        let listener =
-            TcpListener::bind(self.bind)
-                .await
-                .map_err(|source| FederationError::Bind {
-                    addr: self.bind,
-                    source,
-                })?;
+        let server = server.build().await?;
+        let gateway = server.gateway().clone();
+        let store = Arc::clone(gateway.store());
+        let listener = server.bind().await?;
         let addr = listener
             .local_addr()
             .map_err(|source| FederationError::Bind {
                 addr: self.bind,
                 source,
             })?;
-        let (auth, tls) = if self.mutual_tls {
-            let (ca, leaf) = pki.tls_server()?;
-            let auth = ServerAuth::MutualTls {
-                cert_chain_der: vec![leaf.cert_der.clone()],
-                key_der: leaf.key_der.clone(),
-            };
-            (auth, Some(TlsServer { ca, leaf }))
-        } else {
-            (
-                ServerAuth::ProxyHeaders {
-                    trusted: self.trusted,
-                },
-                None,
-            )
-        };
-        let scheme = if tls.is_some() { "https" } else { "http" };
         let base_url = format!("{scheme}://{addr}");
         let (stop, stopped) = oneshot::channel::<()>();
-        let setup = ServerSetup {
-            gateway: gateway.clone(),
-            clock: clock.as_fn(),
-            auth,
-            body_limit: self.body_limit,
-            listener,
-            shutdown: Box::pin(async move {
-                // A dropped sender also stops the server.
-                let _ = stopped.await;
-            }),
-        };
-        let task = tokio::spawn(server.serve(setup));
+        let task = tokio::spawn(server.serve(listener, async move {
+            // A dropped sender also stops the server.
+            let _ = stopped.await;
+        }));
 
         let mut backends = BTreeMap::new();
         for (country, creds) in &pki.countries {
@@ -506,11 +383,76 @@ impl FederationBuilder {
             clock,
             backends,
             tls,
+            _files: files,
             stop: Some(stop),
             task: Some(task),
         })
     }
+
+    /// The `EFGS_*` settings: the builder's, the listen address, the trusted proxies, the
+    /// duplicate-hash secret, the trust anchor and the trust-list entries (written to `files`),
+    /// and PostgreSQL when asked for.
+    fn settings_env(
+        &self,
+        pki: &Pki,
+        files: &tempfile::TempDir,
+    ) -> Result<Vec<(String, String)>, FederationError> {
+        let anchor = files.path().join("trust-anchor.pem");
+        std::fs::write(&anchor, &pki.anchor_pem)?;
+        let entries = files.path().join("trust-list");
+        std::fs::create_dir(&entries)?;
+        for (i, entry) in pki.entries().enumerate() {
+            std::fs::write(entries.join(format!("{i:04}.json")), entry.to_json())?;
+        }
+        let secret = files.path().join("duplicate-hash.secret");
+        write_private(&secret, &self.duplicate_secret)?;
+        let trusted: Vec<String> = self.trusted.iter().map(ToString::to_string).collect();
+        let mut env = vec![
+            setting("listen", self.bind.to_string()),
+            setting("trust.anchors", anchor.display().to_string()),
+            setting("trust.import_dir", entries.display().to_string()),
+            setting("auth.trusted_proxies", trusted.join(",")),
+            setting("duplicate_hash.secret_file", secret.display().to_string()),
+        ];
+        if let Some(pg) = &self.postgres {
+            env.extend([
+                setting("storage", "postgres"),
+                setting("database.url", pg.url.clone()),
+                setting("database.schema", pg.schema.clone()),
+                setting("database.pool_size", "8"),
+                setting("encryption.active_key", "1"),
+                setting(
+                    "encryption.keys",
+                    format!("1={}", hex::encode(TEST_ENCRYPTION_KEY)),
+                ),
+            ]);
+        }
+        env.extend(self.settings.iter().map(|(k, v)| setting(k, v.clone())));
+        Ok(env)
+    }
 }
+
+/// `key`'s environment variable and `value`.
+fn setting(key: &str, value: impl Into<String>) -> (String, String) {
+    (
+        format!("EFGS_{}", key.replace('.', "_").to_ascii_uppercase()),
+        value.into(),
+    )
+}
+
+/// Writes a file only its owner can read (the server refuses secret files others can read).
+fn write_private(path: &std::path::Path, content: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, content)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// The encryption key of federations and [`PostgresSchema::store`] on PostgreSQL.
+const TEST_ENCRYPTION_KEY: [u8; 32] = [0x42; 32];
 
 /// The gateway's TLS identity in mutual-TLS mode.
 #[derive(Clone, Debug)]
@@ -595,12 +537,14 @@ impl PostgresSchema {
     /// A store on this schema (a new pool; creates and migrates the schema). The key payload
     /// is encrypted under a fixed test key.
     pub async fn store(&self) -> Result<Arc<DynStore>, FederationError> {
-        let keys = efgs_store_postgres::EncryptionKeys::single(1, [0x42; 32])
+        let keys = efgs_store_postgres::EncryptionKeys::single(1, TEST_ENCRYPTION_KEY)
             .map_err(|e| FederationError::Postgres(e.to_string()))?;
         let cfg = efgs_store_postgres::PgConfig::new(self.url.clone(), keys)
             .with_schema(self.schema.clone())
             .with_pool_size(8);
-        let store = efgs_store_postgres::PgStore::connect(&cfg).await?;
+        let store = efgs_store_postgres::PgStore::connect(&cfg)
+            .await
+            .map_err(StoreError::from)?;
         Ok(Arc::new(store))
     }
 
@@ -628,8 +572,9 @@ pub struct Federation {
     clock: TestClock,
     backends: BTreeMap<String, NationalBackend>,
     tls: Option<TlsServer>,
+    _files: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), BoxError>>>,
+    task: Option<JoinHandle<Result<(), efgs_server::ServeError>>>,
 }
 
 impl std::fmt::Debug for Federation {
@@ -736,7 +681,7 @@ impl Federation {
             let _ = stop.send(());
         }
         match self.task.take() {
-            Some(task) => task.await?.map_err(FederationError::Server),
+            Some(task) => Ok(task.await??),
             None => Ok(()),
         }
     }

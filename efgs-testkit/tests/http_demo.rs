@@ -13,7 +13,7 @@ use support::{Backend, tag};
 /// exactly the others' keys and re-verifies the foreign uploads of one batch from the audit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_exchanges_keys_between_five_countries() {
-    let mut opts = DemoOptions::new(support::server());
+    let mut opts = DemoOptions::new();
     opts.rounds = 3;
     opts.round_interval = Duration::from_millis(10);
     opts.keys_per_upload = (5, 60);

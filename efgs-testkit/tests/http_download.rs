@@ -60,7 +60,8 @@ async fn fed_at(b: &Backend, countries: &[&str], t: OffsetDateTime, max_age: u32
         .await
         .countries(countries.iter().copied())
         .start_at(t)
-        .with_policy(|p| p.download.max_age_days = max_age)
+        .setting("download.max_age_days", max_age.to_string())
+        .setting("retention.key_days", max_age.max(2).to_string())
         .build()
         .await
         .unwrap()

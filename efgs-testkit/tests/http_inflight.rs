@@ -38,7 +38,6 @@ async fn slow_federation(b: &Backend) -> (Federation, SlowStore) {
     };
     let slow = SlowStore::new(inner);
     let fed = Federation::builder()
-        .server(support::server())
         .countries(["DE", "FR"])
         .start_at(datetime!(2026-11-28 10:00 UTC))
         .store(Arc::new(slow.clone()))

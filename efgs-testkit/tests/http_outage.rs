@@ -21,7 +21,6 @@ const PB_V1: &str = "application/protobuf; version=1.0";
 async fn federation(store: &FaultyStore) -> Federation {
     let dynamic: Arc<DynStore> = Arc::new(store.clone());
     Federation::builder()
-        .server(support::server())
         .countries(["DE", "FR"])
         .start_at(datetime!(2026-11-28 10:00 UTC))
         .store(dynamic)

@@ -1,5 +1,5 @@
-//! Shared by the HTTP test files: the server launcher (efgs-server's API served by its own
-//! connection handling), the per-backend test macro, PostgreSQL schemas, and raw HTTP and TLS
+//! Shared by the HTTP test files: the per-backend test macro (each federation serves
+//! efgs-server through its composition root), PostgreSQL schemas, and raw HTTP and TLS
 //! helpers.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,19 +8,13 @@ use std::sync::Arc;
 
 use efgs_core::DiagnosisKey;
 use efgs_core::store::RetentionStore as _;
-use efgs_testkit::federation::{
-    BoxError, Federation, FederationBuilder, PostgresSchema, ServeGateway, TEST_DATABASE_URL,
-};
+use efgs_testkit::federation::{Federation, FederationBuilder, PostgresSchema, TEST_DATABASE_URL};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-/// efgs-server's API under its own connection handling: exactly what `efgs-server demo`
-/// serves (`net::serve_connections`, as `serve_with` uses it), so every request carries its
-/// `ConnectionInfo`.
-pub fn server() -> impl ServeGateway {
-    efgs_server::demo::gateway_server()
-}
+/// A boxed error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 // ---------------------------------------------------------------------------------------------
 // Storage backends
@@ -77,12 +71,12 @@ impl Backend {
         }
     }
 
-    /// A federation builder with the server and this backend's store.
+    /// A federation builder on this backend's store.
     pub async fn builder(&self) -> FederationBuilder {
-        let b = Federation::builder().server(server());
+        let b = Federation::builder();
         match self {
             Backend::Memory => b,
-            Backend::Postgres(schema) => b.postgres(schema).await.unwrap(),
+            Backend::Postgres(schema) => b.postgres(schema),
         }
     }
 

@@ -75,68 +75,66 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use warp::{Filter, Rejection, Reply};
+#[cfg(test)]
+use warp::Rejection;
+use warp::{Filter, Reply};
 
 /// What the server knows about the connection a request came in on. Inserted into every
 /// request's extensions.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnectionInfo {
+pub(crate) struct ConnectionInfo {
     /// The peer's address (with a proxy in front: the proxy's address).
-    pub remote: SocketAddr,
+    pub(crate) remote: SocketAddr,
     /// mTLS: DER of the client's end-entity certificate, exactly as received.
-    pub peer_certificate: Option<Arc<[u8]>>,
+    pub(crate) peer_certificate: Option<Arc<[u8]>>,
 }
 
 impl ConnectionInfo {
     /// A connection from `remote` without a client certificate.
-    pub fn new(remote: SocketAddr) -> Self {
+    pub(crate) fn new(remote: SocketAddr) -> Self {
         ConnectionInfo {
             remote,
             peer_certificate: None,
         }
-    }
-
-    /// With the DER of a client certificate.
-    pub fn with_peer_certificate(mut self, der: impl Into<Arc<[u8]>>) -> Self {
-        self.peer_certificate = Some(der.into());
-        self
     }
 }
 
 /// A filter extracting the request's [`ConnectionInfo`]. Rejects (500, as a missing
 /// extension) only when the request did not come through [`serve_connections`], e.g. in a
 /// `warp::test` request that did not add one.
-pub fn connection_info() -> impl Filter<Extract = (ConnectionInfo,), Error = Rejection> + Clone {
+#[cfg(test)]
+pub(crate) fn connection_info()
+-> impl Filter<Extract = (ConnectionInfo,), Error = Rejection> + Clone {
     warp::ext::get::<ConnectionInfo>()
 }
 
 /// Connection handling limits. See the module documentation for what each one does.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct NetLimits {
+pub(crate) struct NetLimits {
     /// Maximum simultaneous connections.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Time allowed for a TLS handshake.
-    pub tls_handshake_timeout: Duration,
+    pub(crate) tls_handshake_timeout: Duration,
     /// Time allowed for each HTTP/1.1 header block and for the first request after connect.
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// Time a connection may stay without a request in flight.
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// Time allowed between two pieces of a request body.
-    pub body_read_timeout: Duration,
+    pub(crate) body_read_timeout: Duration,
     /// Hard cap on any request body; `None` leaves it to the routes.
-    pub max_body_bytes: Option<u64>,
+    pub(crate) max_body_bytes: Option<u64>,
     /// Time in-flight requests get at shutdown.
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
     /// Maximum size of a header block (HTTP/1.1 read buffer, HTTP/2 header list).
-    pub max_header_bytes: usize,
+    pub(crate) max_header_bytes: usize,
     /// Maximum concurrent HTTP/2 streams per connection.
-    pub h2_max_concurrent_streams: u32,
+    pub(crate) h2_max_concurrent_streams: u32,
     /// HTTP/2 keep-alive ping interval (dead peers are dropped after a further
     /// `h2_keep_alive_timeout`); `None` disables pings.
-    pub h2_keep_alive_interval: Option<Duration>,
+    pub(crate) h2_keep_alive_interval: Option<Duration>,
     /// How long to wait for a ping acknowledgement.
-    pub h2_keep_alive_timeout: Duration,
+    pub(crate) h2_keep_alive_timeout: Duration,
 }
 
 impl Default for NetLimits {
@@ -166,7 +164,7 @@ impl Default for NetLimits {
 ///
 /// With `tls`, every connection is a TLS connection; use [`server_tls_config`] for mTLS (it
 /// advertises `h2` and `http/1.1` via ALPN). Without, connections are plain HTTP/1.1 or h2c.
-pub async fn serve_connections<F>(
+pub(crate) async fn serve_connections<F>(
     listener: TcpListener,
     tls: Option<Arc<ServerConfig>>,
     filter: F,
@@ -475,398 +473,17 @@ where
 }
 
 // ---------------------------------------------------------------------------------------------
-// Request bodies
-// ---------------------------------------------------------------------------------------------
 
-/// Why a request body could not be read. Implements `warp::reject::Reject`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BodyError {
-    /// The body is larger than the limit (by `Content-Length`, or counted while reading).
-    #[error("request body exceeds the limit of {limit} bytes")]
-    TooLarge {
-        /// The limit in bytes.
-        limit: u64,
-    },
-    /// The client stopped sending the body.
-    #[error("request body was not received in time")]
-    Timeout,
-    /// The body could not be read (client aborted, protocol error).
-    #[error("request body could not be read: {reason}")]
-    Read {
-        /// The transport's message.
-        reason: String,
-    },
-}
+mod body;
+#[cfg(test)]
+mod tests;
+mod tls;
 
-impl BodyError {
-    /// Stable machine code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            BodyError::TooLarge { .. } => "body-too-large",
-            BodyError::Timeout => "body-timeout",
-            BodyError::Read { .. } => "body-read",
-        }
-    }
-
-    /// The HTTP status for this error: 413, 408 or 400.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            BodyError::Timeout => StatusCode::REQUEST_TIMEOUT,
-            BodyError::Read { .. } => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    /// Maps an error from warp's body stream, recognising the connection-level [`BodyError`]
-    /// inside it.
-    pub fn from_warp(err: &warp::Error) -> Self {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-        while let Some(e) = source {
-            if let Some(body_error) = e.downcast_ref::<BodyError>() {
-                return body_error.clone();
-            }
-            source = e.source();
-        }
-        BodyError::Read {
-            reason: err.to_string(),
-        }
-    }
-}
-
-impl warp::reject::Reject for BodyError {}
-
-/// The request body as hyper delivers it, with the connection-level size cap and the
-/// between-pieces timeout.
-struct GuardedBody {
-    inner: Incoming,
-    read: u64,
-    max: Option<u64>,
-    timeout: Duration,
-    sleep: Option<Pin<Box<Sleep>>>,
-    done: bool,
-}
-
-impl GuardedBody {
-    fn new(inner: Incoming, max: Option<u64>, timeout: Duration) -> Self {
-        GuardedBody {
-            inner,
-            read: 0,
-            max,
-            timeout,
-            sleep: None,
-            done: false,
-        }
-    }
-}
-
-impl Body for GuardedBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = self.get_mut();
-        if this.done {
-            return Poll::Ready(None);
-        }
-        if let Some(max) = this.max
-            && this.read == 0
-            && this.inner.size_hint().lower() > max
-        {
-            // Declared too large: refuse before reading (and before any 100-continue).
-            this.done = true;
-            return Poll::Ready(Some(Err(BodyError::TooLarge { limit: max })));
-        }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                this.sleep = None;
-                if let Some(data) = frame.data_ref() {
-                    this.read = this.read.saturating_add(data.len() as u64);
-                    if let Some(max) = this.max
-                        && this.read > max
-                    {
-                        this.done = true;
-                        return Poll::Ready(Some(Err(BodyError::TooLarge { limit: max })));
-                    }
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                this.done = true;
-                Poll::Ready(Some(Err(BodyError::Read {
-                    reason: e.to_string(),
-                })))
-            }
-            Poll::Ready(None) => {
-                this.done = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                let timeout = this.timeout;
-                let sleep = this
-                    .sleep
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                if sleep.as_mut().poll(cx).is_ready() {
-                    this.done = true;
-                    Poll::Ready(Some(Err(BodyError::Timeout)))
-                } else {
-                    Poll::Pending
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.done || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// Reads a body stream into memory, refusing more than `max` bytes: at once when
-/// `content_length` exceeds it, otherwise as soon as the running count does. Never holds more
-/// than `max` bytes.
-pub async fn read_limited<S, B>(
-    stream: S,
-    content_length: Option<u64>,
-    max: u64,
-) -> Result<Bytes, BodyError>
-where
-    S: Stream<Item = Result<B, warp::Error>>,
-    B: Buf,
-{
-    if content_length.is_some_and(|len| len > max) {
-        return Err(BodyError::TooLarge { limit: max });
-    }
-    // Do not trust the declared length for the allocation.
-    let initial = content_length.unwrap_or(0).min(max).min(1024 * 1024);
-    let mut body = BytesMut::with_capacity(usize::try_from(initial).unwrap_or(0));
-    let mut stream = pin!(stream);
-    while let Some(chunk) = stream.next().await {
-        let mut chunk = chunk.map_err(|e| BodyError::from_warp(&e))?;
-        if (body.len() as u64).saturating_add(chunk.remaining() as u64) > max {
-            return Err(BodyError::TooLarge { limit: max });
-        }
-        while chunk.has_remaining() {
-            let piece = chunk.chunk();
-            let n = piece.len();
-            body.extend_from_slice(piece);
-            chunk.advance(n);
-        }
-    }
-    Ok(body.freeze())
-}
-
-/// Extracts the request body as `Result<Bytes, BodyError>` with at most `max` bytes (see
-/// [`read_limited`]). Rejects only if another filter already took the body.
-pub fn try_body_limited(
-    max: u64,
-) -> impl Filter<Extract = (Result<Bytes, BodyError>,), Error = Rejection> + Clone {
-    warp::header::optional::<u64>("content-length")
-        .and(warp::body::stream())
-        .then(move |len: Option<u64>, stream| read_limited(stream, len, max))
-}
-
-/// Extracts the request body with at most `max` bytes, rejecting with
-/// `warp::reject::custom(`[`BodyError`]`)` (413 for too large; see [`BodyError::status`]).
-pub fn body_limited(max: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
-    try_body_limited(max).and_then(|result: Result<Bytes, BodyError>| async move {
-        result.map_err(warp::reject::custom)
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
-// TLS
-// ---------------------------------------------------------------------------------------------
-
-/// Why the TLS configuration could not be built. Messages name the setting.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TlsSetupError {
-    /// A PEM file could not be read or parsed.
-    #[error("{path}: {reason}")]
-    Pem {
-        /// The setting naming the file.
-        setting: &'static str,
-        /// The file.
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// rustls refused the material (e.g. key does not match the certificate).
-    #[error("{reason}")]
-    Rustls {
-        /// The setting concerned.
-        setting: &'static str,
-        /// rustls' message.
-        reason: String,
-    },
-}
-
-impl TlsSetupError {
-    /// Stable machine code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            TlsSetupError::Pem { .. } => "tls-pem",
-            TlsSetupError::Rustls { .. } => "tls-rustls",
-        }
-    }
-
-    /// The configuration setting the error is about.
-    pub fn setting(&self) -> &'static str {
-        match self {
-            TlsSetupError::Pem { setting, .. } | TlsSetupError::Rustls { setting, .. } => setting,
-        }
-    }
-}
-
-fn read_certs(
-    setting: &'static str,
-    path: &Path,
-) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
-    use rustls::pki_types::pem::PemObject as _;
-    let pem_err = |reason: String| TlsSetupError::Pem {
-        setting,
-        path: path.display().to_string(),
-        reason,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| pem_err(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_err(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(pem_err("no PEM CERTIFICATE found".to_owned()));
-    }
-    Ok(certs)
-}
-
-/// Builds the mTLS server configuration from PEM files: `cert` (chain, leaf first), `key`, and
-/// optionally `client_ca` (see [`server_tls_config_from_der`]).
-pub fn server_tls_config(
-    cert: &Path,
-    key: &Path,
-    client_ca: Option<&Path>,
-) -> Result<Arc<ServerConfig>, TlsSetupError> {
-    use rustls::pki_types::pem::PemObject as _;
-    let chain = read_certs("auth.tls_cert", cert)?;
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsSetupError::Pem {
-        setting: "auth.tls_key",
-        path: key.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    let roots = client_ca
-        .map(|p| read_certs("auth.client_ca", p))
-        .transpose()?;
-    server_tls_config_from_der(chain, key_der, roots)
-}
-
-/// Builds the mTLS server configuration (ring provider, TLS 1.2 and 1.3, ALPN `h2` and
-/// `http/1.1`). A client certificate is always required. With `client_roots`, it must chain to
-/// one of them; without, any certificate (self-signed included) is accepted and only the
-/// handshake signature (CertificateVerify) is checked, leaving authorisation to the thumbprint
-/// lookup of the authentication filter.
-pub fn server_tls_config_from_der(
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    client_roots: Option<Vec<CertificateDer<'static>>>,
-) -> Result<Arc<ServerConfig>, TlsSetupError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier: Arc<dyn ClientCertVerifier> = match client_roots {
-        None => Arc::new(AcceptAnyClientCert {
-            algorithms: provider.signature_verification_algorithms,
-        }),
-        Some(roots) => {
-            let mut store = rustls::RootCertStore::empty();
-            for root in roots {
-                store.add(root).map_err(|e| TlsSetupError::Rustls {
-                    setting: "auth.client_ca",
-                    reason: e.to_string(),
-                })?;
-            }
-            rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(store),
-                Arc::clone(&provider),
-            )
-            .build()
-            .map_err(|e| TlsSetupError::Rustls {
-                setting: "auth.client_ca",
-                reason: e.to_string(),
-            })?
-        }
-    };
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsSetupError::Rustls {
-            setting: "auth.tls_cert",
-            reason: e.to_string(),
-        })?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| TlsSetupError::Rustls {
-            setting: "auth.tls_key",
-            reason: e.to_string(),
-        })?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// Requires a client certificate and accepts any that parses as X.509 (self-signed included),
-/// but verifies the handshake signature with the certificate's key.
-#[derive(Debug)]
-struct AcceptAnyClientCert {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ClientCertVerifier for AcceptAnyClientCert {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        true
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        use x509_cert::der::Decode as _;
-        x509_cert::Certificate::from_der(end_entity.as_ref()).map_err(|_| {
-            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
-        })?;
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
+use body::GuardedBody;
+#[cfg(test)]
+pub(crate) use body::body_limited;
+pub(crate) use body::{BodyError, read_limited};
+pub use tls::TlsSetupError;
+pub(crate) use tls::server_tls_config;
+#[cfg(test)]
+pub(crate) use tls::server_tls_config_from_der;

@@ -1,14 +1,11 @@
 //! Serving infrastructure over plain TCP: HTTP/1.1, h2c, body limits, timeouts, connection
 //! limit, graceful shutdown. Each test runs a real server on 127.0.0.1:0.
-#![allow(clippy::unwrap_used)]
-
-mod infra_support;
 
 use std::time::{Duration, Instant};
 
+use super::*;
 use bytes::Bytes;
 use http_body_util::StreamBody;
-use infra_support::*;
 use tokio::io::AsyncWriteExt as _;
 
 const MB: u64 = 1024 * 1024;

@@ -35,7 +35,7 @@ use efgs_core::media::BodyFormat;
 use efgs_core::model::FormatVersion;
 use efgs_core::store::{DynStore, UploadOutcome};
 use efgs_store_memory::MemoryStore;
-use efgs_testkit::federation::{Federation, default_policy};
+use efgs_testkit::federation::Federation;
 use efgs_testkit::national::{HEADER_DN, HEADER_THUMBPRINT, encode_body};
 use efgs_testkit::pki::trust_entry;
 use time::OffsetDateTime;
@@ -151,7 +151,7 @@ async fn fresh_gateway(fed: &Federation) -> Gateway {
         store,
         fed.pki().anchors().unwrap(),
         DuplicateHasher::new(DUPLICATE_SECRET),
-        default_policy(),
+        fed.gateway().policy().clone(),
     )
 }
 
@@ -290,7 +290,6 @@ async fn upload_bench() {
     let per_client = env_usize("EFGS_BENCH_UPLOADS", 20);
     let rounds = env_usize("EFGS_BENCH_ROUNDS", 3);
     let fed = Federation::builder()
-        .server(efgs_server::demo::gateway_server())
         .countries(COUNTRIES)
         .build()
         .await
@@ -391,20 +390,17 @@ async fn upload_bench() {
 async fn serve_download(path: &str, uncached: bool) {
     let port = env_usize("EFGS_BENCH_PORT", 0) as u16;
     let n_keys = env_usize("EFGS_BENCH_KEYS", 5000);
-    let mut builder = Federation::builder()
-        .server(efgs_server::demo::gateway_server())
-        .with_policy(move |p| {
-            if uncached {
-                p.download_cache.max_bytes = 0;
-            }
-        });
+    let mut builder = Federation::builder();
+    if uncached {
+        builder = builder.setting("download.cache_max_bytes", "0");
+    }
     // EFGS_BENCH_STORE=postgres: a fresh schema on EFGS_TEST_DATABASE_URL instead of memory.
     let schema = if std::env::var("EFGS_BENCH_STORE").as_deref() == Ok("postgres") {
         let schema = efgs_testkit::federation::PostgresSchema::from_env()
             .await
             .expect("database")
             .expect("EFGS_BENCH_STORE=postgres needs EFGS_TEST_DATABASE_URL");
-        builder = builder.postgres(&schema).await.expect("postgres store");
+        builder = builder.postgres(&schema);
         Some(schema)
     } else {
         None

@@ -1,15 +1,12 @@
 //! mTLS serving: client certificates reach the filter, handshakes without a certificate or
 //! with a wrong CertificateVerify fail, h2 via ALPN, optional client CA, handshake timeout.
-#![allow(clippy::unwrap_used)]
-
-mod infra_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::*;
+use crate::net::server_tls_config_from_der;
 use efgs_core::cert::Thumbprint;
-use efgs_server::net::server_tls_config_from_der;
-use infra_support::*;
 
 fn server_tls(
     client_roots: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
@@ -172,7 +169,7 @@ async fn tls_config_from_pem_files_and_refusals_name_the_setting() {
     let key_path = dir.path().join("server.key");
     std::fs::write(&cert_path, cert.pem()).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    let cfg = efgs_server::net::server_tls_config(&cert_path, &key_path, None).unwrap();
+    let cfg = crate::net::server_tls_config(&cert_path, &key_path, None).unwrap();
     assert_eq!(
         cfg.alpn_protocols,
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
@@ -181,10 +178,10 @@ async fn tls_config_from_pem_files_and_refusals_name_the_setting() {
     let other = rcgen::KeyPair::generate().unwrap();
     let other_path = dir.path().join("other.key");
     std::fs::write(&other_path, other.serialize_pem()).unwrap();
-    let e = efgs_server::net::server_tls_config(&cert_path, &other_path, None).unwrap_err();
+    let e = crate::net::server_tls_config(&cert_path, &other_path, None).unwrap_err();
     assert_eq!(e.setting(), "auth.tls_key", "{e}");
-    let e = efgs_server::net::server_tls_config(&key_path, &key_path, None).unwrap_err();
+    let e = crate::net::server_tls_config(&key_path, &key_path, None).unwrap_err();
     assert_eq!(e.setting(), "auth.tls_cert", "{e}");
-    let e = efgs_server::net::server_tls_config(&cert_path, &cert_path, None).unwrap_err();
+    let e = crate::net::server_tls_config(&cert_path, &cert_path, None).unwrap_err();
     assert_eq!(e.setting(), "auth.tls_key", "{e}");
 }

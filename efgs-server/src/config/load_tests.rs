@@ -1,10 +1,13 @@
-//! Configuration: file + environment + secret files, refusals naming their setting, redaction,
-//! generated documentation, `--help`.
-#![allow(clippy::unwrap_used)]
+//! The configuration loader: file + environment + secret files, refusals naming their
+//! setting, redaction, generated documentation.
 
 use std::path::{Path, PathBuf};
 
-use efgs_server::config::{AuthMode, Config, ConfigError, SETTINGS, StorageKind};
+use efgs_core::callback_url::any_contains;
+use efgs_store_postgres::{EncryptionKeys, PgConfig};
+
+use super::{AuthMode, Config, ConfigError, StorageKind, settings_markdown};
+use crate::settings::{AuthSettings, Settings, StoreSettings};
 
 const NO_ENV: [(&str, &str); 0] = [];
 
@@ -50,8 +53,28 @@ impl Dir {
     }
 }
 
+/// Loads and resolves, as `efgs-server` does.
+fn settings(file: &Path, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    Settings::load(Some(file), env.iter().copied())
+}
+
+/// [`settings`], returning the document for inspection.
 fn load(file: &Path, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    Config::load(Some(file), env.iter().copied())
+    settings(file, env).map(|s| s.document().clone())
+}
+
+fn postgres(s: &Settings) -> &PgConfig {
+    match &s.store {
+        StoreSettings::Postgres(pg) => pg,
+        StoreSettings::Memory => panic!("not postgres"),
+    }
+}
+
+fn trusts(s: &Settings, ip: &str) -> bool {
+    match &s.auth {
+        AuthSettings::ProxyHeaders { trusted } => any_contains(trusted, ip.parse().unwrap()),
+        AuthSettings::Mtls { .. } => panic!("not proxy-headers"),
+    }
 }
 
 fn refused_setting(r: Result<Config, ConfigError>) -> (String, String) {
@@ -70,8 +93,8 @@ storage = "postgres"
 [database]
 url = "postgres://efgs:pw@localhost/efgs"
 [encryption]
-active_key = "k1"
-keys = { k1 = "0000000000000000000000000000000000000000000000000000000000000000" }
+active_key = "1"
+keys = { 1 = "0000000000000000000000000000000000000000000000000000000000000000" }
 [duplicate_hash]
 secret = "0123456789abcdef0123456789abcdef"
 "#;
@@ -79,17 +102,15 @@ secret = "0123456789abcdef0123456789abcdef"
 #[test]
 fn defaults_with_a_trust_anchor_are_valid() {
     let d = Dir::new();
-    let cfg = load(&d.config(""), &[]).unwrap();
+    let s = settings(&d.config(""), &[]).unwrap();
+    let cfg = s.document();
     assert_eq!(cfg.listen.to_string(), "127.0.0.1:8090");
     assert_eq!(cfg.storage, StorageKind::Memory);
     assert_eq!(cfg.auth.mode, AuthMode::ProxyHeaders);
-    assert!(cfg.auth.is_trusted_proxy("127.0.0.1".parse().unwrap()));
-    assert!(cfg.auth.is_trusted_proxy("::1".parse().unwrap()));
-    assert!(
-        cfg.auth
-            .is_trusted_proxy("::ffff:127.0.0.1".parse().unwrap())
-    );
-    assert!(!cfg.auth.is_trusted_proxy("10.0.0.1".parse().unwrap()));
+    assert!(trusts(&s, "127.0.0.1"));
+    assert!(trusts(&s, "::1"));
+    assert!(trusts(&s, "::ffff:127.0.0.1"));
+    assert!(!trusts(&s, "10.0.0.1"));
     assert_eq!(cfg.upload.max_keys, 5000);
     assert_eq!(cfg.batching.max_keys, 5000);
     assert_eq!(cfg.upload.max_body_bytes, 16 * 1024 * 1024);
@@ -98,20 +119,81 @@ fn defaults_with_a_trust_anchor_are_valid() {
     assert_eq!(cfg.retention.key_days, 2);
     assert_eq!(cfg.retention.metadata_days, 30);
     assert!(!cfg.signature.allow_sha1);
-    assert_eq!(cfg.trust_anchors_der().unwrap().len(), 1);
-    assert_eq!(cfg.net_limits().max_body_bytes, Some(16 * 1024 * 1024));
-    assert_eq!(cfg.batching_schedule().run_limit.as_secs(), 1200);
-    assert_eq!(cfg.retention_schedule().every.as_secs(), 3600);
+    assert_eq!(s.net.max_body_bytes, Some(16 * 1024 * 1024));
+    assert_eq!(s.body_limit, 16 * 1024 * 1024);
+    assert_eq!(s.batching_job.run_limit.as_secs(), 1200);
+    assert_eq!(s.batching_job.every.as_secs(), 10);
+    assert_eq!(s.retention_job.every.as_secs(), 3600);
+    assert_eq!(s.policy.batching.interval, time::Duration::seconds(300));
+    assert!(s.is_memory_store());
 }
 
 #[test]
 fn postgres_configuration_loads_and_decodes_keys() {
     let d = Dir::new();
-    let cfg = load(&d.config(PG_SECRETS), &[]).unwrap();
-    let ring = cfg.encryption_keys().unwrap().unwrap();
-    assert_eq!(ring.active, "k1");
-    assert_eq!(ring.keys["k1"], [0u8; 32]);
-    assert_eq!(cfg.duplicate_hash_secret().unwrap().len(), 32);
+    let s = settings(&d.config(PG_SECRETS), &[]).unwrap();
+    let pg = postgres(&s);
+    assert_eq!(pg.encryption, EncryptionKeys::single(1, [0u8; 32]).unwrap());
+    assert_eq!(pg.url, "postgres://efgs:pw@localhost/efgs");
+    assert_eq!(pg.password, None);
+    assert_eq!(pg.connect_timeout.as_secs(), 5);
+    assert_eq!(s.duplicate_hash_secret.as_ref().unwrap().expose().len(), 32);
+}
+
+#[test]
+fn database_password_schema_and_timeout_reach_the_store_settings() {
+    let d = Dir::new();
+    let pw = d.secret("db-password", b"s3cret\n", 0o600);
+    let s = settings(
+        &d.config(PG_SECRETS),
+        &[
+            ("EFGS_DATABASE_PASSWORD_FILE", pw.to_str().unwrap()),
+            ("EFGS_DATABASE_SCHEMA", "efgs_acc"),
+            ("EFGS_DATABASE_CONNECT_TIMEOUT_SECS", "7"),
+            ("EFGS_DATABASE_POOL_SIZE", "3"),
+        ],
+    )
+    .unwrap();
+    let pg = postgres(&s);
+    assert_eq!(pg.password.as_deref(), Some("s3cret"));
+    assert_eq!(pg.schema.as_deref(), Some("efgs_acc"));
+    assert_eq!(pg.connect_timeout.as_secs(), 7);
+    assert_eq!(pg.wait_timeout.as_secs(), 7);
+    assert_eq!(pg.pool_size, 3);
+    assert!(!format!("{s:?}").contains("s3cret"));
+    let s = settings(
+        &d.config(PG_SECRETS),
+        &[("EFGS_DATABASE_PASSWORD", "inline")],
+    )
+    .unwrap();
+    assert_eq!(postgres(&s).password.as_deref(), Some("inline"));
+}
+
+#[test]
+fn encryption_key_ids_are_numbers() {
+    let d = Dir::new();
+    let key = "00".repeat(32);
+    let keys = format!("k1={key}");
+    let (setting, msg) = refused_setting(load(
+        &d.config(PG_SECRETS),
+        &[
+            ("EFGS_ENCRYPTION_KEYS", keys.as_str()),
+            ("EFGS_ENCRYPTION_ACTIVE_KEY", "k1"),
+        ],
+    ));
+    assert_eq!(setting, "encryption.keys.k1");
+    assert!(msg.contains("number"), "{msg}");
+    let keys = format!("1={key},2={}", "11".repeat(32));
+    let s = settings(
+        &d.config(PG_SECRETS),
+        &[
+            ("EFGS_ENCRYPTION_KEYS", keys.as_str()),
+            ("EFGS_ENCRYPTION_ACTIVE_KEY", "2"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(postgres(&s).encryption.active(), 2);
+    assert_eq!(postgres(&s).encryption.ids().collect::<Vec<_>>(), [1, 2]);
 }
 
 #[test]
@@ -133,41 +215,49 @@ fn environment_overrides_the_file() {
             ("EFGS_LOG_FORMAT", "json"),
             ("PATH", "/usr/bin"),
             ("EFGS_CONFIG", "ignored-here"),
-            ("EFGS_TEST_DATABASE_URL", "ignored"),
         ],
     )
     .unwrap();
     assert_eq!(cfg.listen.port(), 2000);
     assert_eq!(cfg.upload.max_keys, 200);
-    assert!(cfg.auth.is_trusted_proxy("192.0.2.9".parse().unwrap()));
-    assert!(cfg.auth.is_trusted_proxy("2001:db8::1".parse().unwrap()));
-    assert!(!cfg.auth.is_trusted_proxy("10.0.0.1".parse().unwrap()));
+    let s = settings(
+        &file,
+        &[("EFGS_AUTH_TRUSTED_PROXIES", "192.0.2.0/24, 2001:db8::/32")],
+    )
+    .unwrap();
+    assert!(trusts(&s, "192.0.2.9"));
+    assert!(trusts(&s, "2001:db8::1"));
+    assert!(!trusts(&s, "10.0.0.1"));
+    // Test-suite variables are not settings: production code knows none of them.
+    let e = load(&file, &[("EFGS_TEST_DATABASE_URL", "postgres://x")]).unwrap_err();
+    assert_eq!(e.setting(), Some("EFGS_TEST_DATABASE_URL"));
     assert!(cfg.signature.allow_sha1);
-    assert_eq!(cfg.log.format, efgs_server::config::LogFormat::Json);
+    assert_eq!(cfg.log.format, super::LogFormat::Json);
 }
 
 #[test]
 fn environment_alone_configures_everything() {
     let d = Dir::new();
     let anchor = d.anchor.display().to_string();
-    let cfg = Config::load(
+    let s = Settings::load(
         None,
         [
             ("EFGS_TRUST_ANCHORS", anchor.as_str()),
             ("EFGS_STORAGE", "postgres"),
             ("EFGS_DATABASE_URL", "postgres://localhost/efgs"),
-            ("EFGS_ENCRYPTION_ACTIVE_KEY", "a"),
+            ("EFGS_ENCRYPTION_ACTIVE_KEY", "1"),
             (
                 "EFGS_ENCRYPTION_KEYS",
-                "a=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,b=1111111111111111111111111111111111111111111111111111111111111111",
+                "1=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,2=1111111111111111111111111111111111111111111111111111111111111111",
             ),
             ("EFGS_DUPLICATE_HASH_SECRET", "0123456789abcdef0123456789abcdef"),
         ],
     )
     .unwrap();
-    let ring = cfg.encryption_keys().unwrap().unwrap();
-    assert_eq!(ring.keys.len(), 2);
-    assert_eq!(ring.keys["b"], [0x11; 32]);
+    assert_eq!(
+        postgres(&s).encryption,
+        EncryptionKeys::new(1, [(1, [0; 32]), (2, [0x11; 32])]).unwrap()
+    );
 }
 
 #[test]
@@ -213,7 +303,7 @@ fn refuses_upload_max_above_batch_max() {
 
 #[test]
 fn refuses_missing_trust_anchor() {
-    let (setting, _) = refused_setting(Config::load(None, NO_ENV));
+    let (setting, _) = refused_setting(Settings::load(None, NO_ENV).map(|s| s.document().clone()));
     assert_eq!(setting, "trust.anchors");
 }
 
@@ -256,12 +346,9 @@ fn refuses_encryption_key_of_wrong_size() {
     let d = Dir::new();
     let (setting, msg) = refused_setting(load(
         &d.config(PG_SECRETS),
-        &[(
-            "EFGS_ENCRYPTION_KEYS",
-            "k1=00112233445566778899aabbccddeeff",
-        )],
+        &[("EFGS_ENCRYPTION_KEYS", "1=00112233445566778899aabbccddeeff")],
     ));
-    assert_eq!(setting, "encryption.keys.k1");
+    assert_eq!(setting, "encryption.keys.1");
     assert!(msg.contains("32 bytes"), "{msg}");
 }
 
@@ -414,7 +501,12 @@ fn download_cache_settings_and_their_bounds() {
     )
     .unwrap();
     assert_eq!(cfg.download.cache_max_bytes, 0);
-    let policy = efgs_server::app::policy(&cfg);
+    let policy = settings(
+        &d.config("[download]\ncache_max_bytes = 0\ncache_ttl_secs = 3600\n"),
+        &[],
+    )
+    .unwrap()
+    .policy;
     assert_eq!(policy.download_cache.max_bytes, 0);
     assert_eq!(policy.download_cache.ttl, time::Duration::hours(1));
     for ttl in ["0", "3601"] {
@@ -434,7 +526,7 @@ fn refuses_zero_limits_and_bad_log_filter() {
         ("EFGS_HTTP_MAX_CONNECTIONS", "http.max_connections"),
         ("EFGS_HTTP_HEADER_TIMEOUT_SECS", "http.header_timeout_secs"),
         ("EFGS_UPLOAD_MAX_BODY_BYTES", "upload.max_body_bytes"),
-        ("EFGS_BATCHING_INTERVAL_SECS", "batching.interval_secs"),
+        ("EFGS_RETENTION_INTERVAL_SECS", "retention.interval_secs"),
     ] {
         let (got, _) = refused_setting(load(&d.config(""), &[(var, "0")]));
         assert_eq!(got, setting);
@@ -449,22 +541,23 @@ fn secret_files_are_read_and_permission_checked() {
     let secret = d.secret("dup", b"0123456789abcdef0123456789abcdef-extra\n", 0o640);
     let key = d.secret("k1.key", &[0x42u8; 32], 0o600);
     let url = d.secret("url", b"postgres://efgs:pw@db/efgs\n", 0o400);
-    let files = format!("k1={}", key.display());
+    let files = format!("1={}", key.display());
     let env = [
         ("EFGS_STORAGE", "postgres"),
         ("EFGS_DATABASE_URL_FILE", url.to_str().unwrap()),
-        ("EFGS_ENCRYPTION_ACTIVE_KEY", "k1"),
+        ("EFGS_ENCRYPTION_ACTIVE_KEY", "1"),
         ("EFGS_ENCRYPTION_KEY_FILES", files.as_str()),
         ("EFGS_DUPLICATE_HASH_SECRET_FILE", secret.to_str().unwrap()),
     ];
-    let cfg = load(&d.config(""), &env).unwrap();
+    let s = settings(&d.config(""), &env).unwrap();
+    let cfg = s.document();
     assert_eq!(
-        cfg.duplicate_hash_secret().unwrap(),
-        b"0123456789abcdef0123456789abcdef-extra"
+        s.duplicate_hash_secret.as_ref().unwrap().expose(),
+        "0123456789abcdef0123456789abcdef-extra"
     );
     assert_eq!(
-        cfg.encryption_keys().unwrap().unwrap().keys["k1"],
-        [0x42; 32]
+        postgres(&s).encryption,
+        EncryptionKeys::single(1, [0x42; 32]).unwrap()
     );
     assert_eq!(
         cfg.database.url.as_ref().unwrap().expose(),
@@ -480,7 +573,7 @@ fn secret_files_are_read_and_permission_checked() {
     d.secret("dup", b"0123456789abcdef0123456789abcdef", 0o600);
     d.secret("k1.key", &[0x42u8; 32], 0o604);
     let e = load(&d.config(""), &env).unwrap_err();
-    assert_eq!(e.setting(), Some("encryption.key_files.k1"));
+    assert_eq!(e.setting(), Some("encryption.key_files.1"));
 
     // Inline value and file together are refused.
     d.secret("k1.key", &[0x42u8; 32], 0o600);
@@ -510,14 +603,14 @@ fn relative_paths_in_the_file_are_relative_to_it() {
 #[test]
 fn debug_and_effective_settings_redact_secrets() {
     let d = Dir::new();
-    let cfg = load(
+    let s = settings(
         &d.config(PG_SECRETS),
         &[
             ("EFGS_DATABASE_URL", "postgres://efgs:hunter2-db@db/efgs"),
             ("EFGS_DATABASE_PASSWORD", "hunter2-pw"),
             (
                 "EFGS_ENCRYPTION_KEYS",
-                "k1=abababababababababababababababababababababababababababababababab",
+                "1=abababababababababababababababababababababababababababababababab",
             ),
             (
                 "EFGS_DUPLICATE_HASH_SECRET",
@@ -526,7 +619,8 @@ fn debug_and_effective_settings_redact_secrets() {
         ],
     )
     .unwrap();
-    let debug = format!("{cfg:?} {:?}", cfg.encryption_keys().unwrap());
+    let cfg = s.document();
+    let debug = format!("{cfg:?} {s:?} {:?}", postgres(&s));
     let shown = cfg.effective_settings();
     for secret in ["hunter2", "abababab"] {
         assert!(!debug.contains(secret), "Debug leaks {secret}: {debug}");
@@ -540,13 +634,13 @@ fn debug_and_effective_settings_redact_secrets() {
         shown.contains("database.url = postgres://efgs:[redacted]@db/efgs"),
         "{shown}"
     );
-    assert!(shown.contains("encryption.keys = k1=[redacted]"), "{shown}");
+    assert!(shown.contains("encryption.keys = 1=[redacted]"), "{shown}");
 }
 
 #[test]
 fn configuration_doc_is_generated_from_the_settings_table() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CONFIGURATION.md");
-    let expected = efgs_server::config::settings_markdown();
+    let expected = settings_markdown();
     if std::env::var_os("EFGS_TEST_UPDATE_DOCS").is_some() {
         std::fs::write(path, &expected).unwrap();
     }
@@ -555,78 +649,4 @@ fn configuration_doc_is_generated_from_the_settings_table() {
         actual == expected,
         "docs/CONFIGURATION.md is out of date; run with EFGS_TEST_UPDATE_DOCS=1"
     );
-}
-
-fn run(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_efgs-server"))
-        .args(args)
-        .env_remove("EFGS_CONFIG")
-        .output()
-        .unwrap()
-}
-
-#[test]
-fn help_lists_every_setting() {
-    for args in [&["--help"][..], &["serve", "--help"][..]] {
-        let out = run(args);
-        assert!(out.status.success());
-        let help = String::from_utf8(out.stdout).unwrap();
-        for s in SETTINGS {
-            assert!(
-                help.contains(&s.env_var()),
-                "{args:?} lacks {}",
-                s.env_var()
-            );
-            assert!(help.contains(s.key), "{args:?} lacks {}", s.key);
-        }
-        assert!(help.contains("EFGS_CONFIG"));
-    }
-}
-
-#[test]
-fn commands_needing_configuration_exit_78_without_it() {
-    for args in [&["migrate"][..], &["trust-list", "list"][..]] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_efgs-server"))
-            .args(args)
-            .env_remove("EFGS_TRUST_ANCHORS")
-            .env_remove("EFGS_CONFIG")
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(78), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("trust.anchors"),
-            "{args:?}"
-        );
-    }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_efgs-server"))
-        .args(["serve", "--check"])
-        .env_remove("EFGS_TRUST_ANCHORS")
-        .env("EFGS_CONFIG", "/nonexistent/efgs.toml")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/efgs.toml"));
-}
-
-#[test]
-fn serve_check_prints_redacted_effective_settings() {
-    let d = Dir::new();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_efgs-server"))
-        .args([
-            "--config",
-            d.config(PG_SECRETS).to_str().unwrap(),
-            "serve",
-            "--check",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("storage = postgres"));
-    assert!(text.contains("duplicate_hash.secret = [redacted]"));
-    assert!(!text.contains("0123456789abcdef0123456789abcdef"));
 }

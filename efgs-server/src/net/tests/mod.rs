@@ -1,14 +1,19 @@
-//! Shared helpers for the infra_* integration tests: a real server on 127.0.0.1:0 with a test
+//! Tests of the connection layer. Shared helpers: a real server on 127.0.0.1:0 with a test
 //! filter, raw and hyper clients, certificates.
 #![allow(dead_code, clippy::unwrap_used, unreachable_pub)]
+
+mod mtls;
+mod serving;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::net::{
+    BodyError, ConnectionInfo, NetLimits, body_limited, connection_info, serve_connections,
+};
 use bytes::Bytes;
-use efgs_server::net::{BodyError, NetLimits, body_limited, connection_info, serve_connections};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
@@ -50,7 +55,7 @@ pub fn test_filter(hits: Hits) -> impl Filter<Extract = (impl Reply,), Error = R
     let info = warp::path("info")
         .and(warp::get())
         .and(connection_info())
-        .map(|ci: efgs_server::net::ConnectionInfo| {
+        .map(|ci: ConnectionInfo| {
             let tp = ci.peer_certificate.as_deref().map_or_else(
                 || "none".to_owned(),
                 |der| efgs_core::cert::Thumbprint::of_der(der).to_string(),
@@ -76,10 +81,11 @@ pub fn test_filter(hits: Hits) -> impl Filter<Extract = (impl Reply,), Error = R
 }
 
 pub fn test_limits() -> NetLimits {
-    let mut l = NetLimits::default();
-    l.max_body_bytes = Some(4 * 1024 * 1024);
-    l.shutdown_grace = Duration::from_secs(10);
-    l
+    NetLimits {
+        max_body_bytes: Some(4 * 1024 * 1024),
+        shutdown_grace: Duration::from_secs(10),
+        ..NetLimits::default()
+    }
 }
 
 pub struct TestServer {

@@ -1,0 +1,388 @@
+//! The composition root: one way to build and run the gateway from [`Settings`].
+//!
+//! `efgs-server serve`, the operator commands, `efgs-sim`, and every HTTP test build the
+//! gateway here, so the path the operator runs is the path the tests run:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), efgs_server::ServeError> {
+//! use efgs_server::{Server, Settings};
+//! let settings = Settings::load(Some("efgs.toml".as_ref()), std::env::vars_os())?;
+//! let server = Server::builder(settings).build().await?;
+//! let listener = server.bind().await?;
+//! server.serve(listener, efgs_server::shutdown_signal()).await
+//! # }
+//! ```
+//!
+//! [`ServerBuilder`] has two overrides, both for tests and simulations: the clock (to cross
+//! midnight on a driven clock) and the store (decorators that fail or delay calls over a real
+//! store, or one memory store shared by two instances). Everything else comes from the
+//! settings.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use efgs_core::canonical::DuplicateHasher;
+use efgs_core::gateway::Gateway;
+use efgs_core::store::{DynStore, StoreError, TrustEntry, Upserted};
+use efgs_core::trust::{TrustAnchors, TrustListEntry};
+use efgs_store_memory::MemoryStore;
+use efgs_store_postgres::{ConnectError, PgStore};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+
+use crate::api::{AppState, ClientAuth, api};
+use crate::config::{ConfigError, invalid, invalid_because};
+use crate::jobs::Jobs;
+use crate::net::serve_connections;
+use crate::settings::{AuthSettings, Settings, StoreSettings};
+
+/// The instant source of the gateway: the system clock in production, a driven one in tests.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(OffsetDateTime::now_utc)
+}
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store failed.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// A file could not be read.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The listen address could not be bound.
+    #[error("listen: cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl ServeError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServeError::Config(e) => e.code(),
+            ServeError::Bind { .. } => "listen-bind",
+            ServeError::Store(e) => e.code(),
+            ServeError::Io { .. } => "io",
+        }
+    }
+}
+
+/// Builds a [`Server`]; see the [module documentation](self).
+#[must_use]
+pub struct ServerBuilder {
+    settings: Settings,
+    clock: Option<Clock>,
+    store: Option<Arc<DynStore>>,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("settings", &self.settings)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerBuilder {
+    /// Uses `clock` instead of the system clock (request handling, trust-list import, jobs).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Uses `store` instead of opening the one the settings name.
+    pub fn store(mut self, store: Arc<DynStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Opens the store (applying PostgreSQL migrations), imports `trust.import_dir` and
+    /// assembles the gateway. Nothing is served yet.
+    pub async fn build(self) -> Result<Server, ServeError> {
+        let ServerBuilder {
+            settings,
+            clock,
+            store,
+        } = self;
+        let clock = clock.unwrap_or_else(system_clock);
+        let store = match store {
+            Some(store) => store,
+            None => open_store(&settings).await?,
+        };
+        let gateway = Gateway::new(
+            store,
+            settings.anchors.clone(),
+            hasher(&settings)?,
+            settings.policy.clone(),
+        );
+        if let Some(dir) = &settings.import_dir {
+            let report =
+                import_trust_entries(gateway.store().as_ref(), gateway.anchors(), dir, clock())
+                    .await?;
+            tracing::info!(
+                inserted = report.inserted,
+                replaced = report.replaced,
+                refused = report.refused.len(),
+                "trust list imported"
+            );
+            for (what, why) in &report.refused {
+                tracing::warn!(entry = %what, reason = %why, "trust-list entry refused");
+            }
+        }
+        Ok(Server {
+            settings,
+            gateway,
+            clock,
+        })
+    }
+}
+
+/// The gateway, assembled and ready to serve.
+pub struct Server {
+    settings: Settings,
+    gateway: Gateway,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("settings", &self.settings)
+            .field("gateway", &self.gateway)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A builder for a server under `settings`.
+    pub fn builder(settings: Settings) -> ServerBuilder {
+        ServerBuilder {
+            settings,
+            clock: None,
+            store: None,
+        }
+    }
+
+    /// The use cases (and, through them, the store), for operator commands and tests.
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    /// Binds the `listen` address.
+    pub async fn bind(&self) -> Result<TcpListener, ServeError> {
+        let addr = self.settings.listen;
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    }
+
+    /// Serves the API on `listener` (TLS in mtls mode) and runs the batching and retention
+    /// jobs until `shutdown` completes; then stops accepting, lets requests in flight finish
+    /// within `http.shutdown_grace_secs`, and stops the jobs.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServeError> {
+        let Server {
+            settings,
+            gateway,
+            clock,
+        } = self;
+        let jobs = spawn_jobs(&settings, &gateway, clock.clone());
+        let (auth, tls) = match &settings.auth {
+            AuthSettings::ProxyHeaders { trusted } => (
+                ClientAuth::ProxyHeaders {
+                    trusted: trusted.clone(),
+                },
+                None,
+            ),
+            AuthSettings::Mtls { tls } => (ClientAuth::MutualTls, Some(Arc::clone(tls))),
+        };
+        let local = listener
+            .local_addr()
+            .map_or_else(|_| settings.listen.to_string(), |a| a.to_string());
+        tracing::info!(
+            listen = %local,
+            auth = if tls.is_some() { "mtls" } else { "proxy-headers" },
+            storage = if settings.is_memory_store() { "memory" } else { "postgres" },
+            "serving"
+        );
+        let state = AppState {
+            gateway,
+            auth,
+            body_limit: settings.body_limit,
+            clock,
+        };
+        serve_connections(listener, tls, api(state), &settings.net, shutdown).await;
+        jobs.shutdown(settings.net.shutdown_grace).await;
+        Ok(())
+    }
+}
+
+/// Opens the store the settings name (applying PostgreSQL migrations).
+pub(crate) async fn open_store(settings: &Settings) -> Result<Arc<DynStore>, ServeError> {
+    match &settings.store {
+        StoreSettings::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreSettings::Postgres(pg) => match PgStore::connect(pg).await {
+            Ok(store) => Ok(Arc::new(store)),
+            Err(ConnectError::Credentials { source }) => Err(invalid_because(
+                if pg.password.is_some() {
+                    "database.password / database.password_file"
+                } else {
+                    "database.url"
+                },
+                source,
+            )
+            .into()),
+            Err(ConnectError::Settings { reason }) => Err(invalid("database.url", reason).into()),
+            Err(e) => Err(ServeError::Store(e.into())),
+        },
+    }
+}
+
+/// The duplicate-hash secret: the configured one, or (memory store only) a random one.
+fn hasher(settings: &Settings) -> Result<DuplicateHasher, ConfigError> {
+    match &settings.duplicate_hash_secret {
+        Some(secret) => Ok(DuplicateHasher::new(secret.expose().as_bytes())),
+        None if settings.is_memory_store() => {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret)
+                .map_err(|e| invalid_because("duplicate_hash.secret", e))?;
+            Ok(DuplicateHasher::new(&secret))
+        }
+        None => Err(invalid(
+            "duplicate_hash.secret",
+            "required with storage = postgres (keep it stable for the database)",
+        )),
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct ImportReport {
+    /// Entries inserted.
+    pub(crate) inserted: usize,
+    /// Entries replaced (already present).
+    pub(crate) replaced: usize,
+    /// Entries refused, with the file and reason.
+    pub(crate) refused: Vec<(String, String)>,
+}
+
+/// Imports signed trust-list entries from a JSON file or every `*.json` file of a directory.
+/// Entries whose signature, thumbprint or subject country do not check are refused with the
+/// reason; importing the same entries again is idempotent.
+pub(crate) async fn import_trust_entries(
+    store: &DynStore,
+    anchors: &TrustAnchors,
+    path: &Path,
+    now: OffsetDateTime,
+) -> Result<ImportReport, ServeError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ServeError::Io { path, source }
+    };
+    let mut files = Vec::new();
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).map_err(io(path))?.flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                files.push(p);
+            }
+        }
+        files.sort();
+    } else {
+        files.push(path.to_owned());
+    }
+    let mut report = ImportReport::default();
+    for file in files {
+        let name = file.display().to_string();
+        let text = std::fs::read_to_string(&file).map_err(io(&file))?;
+        let entries = match TrustListEntry::parse_json(&text) {
+            Ok(e) => e,
+            Err(e) => {
+                report.refused.push((name, e.to_string()));
+                continue;
+            }
+        };
+        for entry in entries {
+            if let Err(e) = entry.verify_for_import(anchors) {
+                report
+                    .refused
+                    .push((format!("{name} ({})", entry.thumbprint), e.to_string()));
+                continue;
+            }
+            match store
+                .upsert_trust_entry(TrustEntry::from_entry(&entry, now))
+                .await?
+            {
+                Upserted::Inserted => report.inserted += 1,
+                Upserted::Replaced => report.replaced += 1,
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Starts the batching and retention jobs for `gateway`.
+fn spawn_jobs(settings: &Settings, gateway: &Gateway, clock: Clock) -> Jobs {
+    let mut jobs = Jobs::new();
+    let g = gateway.clone();
+    let c = clock.clone();
+    jobs.spawn(settings.batching_job.clone(), move |ctx| {
+        let g = g.clone();
+        let c = c.clone();
+        async move {
+            while !ctx.should_stop(Duration::from_secs(1)) {
+                match g.batch_step(c()).await {
+                    Ok(Some(b)) => tracing::info!(tag = %b.batch.tag, keys = b.batch.number_of_keys, "batch created"),
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "batching failed; retrying at the next run");
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(())
+        }
+    });
+    let g = gateway.clone();
+    jobs.spawn(settings.retention_job.clone(), move |_ctx| {
+        let g = g.clone();
+        let c = clock.clone();
+        async move {
+            match g.cleanup(c()).await {
+                Ok(r) => {
+                    tracing::info!(deleted = r.deleted, "retention cleanup done");
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention cleanup failed; retrying at the next run");
+                    Err(e)
+                }
+            }
+        }
+    });
+    jobs
+}
