@@ -49,7 +49,7 @@ free_port() {
 
 # --- build -------------------------------------------------------------------------------------
 log "building the http_load bench (bench profile)"
-BIN="$(cargo build --profile bench -p efgs-server --bench http_load --message-format=json 2>/dev/null |
+BIN="$(cargo build --profile bench -p efgs-testkit --bench http_load --message-format=json 2>/dev/null |
     grep -o '"executable":"[^"]*http_load[^"]*"' | tail -1 | sed 's/"executable":"\(.*\)"/\1/')"
 if [[ -z "$BIN" || ! -x "$BIN" ]]; then
     log "could not build or find the http_load bench binary"

@@ -20,6 +20,9 @@
 #   EFGS_PG_PORT        first port to try (default 55432; the next free one up to +50 is used)
 #   EFGS_PG_BIN         directory holding initdb/pg_ctl (default: newest /usr/lib/postgresql/*/bin)
 #
+# Connections are trusted, except to the database `efgs_password`, which requires a password
+# (SCRAM) from every user: tests of the password settings use it.
+#
 # The cluster trusts every local connection (--auth=trust), listens on 127.0.0.1 only, keeps its
 # unix socket in its own directory, and runs with fsync off: it is for tests and benches only.
 # When run as root the server runs as the `postgres` user (initdb refuses root).
@@ -138,6 +141,12 @@ cmd_start() {
         rm -rf -- "$dir"
         die "initdb failed"
     fi
+
+    # Connections to the database `efgs_password` must give a password (SCRAM), whoever the
+    # user: the tests of `database.password_file` connect there with a role of their own.
+    # Every other connection is trusted.
+    as_owner sh -c "{ printf 'host efgs_password all 127.0.0.1/32 scram-sha-256\n'; \
+cat '$dir/data/pg_hba.conf'; } > '$dir/data/pg_hba.new' && mv '$dir/data/pg_hba.new' '$dir/data/pg_hba.conf'"
 
     local port="$FIRST_PORT" last=$((FIRST_PORT + 50)) started=0
     while [[ "$port" -le "$last" ]]; do

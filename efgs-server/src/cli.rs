@@ -199,12 +199,28 @@ where
                 CommandError::Serve(s) => s.code(),
                 _ => "command",
             };
-            tracing::error!(code, "{e}");
+            tracing::error!(code, "{}", chain(&e));
         } else {
-            eprintln!("efgs-server: {e}");
+            eprintln!("efgs-server: {}", chain(&e));
         }
     }
     code
+}
+
+/// The error and its sources, `: `-separated (a source whose text the message already
+/// contains is not repeated).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 fn report(result: Result<(), CommandError>) -> ExitCode {

@@ -42,10 +42,12 @@ impl From<PgError> for ConnectError {
     fn from(e: PgError) -> Self {
         match e {
             PgError::Config(reason) => ConnectError::Settings { reason },
+            // The server refused the password, or asked for one that was not given (a
+            // client-side error without SQLSTATE).
             e if matches!(
                 e.sql_state(),
                 Some(&SqlState::INVALID_PASSWORD | &SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
-            ) =>
+            ) || (e.sql_state().is_none() && e.to_string().contains("password missing")) =>
             {
                 ConnectError::Credentials { source: e.into() }
             }

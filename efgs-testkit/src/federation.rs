@@ -529,6 +529,11 @@ impl PostgresSchema {
         }
     }
 
+    /// The database URL (it may carry a password: never log it).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// The schema name.
     pub fn schema(&self) -> &str {
         &self.schema

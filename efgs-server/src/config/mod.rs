@@ -9,7 +9,7 @@
 //!    `EFGS_SECTION_NAME` (dots become underscores, upper case; e.g. `database.url` is
 //!    `EFGS_DATABASE_URL`, `listen` is `EFGS_LISTEN`). Lists are comma-separated
 //!    (`EFGS_AUTH_TRUSTED_PROXIES=127.0.0.0/8,::1/128`), maps are `id=value` pairs separated
-//!    by commas (`EFGS_ENCRYPTION_KEY_FILES=k1=/run/secrets/k1,k2=/run/secrets/k2`), and an
+//!    by commas (`EFGS_ENCRYPTION_KEY_FILES=1=/run/secrets/enc-1,2=/run/secrets/enc-2`), and an
 //!    empty value unsets an optional setting. Relative paths are relative to the working
 //!    directory. An `EFGS_*` variable that names no setting is refused (a typo in a security
 //!    setting must not pass silently), except `EFGS_CONFIG`.
