@@ -65,7 +65,10 @@ async fn password_role(admin_url: &str) -> (String, String, String) {
         .expect("connect as the test cluster's superuser");
     tokio::spawn(conn);
     let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&PASSWORD_DB])
+        .query_opt(
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &[&PASSWORD_DB],
+        )
         .await
         .unwrap()
         .is_some();
@@ -105,7 +108,10 @@ impl Files {
             std::fs::write(p.join(format!("trust-list/{i}.json")), entry.to_json()).unwrap();
         }
         write_private(&p.join("enc-1.key"), &[0x17; 32]);
-        write_private(&p.join("dup-hash"), b"a duplicate-hash secret of 32+ bytes\n");
+        write_private(
+            &p.join("dup-hash"),
+            b"a duplicate-hash secret of 32+ bytes\n",
+        );
         std::fs::write(
             p.join("efgs.toml"),
             format!(
@@ -179,7 +185,15 @@ async fn serve_from_toml_and_env_with_password_file_uploads_and_downloads() {
         return;
     };
     let (role, password, schema) = password_role(admin.url()).await;
-    let port = admin.url().rsplit(':').next().unwrap().split('/').next().unwrap().to_owned();
+    let port = admin
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
     // No password in the URL: it comes from database.password_file only.
     let url = format!("postgres://{role}@127.0.0.1:{port}/{PASSWORD_DB}");
     let files = Files::new(&url, &schema);
@@ -203,7 +217,10 @@ async fn serve_from_toml_and_env_with_password_file_uploads_and_downloads() {
         text.contains("database.password_file"),
         "the error does not name the setting: {text}"
     );
-    assert!(!text.contains("not the password"), "the log shows the password: {text}");
+    assert!(
+        !text.contains("not the password"),
+        "the log shows the password: {text}"
+    );
 
     // The right password, from the file only.
     write_private(
@@ -227,7 +244,10 @@ async fn serve_from_toml_and_env_with_password_file_uploads_and_downloads() {
     };
     let (de, fr) = (backend("DE"), backend("FR"));
     let keys = de.keys(25);
-    let up = de.upload(&keys, "serve-1", BodyFormat::Protobuf).await.unwrap();
+    let up = de
+        .upload(&keys, "serve-1", BodyFormat::Protobuf)
+        .await
+        .unwrap();
     assert_eq!(up.status, 201, "{}", up.text());
 
     // The server's own batching job (every second, interval 0) cuts the batch.

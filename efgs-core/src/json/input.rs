@@ -1,313 +1,4 @@
-//! The reference's JSON format for a `DiagnosisKeyBatch` (protocol.md §1.0, "JSON wire format").
-//!
-//! This is not proto3 canonical JSON: it is what protobuf-java-format 1.4 `JsonFormat` prints
-//! and parses, with the reference's `ProtobufConverter` writing and reading bytes as standard
-//! Base64.
-//!
-//! # Output ([`to_reference_json`])
-//!
-//! `{"keys": [{…},{…}]}`: `": "` between a name and its value, no space after the commas that
-//! separate fields and elements, fields in field-number order, proto3 defaults (0, empty bytes,
-//! empty string, empty list, report type 0) left out, an empty batch as `{}`. `uint32` values are
-//! printed unsigned, `int32`/`sint32` signed; bytes as standard Base64 with padding; strings
-//! escaped like `JsonFormat.escapeText` (`\b \f \n \r \t \\ \"`, other characters below U+0020
-//! as `\u00xx` with lowercase hex, characters outside the BMP as two `\uxxxx` surrogate escapes,
-//! everything else verbatim in UTF-8). The name of field 8 is `days_since_onset_of_symptoms`.
-//!
-//! **Unknown report types** are printed as a bare JSON number, e.g. `"reportType": 7`.
-//! The reference printer would write the name protobuf-java makes up for an unknown proto3
-//! enum value (`EnumDescriptor.findValueByNumberCreatingIfUnknown` names it
-//! `UNKNOWN_ENUM_VALUE_ReportType_7`, quoted), which no parser, the reference's included,
-//! accepts back. In practice the reference never prints one (its download path maps the stored
-//! report type to a Java enum first). Since efgs-rs passes unknown numbers through
-//! (decisions.md item 5), it prints the number, which [`from_reference_json`] and
-//! proto3-JSON parsers read back.
-//!
-//! # Input ([`from_reference_json`])
-//!
-//! A hand-written, iterative tokenizer with the reference's leniencies:
-//! - field names bare (`keyData`) or double-quoted; single-quoted names are rejected;
-//! - unknown names are skipped, with their value (objects and arrays included, nested up to
-//!   [`MAX_NESTING_DEPTH`] levels);
-//! - `daysSinceOnsetOfSymptoms` is an alias of `days_since_onset_of_symptoms`
-//!   (decisions.md item 6; the reference silently skipped it);
-//! - `reportType` by name (bare or double-quoted) or by number; any 32-bit number is kept
-//!   (decisions.md item 5; the reference rejected numbers outside the enum);
-//! - integers with the protobuf text-format rules: optional sign, `0x` hex, leading-`0` octal,
-//!   range checked for the field type (`uint32` rejects any `-`); a double-quoted integer is
-//!   read as decimal (`"42"`), and `""` as 0, like the reference;
-//! - bytes as standard Base64 with Java's `Base64.getDecoder()` rules: padding optional but, when
-//!   present, correct; no whitespace, no URL-safe characters; errors say
-//!   "Invalid Base64 in JSON object";
-//! - string values double- or single-quoted, with the escapes `\b \f \n \r \t \\ \" \' \/ \uXXXX`
-//!   (`\/` is accepted although the reference did not); an unquoted number is accepted as a
-//!   string value, verbatim, as the reference did;
-//! - `null` as a scalar value means "not set"; a scalar field given a list takes the last
-//!   element, a repeated field given a single value gets one element; commas between fields and
-//!   list elements may be left out, a trailing comma is allowed in lists but not in objects;
-//! - `#` starts a comment up to the end of the line (the reference tokenizer's whitespace rule);
-//! - anything after the closing `}` is an error.
-//!
-//! Field numbers used as names (`"1": …`) are rejected with [`JsonError::FieldNumberName`]: the
-//! reference mapped them onto the field with that number using other value rules (for example
-//! C-escaped bytes instead of Base64); numbers that name no field are skipped like other unknown
-//! names.
-
-use crate::model::{DiagnosisKey, DiagnosisKeyBatch, ReportType};
-use base64::Engine as _;
-use std::fmt::Write as _;
-
-/// How deep objects and arrays inside skipped (unknown) values may nest.
-pub const MAX_NESTING_DEPTH: usize = 64;
-
-/// Reason text of a Base64 error, as the reference words it.
-pub const INVALID_BASE64: &str = "Invalid Base64 in JSON object";
-
-/// Errors of the JSON decoder. Each carries the byte offset in the body where it was found.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum JsonError {
-    /// The body is not valid UTF-8.
-    #[error("Failed to read request: invalid UTF-8 at byte {position}")]
-    InvalidUtf8 {
-        /// Byte offset of the first invalid byte.
-        position: usize,
-    },
-    /// A token other than the expected one.
-    #[error("Failed to read request: at byte {position}: expected {expected}, found {found:?}")]
-    Unexpected {
-        /// Byte offset of the token.
-        position: usize,
-        /// What the parser expected.
-        expected: &'static str,
-        /// The token found (shortened).
-        found: String,
-    },
-    /// The body ended early.
-    #[error(
-        "Failed to read request: at byte {position}: unexpected end of input, expected {expected}"
-    )]
-    UnexpectedEnd {
-        /// Byte offset of the end.
-        position: usize,
-        /// What the parser expected.
-        expected: &'static str,
-    },
-    /// A quoted string is unterminated or has a bad escape sequence.
-    #[error("Failed to read request: at byte {position}: {reason}")]
-    InvalidString {
-        /// Byte offset of the string.
-        position: usize,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// An integer that does not parse or is out of range for its field.
-    #[error(
-        "Failed to read request: at byte {position}: couldn't parse integer {text:?} for {field}: {reason}"
-    )]
-    InvalidInteger {
-        /// Byte offset of the value.
-        position: usize,
-        /// The field name.
-        field: &'static str,
-        /// The value text (shortened).
-        text: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A report type name that `Efgs.proto` does not define.
-    #[error(
-        "Failed to read request: at byte {position}: Enum type \"eu.interop.ReportType\" has no value named \"{name}\""
-    )]
-    UnknownEnumName {
-        /// Byte offset of the value.
-        position: usize,
-        /// The name given (shortened).
-        name: String,
-    },
-    /// A bytes field whose value is not valid standard Base64.
-    #[error("Invalid Base64 in JSON object")]
-    InvalidBase64 {
-        /// Byte offset of the value.
-        position: usize,
-        /// The field name.
-        field: &'static str,
-    },
-    /// Unknown values nest deeper than [`MAX_NESTING_DEPTH`].
-    #[error("Failed to read request: at byte {position}: nesting deeper than {limit} levels")]
-    TooDeep {
-        /// Byte offset of the opening bracket that was one too many.
-        position: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// A field number used as a field name (not supported, see the module documentation).
-    #[error(
-        "Failed to read request: at byte {position}: field numbers as names are not supported: {name:?}"
-    )]
-    FieldNumberName {
-        /// Byte offset of the name.
-        position: usize,
-        /// The name.
-        name: String,
-    },
-    /// Something follows the closing `}`.
-    #[error(
-        "Failed to read request: at byte {position}: Expecting the end of the stream, but there seems to be more data"
-    )]
-    TrailingContent {
-        /// Byte offset of the first extra token.
-        position: usize,
-    },
-}
-
-impl JsonError {
-    /// A stable machine code for this kind.
-    pub fn code(&self) -> &'static str {
-        match self {
-            JsonError::InvalidUtf8 { .. } => "json-invalid-utf8",
-            JsonError::Unexpected { .. } => "json-unexpected-token",
-            JsonError::UnexpectedEnd { .. } => "json-unexpected-end",
-            JsonError::InvalidString { .. } => "json-invalid-string",
-            JsonError::InvalidInteger { .. } => "json-invalid-integer",
-            JsonError::UnknownEnumName { .. } => "json-unknown-enum-name",
-            JsonError::InvalidBase64 { .. } => "json-invalid-base64",
-            JsonError::TooDeep { .. } => "json-too-deep",
-            JsonError::FieldNumberName { .. } => "json-field-number-name",
-            JsonError::TrailingContent { .. } => "json-trailing-content",
-        }
-    }
-
-    /// Byte offset in the body where the error was found.
-    pub fn position(&self) -> usize {
-        match self {
-            JsonError::InvalidUtf8 { position }
-            | JsonError::Unexpected { position, .. }
-            | JsonError::UnexpectedEnd { position, .. }
-            | JsonError::InvalidString { position, .. }
-            | JsonError::InvalidInteger { position, .. }
-            | JsonError::UnknownEnumName { position, .. }
-            | JsonError::InvalidBase64 { position, .. }
-            | JsonError::TooDeep { position, .. }
-            | JsonError::FieldNumberName { position, .. }
-            | JsonError::TrailingContent { position } => *position,
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Output
-
-/// Prints a batch exactly as the reference does (see the module documentation).
-pub fn to_reference_json(batch: &DiagnosisKeyBatch) -> String {
-    let mut out = String::with_capacity(2 + batch.keys.len() * 280);
-    out.push('{');
-    if !batch.keys.is_empty() {
-        out.push_str("\"keys\": [");
-        for (i, key) in batch.keys.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            write_key(&mut out, key);
-        }
-        out.push(']');
-    }
-    out.push('}');
-    out
-}
-
-fn write_key(out: &mut String, key: &DiagnosisKey) {
-    out.push('{');
-    let mut first = true;
-    let mut field = |out: &mut String, name: &str| {
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        out.push('"');
-        out.push_str(name);
-        out.push_str("\": ");
-    };
-    if !key.key_data.is_empty() {
-        field(out, "keyData");
-        out.push('"');
-        base64::engine::general_purpose::STANDARD.encode_string(&key.key_data, out);
-        out.push('"');
-    }
-    // `write!` into a String cannot fail.
-    if key.rolling_start_interval_number != 0 {
-        field(out, "rollingStartIntervalNumber");
-        let _ = write!(out, "{}", key.rolling_start_interval_number);
-    }
-    if key.rolling_period != 0 {
-        field(out, "rollingPeriod");
-        let _ = write!(out, "{}", key.rolling_period);
-    }
-    if key.transmission_risk_level != 0 {
-        field(out, "transmissionRiskLevel");
-        let _ = write!(out, "{}", key.transmission_risk_level);
-    }
-    if !key.visited_countries.is_empty() {
-        field(out, "visitedCountries");
-        out.push('[');
-        for (i, c) in key.visited_countries.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            write_string(out, c);
-        }
-        out.push(']');
-    }
-    if !key.origin.is_empty() {
-        field(out, "origin");
-        write_string(out, &key.origin);
-    }
-    if key.report_type != 0 {
-        field(out, "reportType");
-        match ReportType::try_from(key.report_type) {
-            Ok(rt) => {
-                out.push('"');
-                out.push_str(rt.proto_name());
-                out.push('"');
-            }
-            Err(_) => {
-                let _ = write!(out, "{}", key.report_type);
-            }
-        }
-    }
-    if key.days_since_onset_of_symptoms != 0 {
-        field(out, "days_since_onset_of_symptoms");
-        let _ = write!(out, "{}", key.days_since_onset_of_symptoms);
-    }
-    out.push('}');
-}
-
-/// A quoted string, escaped like protobuf-java-format's `escapeText`.
-fn write_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if (c as u32) > 0xFFFF => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{:04x}", unit);
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
+use super::*;
 
 // ---------------------------------------------------------------------------------------------
 // Input
@@ -347,7 +38,7 @@ pub(crate) fn parse_limited(
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Eof,
     /// `[A-Za-z_][0-9A-Za-z_+-]*`
     Ident,
@@ -360,13 +51,13 @@ enum Kind {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Token<'a> {
+pub(super) struct Token<'a> {
     kind: Kind,
     text: &'a str,
     pos: usize,
 }
 
-struct Parser<'a> {
+pub(super) struct Parser<'a> {
     src: &'a str,
     /// Where scanning for the token after `cur` starts.
     next: usize,
@@ -375,14 +66,14 @@ struct Parser<'a> {
 
 /// Which integer type a field has.
 #[derive(Clone, Copy)]
-enum IntType {
+pub(super) enum IntType {
     U32,
     I32,
 }
 
-const MAX_SHOWN: usize = 40;
+pub(super) const MAX_SHOWN: usize = 40;
 
-fn shorten(s: &str) -> String {
+pub(super) fn shorten(s: &str) -> String {
     match s.char_indices().nth(MAX_SHOWN) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),
@@ -390,7 +81,7 @@ fn shorten(s: &str) -> String {
 }
 
 /// The field number named by an all-digit name, if it could name a field (1..=8).
-fn field_number(name: &str) -> Option<u32> {
+pub(super) fn field_number(name: &str) -> Option<u32> {
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -401,7 +92,7 @@ fn field_number(name: &str) -> Option<u32> {
     trimmed.parse::<u32>().ok().filter(|n| (1..=8).contains(n))
 }
 
-fn is_name_char(b: u8) -> bool {
+pub(super) fn is_name_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'.'
 }
 
@@ -854,7 +545,7 @@ impl<'a> Parser<'a> {
 }
 
 /// Unescapes the inside of a quoted string (the reference's `unescapeText`, plus `\/`).
-fn unescape(inner: &str, pos: usize) -> Result<String, JsonError> {
+pub(super) fn unescape(inner: &str, pos: usize) -> Result<String, JsonError> {
     if !inner.contains('\\') {
         return Ok(inner.to_owned());
     }
@@ -911,7 +602,7 @@ fn unescape(inner: &str, pos: usize) -> Result<String, JsonError> {
     Ok(out)
 }
 
-fn hex4(chars: &mut std::str::Chars<'_>) -> Option<u16> {
+pub(super) fn hex4(chars: &mut std::str::Chars<'_>) -> Option<u16> {
     let mut v = 0u16;
     for _ in 0..4 {
         v = v * 16 + chars.next()?.to_digit(16)? as u16;
@@ -921,7 +612,7 @@ fn hex4(chars: &mut std::str::Chars<'_>) -> Option<u16> {
 
 /// A number token with protobuf text-format rules: optional sign, then `0x`/`0X` hex, a leading
 /// `0` for octal, or decimal. The value is exact for up to 20 digits; larger is out of range.
-fn parse_text_format_int(text: &str) -> Result<i128, &'static str> {
+pub(super) fn parse_text_format_int(text: &str) -> Result<i128, &'static str> {
     let (negative, rest) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
@@ -940,7 +631,7 @@ fn parse_text_format_int(text: &str) -> Result<i128, &'static str> {
 }
 
 /// A double-quoted integer: the reference reads it as decimal (`"42"`, `"-5"`), `""` as 0.
-fn parse_quoted_int(inner: &str) -> Result<i128, &'static str> {
+pub(super) fn parse_quoted_int(inner: &str) -> Result<i128, &'static str> {
     if inner.is_empty() {
         return Ok(0);
     }
@@ -953,7 +644,7 @@ fn parse_quoted_int(inner: &str) -> Result<i128, &'static str> {
     Ok(if negative { -value } else { value })
 }
 
-fn parse_digits(digits: &str, radix: u32) -> Result<i128, &'static str> {
+pub(super) fn parse_digits(digits: &str, radix: u32) -> Result<i128, &'static str> {
     if digits.is_empty() {
         return Err("no digits");
     }
@@ -968,7 +659,7 @@ fn parse_digits(digits: &str, radix: u32) -> Result<i128, &'static str> {
 
 /// Whether Java's `Double.parseDouble` accepts the token (the reference accepted such unquoted
 /// tokens as string values).
-fn is_java_double(text: &str) -> bool {
+pub(super) fn is_java_double(text: &str) -> bool {
     let s = text.strip_prefix(['+', '-']).unwrap_or(text);
     if s == "NaN" || s == "Infinity" {
         return true;
@@ -1017,7 +708,7 @@ fn is_java_double(text: &str) -> bool {
 
 /// Java's `Base64.getDecoder().decode`: standard alphabet, padding optional but correct when
 /// present, nothing after the padding, unused trailing bits ignored.
-fn java_base64_decode(src: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn java_base64_decode(src: &[u8]) -> Option<Vec<u8>> {
     fn value(c: u8) -> Option<u32> {
         Some(u32::from(match c {
             b'A'..=b'Z' => c - b'A',
@@ -1064,79 +755,4 @@ fn java_base64_decode(src: &[u8]) -> Option<Vec<u8>> {
         _ => {}
     }
     (i == src.len()).then_some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_follows_java_rules() {
-        let ok = |s: &str, v: &[u8]| {
-            assert_eq!(java_base64_decode(s.as_bytes()).as_deref(), Some(v), "{s}")
-        };
-        let bad = |s: &str| assert_eq!(java_base64_decode(s.as_bytes()), None, "{s}");
-        ok("", b"");
-        ok("QQ==", b"A");
-        ok("QQ", b"A");
-        ok("QUI=", b"AB");
-        ok("QUI", b"AB");
-        ok("QUJD", b"ABC");
-        ok("QR==", b"A"); // unused bits ignored, like Java
-        bad("QQ=");
-        bad("Q");
-        bad("Q=");
-        bad("=");
-        bad("QUJD=");
-        bad("QQ==QQ==");
-        bad("QQ== ");
-        bad(" QQ==");
-        bad("QU JD");
-        bad("_-8=");
-        bad("invalidBase64");
-    }
-
-    #[test]
-    fn java_double_tokens() {
-        for t in [
-            "1",
-            "-1",
-            "1.5",
-            ".5",
-            "1.",
-            "1e5",
-            "1E-5",
-            "1d",
-            "2F",
-            "NaN",
-            "-Infinity",
-            "0x1p3",
-            "0x.8P-1",
-        ] {
-            assert!(is_java_double(t), "{t}");
-        }
-        for t in [
-            "", "-", ".", "e5", "1e", "1x", "0x1", "abc", "1..2", "DE", "1-2",
-        ] {
-            assert!(!is_java_double(t), "{t}");
-        }
-    }
-
-    #[test]
-    fn integers() {
-        assert_eq!(parse_text_format_int("0x10"), Ok(16));
-        assert_eq!(parse_text_format_int("-0x10"), Ok(-16));
-        assert_eq!(parse_text_format_int("010"), Ok(8));
-        assert_eq!(parse_text_format_int("0"), Ok(0));
-        assert_eq!(parse_text_format_int("+7"), Ok(7));
-        assert!(parse_text_format_int("09").is_err());
-        assert!(parse_text_format_int("0x").is_err());
-        assert!(parse_text_format_int("-").is_err());
-        assert!(parse_text_format_int("1.0").is_err());
-        assert!(parse_text_format_int("1e3").is_err());
-        assert_eq!(parse_quoted_int("010"), Ok(10));
-        assert_eq!(parse_quoted_int(""), Ok(0));
-        assert!(parse_quoted_int("0x10").is_err());
-        assert!(parse_text_format_int(&"9".repeat(100)).unwrap() > i128::from(u32::MAX));
-    }
 }
