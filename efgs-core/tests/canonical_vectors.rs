@@ -10,12 +10,9 @@ use efgs_core::canonical::{
     payload_sha256, write_canonical_key,
 };
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/spec/vectors");
+mod vectors_support;
 
-fn read(name: &str) -> Vec<u8> {
-    let path = format!("{VECTORS}/{name}");
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
-}
+use vectors_support::read;
 
 #[allow(clippy::too_many_arguments)]
 fn key(
