@@ -14,24 +14,33 @@ pub fn path(name: &str) -> PathBuf {
 }
 
 /// The bytes of a vector; panics, naming the path, when it cannot be read.
+#[track_caller]
 pub fn read(name: &str) -> Vec<u8> {
     let path = path(name);
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
+    match std::fs::read(&path) {
+        Ok(data) => data,
+        Err(e) => panic!(
             "test vector {} cannot be read ({e}); the vectors are committed under \
              efgs-core/tests/data/vectors/",
             path.display()
-        )
-    })
+        ),
+    }
 }
 
 /// A vector as UTF-8 text.
+#[track_caller]
 pub fn read_string(name: &str) -> String {
-    String::from_utf8(read(name)).unwrap_or_else(|e| panic!("test vector {name}: {e}"))
+    match String::from_utf8(read(name)) {
+        Ok(text) => text,
+        Err(e) => panic!("test vector {name}: {e}"),
+    }
 }
 
 /// `generated/vectors.json`, parsed.
+#[track_caller]
 pub fn vectors_json() -> serde_json::Value {
-    serde_json::from_slice(&read("generated/vectors.json"))
-        .unwrap_or_else(|e| panic!("test vector generated/vectors.json: {e}"))
+    match serde_json::from_slice(&read("generated/vectors.json")) {
+        Ok(value) => value,
+        Err(e) => panic!("test vector generated/vectors.json: {e}"),
+    }
 }
