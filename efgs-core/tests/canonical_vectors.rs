@@ -1,5 +1,5 @@
-//! Canonical bytes and payload hashes against the spec vectors (protocol §4.1, §11, §12 items
-//! 63, 64, 68).
+//! Canonical bytes and payload hashes against the test vectors in tests/data/vectors (protocol
+//! §4.1, §11, §12 items 63, 64, 68).
 #![allow(clippy::unwrap_used)]
 
 use base64::Engine as _;
