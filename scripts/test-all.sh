@@ -30,6 +30,9 @@ echo "== cargo deny (licences, bans, sources; advisories need the network: run t
 if ! command -v cargo-deny >/dev/null; then
     cargo install --locked --quiet cargo-deny --version 0.20.2
 fi
+# cargo-deny reads every platform's crates in Cargo.lock (wasm-bindgen, windows-sys, ...); the
+# builds above fetched only this platform's. Without --target, cargo fetch gets them all.
+cargo fetch --locked
 cargo deny --offline check licenses bans sources
 
 echo "== cargo doc"

@@ -1,5 +1,5 @@
-//! Canonical bytes and payload hashes against the spec vectors (protocol §4.1, §11, §12 items
-//! 63, 64, 68).
+//! Canonical bytes and payload hashes against the test vectors in tests/data/vectors (protocol
+//! §4.1, §11, §12 items 63, 64, 68).
 #![allow(clippy::unwrap_used)]
 
 use base64::Engine as _;
@@ -10,12 +10,9 @@ use efgs_core::canonical::{
     payload_sha256, write_canonical_key,
 };
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/spec/vectors");
+mod vectors_support;
 
-fn read(name: &str) -> Vec<u8> {
-    let path = format!("{VECTORS}/{name}");
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
-}
+use vectors_support::read;
 
 #[allow(clippy::too_many_arguments)]
 fn key(

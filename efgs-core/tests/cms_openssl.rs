@@ -19,6 +19,8 @@ use efgs_core::batch_signature::{
 use efgs_core::cert::Thumbprint;
 use time::{Duration, OffsetDateTime};
 
+mod vectors_support;
+
 // ---------------------------------------------------------------------------------------------
 // OpenSSL plumbing
 
@@ -152,11 +154,7 @@ cached_cred!(p384, P384, "/C=DE/O=Test Org/CN=p384");
 
 /// Canonical batch bytes (protocol §4.1) of the generated 3-key vector.
 fn content() -> Vec<u8> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/spec/vectors/generated/batch3.canonical.txt"
-    ))
-    .unwrap()
+    vectors_support::read("generated/batch3.canonical.txt")
 }
 
 /// `openssl cms -sign -binary -outform DER -nosmimecap` plus `extra`.

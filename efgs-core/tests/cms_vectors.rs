@@ -12,10 +12,8 @@ use prost::Message as _;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/spec/vectors/generated/"
-);
+mod vectors_support;
+
 const NOW: OffsetDateTime = datetime!(2026-11-28 12:00:00 UTC);
 
 struct Vectors {
@@ -25,10 +23,9 @@ struct Vectors {
 }
 
 fn vectors() -> Vectors {
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(format!("{DIR}vectors.json")).unwrap()).unwrap();
-    let canonical = std::fs::read(format!("{DIR}batch3.canonical.txt")).unwrap();
-    let pb = std::fs::read(format!("{DIR}batch3.pb")).unwrap();
+    let json = vectors_support::vectors_json();
+    let canonical = vectors_support::read("generated/batch3.canonical.txt");
+    let pb = vectors_support::read("generated/batch3.pb");
     let keys = efgs_core::DiagnosisKeyBatch::decode(pb.as_slice())
         .unwrap()
         .keys;

@@ -1,4 +1,4 @@
-//! Codec against the spec vectors (shared/spec/vectors): the three `.bin` batches from the Java
+//! Codec against the test vectors (tests/data/vectors): the three `.bin` batches from the Java
 //! repository and the generated `batch3` (protobuf and the Java-printed JSON).
 #![allow(clippy::unwrap_used)]
 
@@ -8,17 +8,11 @@ use efgs_core::media::BodyFormat;
 use efgs_core::proto::{ProtoError, decode_batch, decode_body, encode_batch, encode_body};
 use efgs_core::{DiagnosisKey, DiagnosisKeyBatch, Error};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/spec/vectors");
+mod vectors_support;
 
-fn read(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{VECTORS}/{name}")).unwrap()
-}
+use vectors_support::{read, vectors_json};
 
-fn vectors_json() -> serde_json::Value {
-    serde_json::from_slice(&read("generated/vectors.json")).unwrap()
-}
-
-/// The key of the three `.bin` files with the given RSIN = RP (vectors/README.md).
+/// The key of the three `.bin` files with the given RSIN = RP (tests/data/vectors/README.md).
 fn bin_key(rsin_rp: u32) -> DiagnosisKey {
     DiagnosisKey {
         key_data: b"123".to_vec(),

@@ -10,6 +10,7 @@
 #[path = "../../fuzz/src/checks.rs"]
 #[allow(unreachable_pub, dead_code)]
 mod checks;
+mod vectors_support;
 
 use std::path::PathBuf;
 
@@ -101,12 +102,8 @@ fn canonical_corpus() {
 /// check compares against something right.
 #[test]
 fn canonical_oracle_matches_vector() {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/spec/vectors/generated/"
-    );
-    let pb = std::fs::read(format!("{dir}batch3.pb")).unwrap();
-    let expected = std::fs::read(format!("{dir}batch3.canonical.txt")).unwrap();
+    let pb = vectors_support::read("generated/batch3.pb");
+    let expected = vectors_support::read("generated/batch3.canonical.txt");
     let batch = efgs_core::proto::decode_batch(&pb).unwrap();
     assert_eq!(checks::naive_batch_bytes(&batch.keys), expected);
     assert_eq!(seed("canonical", "batch3.pb"), pb);
@@ -126,7 +123,7 @@ fn cms_verify_corpus() {
     assert_eq!(outcomes.len(), n);
 }
 
-/// The named CMS seeds have the outcomes their producers intended (vectors/README.md for the
+/// The named CMS seeds have the outcomes their producers intended (tests/data/vectors/README.md for the
 /// `vector_` ones; the `openssl_` ones are OpenSSL CLI signatures by C=DE certificates).
 #[test]
 fn cms_verify_seed_outcomes() {

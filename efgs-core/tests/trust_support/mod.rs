@@ -10,10 +10,8 @@ use efgs_core::cert::Thumbprint;
 use efgs_core::model::CertificateType;
 use efgs_core::trust::TrustListEntry;
 
-pub const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/spec/vectors/generated/vectors.json"
-);
+#[path = "../vectors_support/mod.rs"]
+mod vectors_support;
 
 /// One certificate of vectors.json.
 #[derive(Clone, Debug)]
@@ -31,8 +29,7 @@ pub struct Vectors {
 }
 
 pub fn vectors() -> Vectors {
-    let text = std::fs::read_to_string(VECTORS).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let v = vectors_support::vectors_json();
     let mut certs = Vec::new();
     for (name, c) in v["certificates"].as_object().unwrap() {
         let s = |k: &str| c[k].as_str().unwrap().to_owned();
