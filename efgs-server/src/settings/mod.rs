@@ -414,3 +414,6 @@ fn net_limits(http: HttpConfig, max_body_bytes: u64) -> NetLimits {
         ..NetLimits::default()
     }
 }
+
+#[cfg(test)]
+mod tests;
