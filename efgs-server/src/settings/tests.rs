@@ -66,6 +66,9 @@ fn received(s: &Settings) -> String {
     )
 }
 
+/// A setting, the environment it is changed from, and the variables that change it.
+type Case<'a> = (&'a str, &'a BTreeMap<&'a str, String>, Vec<(&'a str, String)>);
+
 #[test]
 fn every_setting_changes_what_its_part_receives() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,7 +115,7 @@ fn every_setting_changes_what_its_part_receives() {
 
     // (setting, base, changes): the changes set the setting (and, for a `_file` variant, drop
     // the inline value it replaces).
-    let cases: Vec<(&str, &BTreeMap<&str, String>, Vec<(&str, String)>)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "listen",
             &memory,
