@@ -48,6 +48,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 pub(crate) use efgs_core::callback_url::IpCidr;
+use efgs_core::store::BoxError;
 use serde::Deserialize;
 
 /// The environment variable naming the configuration file.
@@ -605,8 +606,6 @@ pub(crate) fn invalid_because(
     }
 }
 
-/// A boxed error kept as a source.
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 mod load;
 mod secrets;

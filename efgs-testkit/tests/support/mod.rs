@@ -13,8 +13,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-/// A boxed error.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub use efgs_core::store::BoxError;
 
 // ---------------------------------------------------------------------------------------------
 // Storage backends
