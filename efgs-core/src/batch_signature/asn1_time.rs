@@ -65,11 +65,11 @@ pub(crate) fn parse(t: &Tlv<'_>) -> Option<OffsetDateTime> {
     };
     let date = Date::from_calendar_date(year, Month::try_from(month).ok()?, day).ok()?;
     let time = Time::from_hms_nano(hour, minute, second, nanos).ok()?;
-    Some(
-        PrimitiveDateTime::new(date, time)
-            .assume_offset(offset)
-            .to_offset(UtcOffset::UTC),
-    )
+    // The instant in UTC may fall outside the representable years (9999-12-31T23:59:59-2359):
+    // refused, never a panic.
+    PrimitiveDateTime::new(date, time)
+        .assume_offset(offset)
+        .checked_to_offset(UtcOffset::UTC)
 }
 
 fn digits<T: std::str::FromStr>(s: &str) -> Option<T> {
@@ -145,6 +145,24 @@ mod tests {
 
     /// Found by the `cms_verify` fuzz target: non-ASCII text where the seconds or the offset
     /// digits are expected is refused, not a slicing panic.
+    #[test]
+    fn instants_outside_the_representable_years_are_refused() {
+        // GeneralizedTime (0x18) and UTCTime (0x17) at the edges, with offsets that push the
+        // instant past year 9999 or before year -9999 in UTC.
+        for (tag, text) in [
+            (0x18u8, "99991231235959-2359"),
+            (0x18, "99991231235959.999-2359"),
+            (0x18, "00000101000000+2359"),
+        ] {
+            let mut der = vec![tag, u8::try_from(text.len()).unwrap()];
+            der.extend_from_slice(text.as_bytes());
+            let _ = p(&der); // must not panic
+        }
+        let mut der = vec![0x18u8, 19];
+        der.extend_from_slice(b"99991231235959-2359");
+        assert_eq!(p(&der), None);
+    }
+
     #[test]
     fn multibyte_characters_are_refused() {
         // "2611290010" then '0' and 'ǥ' (2 bytes) where the seconds would be.
