@@ -21,7 +21,8 @@
 #   EFGS_PG_BIN         directory holding initdb/pg_ctl (default: newest /usr/lib/postgresql/*/bin)
 #
 # Connections are trusted, except to the database `efgs_password`, which requires a password
-# (SCRAM) from every user: tests of the password settings use it.
+# (SCRAM) from every user: tests of the password settings use it. TLS is on (ssl=on) with a
+# throw-away CA whose certificate is exported as EFGS_TEST_DATABASE_CA; clients may use it or not.
 #
 # The cluster trusts every local connection (--auth=trust), listens on 127.0.0.1 only, keeps its
 # unix socket in its own directory, and runs with fsync off: it is for tests and benches only.
@@ -89,6 +90,7 @@ port_free() {
 print_env() {
     echo "export EFGS_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:${PG_PORT}/postgres'"
     echo "export EFGS_PG_TEST_DIR='${PG_DIR}'"
+    echo "export EFGS_TEST_DATABASE_CA='${PG_DIR}/tls/ca.pem'"
 }
 
 load_state() {
@@ -148,12 +150,34 @@ cmd_start() {
     as_owner sh -c "{ printf 'host efgs_password all 127.0.0.1/32 scram-sha-256\n'; \
 cat '$dir/data/pg_hba.conf'; } > '$dir/data/pg_hba.new' && mv '$dir/data/pg_hba.new' '$dir/data/pg_hba.conf'"
 
+    # TLS: a throw-away CA and a server certificate for 127.0.0.1/localhost, so tests can
+    # connect with sslmode verify-full (EFGS_TEST_DATABASE_CA) and see a wrong CA refused.
+    command -v openssl >/dev/null || die "openssl is needed for the test cluster's TLS certificate"
+    mkdir -p "$dir/tls"
+    {
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+            -subj "/CN=efgs test database CA" -keyout "$dir/tls/ca.key" -out "$dir/tls/ca.pem" &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+                -subj "/CN=127.0.0.1" -keyout "$dir/tls/server.key" -out "$dir/tls/server.csr" &&
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+                >"$dir/tls/server.ext" &&
+            openssl x509 -req -in "$dir/tls/server.csr" -CA "$dir/tls/ca.pem" -CAkey "$dir/tls/ca.key" \
+                -CAcreateserial -days 30 -extfile "$dir/tls/server.ext" -out "$dir/tls/server.pem"
+    } >"$dir/tls/openssl.log" 2>&1 || {
+        cat "$dir/tls/openssl.log" >&2
+        die "could not make the test cluster's TLS certificate"
+    }
+    chmod 600 "$dir/tls/server.key" "$dir/tls/ca.key"
+    chmod 644 "$dir/tls/ca.pem" "$dir/tls/server.pem"
+    [[ "$(id -u)" -eq 0 ]] && chown -R postgres: "$dir/tls"
+
     local port="$FIRST_PORT" last=$((FIRST_PORT + 50)) started=0
     while [[ "$port" -le "$last" ]]; do
         if port_free "$port"; then
             if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
                 -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off \
--c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c ssl=on \
+-c ssl_cert_file=$dir/tls/server.pem -c ssl_key_file=$dir/tls/server.key" \
                 start >&2; then
                 started=1
                 break

@@ -256,6 +256,9 @@ pub(crate) async fn open_store(settings: &Settings) -> Result<Arc<DynStore>, Ser
                 source,
             )
             .into()),
+            Err(ConnectError::Tls { source }) => {
+                Err(invalid_because("database.sslmode / database.ca_file", source).into())
+            }
             Err(ConnectError::Settings { reason }) => Err(invalid("database.url", reason).into()),
             Err(e) => Err(ServeError::Store(e.into())),
         },

@@ -26,6 +26,26 @@ pub struct PgConfig {
     pub wait_timeout: Duration,
     /// Keys that encrypt the key payload at rest.
     pub encryption: EncryptionKeys,
+    /// TLS to the database server (overrides any `sslmode` in [`Self::url`]).
+    pub tls: PgTls,
+}
+
+/// TLS to the database server, with rustls (ring provider).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PgTls {
+    /// Plain TCP (libpq `sslmode=disable`).
+    #[default]
+    Disable,
+    /// TLS required, the server's certificate not checked (libpq `sslmode=require`): protects
+    /// against eavesdropping, not against an impostor.
+    Require,
+    /// TLS required; the server's certificate must chain to one of these CA certificates (DER)
+    /// and name the host of the URL (libpq `sslmode=verify-full`).
+    VerifyFull {
+        /// The trusted CA certificates, DER.
+        roots: Vec<Vec<u8>>,
+    },
 }
 
 impl PgConfig {
@@ -34,6 +54,7 @@ impl PgConfig {
         PgConfig {
             url: url.into(),
             password: None,
+            tls: PgTls::Disable,
             schema: None,
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
@@ -61,6 +82,12 @@ impl PgConfig {
         self
     }
 
+    /// Sets TLS to the database server.
+    pub fn with_tls(mut self, tls: PgTls) -> Self {
+        self.tls = tls;
+        self
+    }
+
     /// Sets the pool size.
     pub fn with_pool_size(mut self, pool_size: usize) -> Self {
         self.pool_size = pool_size;
@@ -78,6 +105,7 @@ impl fmt::Debug for PgConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("wait_timeout", &self.wait_timeout)
             .field("encryption", &self.encryption)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -7,6 +7,8 @@ use crate::migrate;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use std::str::FromStr;
 use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Pool plus ciphers: what every store operation needs.
 pub(crate) struct Db {
@@ -59,15 +61,22 @@ impl Db {
             options.push_str(&format!("-c search_path={schema}"));
             pg.options(options);
         }
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                // Verified: a connection returned to the pool right before its server went away
-                // (failover, admin shutdown) is caught at checkout, not by the next caller.
-                recycling_method: RecyclingMethod::Verified,
-            },
-        );
+        // Verified: a connection returned to the pool right before its server went away
+        // (failover, admin shutdown) is caught at checkout, not by the next caller.
+        let manager_config = || ManagerConfig {
+            recycling_method: RecyclingMethod::Verified,
+        };
+        // The TLS setting wins over any `sslmode` in the URL.
+        let manager = match crate::tls::client_config(&cfg.tls)? {
+            None => {
+                pg.ssl_mode(SslMode::Disable);
+                Manager::from_config(pg, NoTls, manager_config())
+            }
+            Some(client) => {
+                pg.ssl_mode(SslMode::Require);
+                Manager::from_config(pg, MakeRustlsConnect::new(client), manager_config())
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(cfg.pool_size)
             .wait_timeout(Some(cfg.wait_timeout))

@@ -21,7 +21,14 @@ pub enum ConnectError {
         /// The driver's error.
         source: efgs_core::store::StoreError,
     },
-    /// Anything else: unreachable server, TLS, migrations.
+    /// The TLS handshake with the server failed (no TLS offered, certificate not trusted or
+    /// not for this host).
+    #[error("TLS to the database failed: {source}")]
+    Tls {
+        /// The driver's error.
+        source: efgs_core::store::StoreError,
+    },
+    /// Anything else: unreachable server, migrations.
     #[error(transparent)]
     Store(#[from] efgs_core::store::StoreError),
 }
@@ -29,7 +36,9 @@ pub enum ConnectError {
 impl From<ConnectError> for efgs_core::store::StoreError {
     fn from(e: ConnectError) -> Self {
         match e {
-            ConnectError::Store(s) | ConnectError::Credentials { source: s } => s,
+            ConnectError::Store(s)
+            | ConnectError::Credentials { source: s }
+            | ConnectError::Tls { source: s } => s,
             ConnectError::Settings { .. } => efgs_core::store::StoreError::Backend {
                 backend: "postgres",
                 source: Box::new(e),
@@ -51,6 +60,7 @@ impl From<PgError> for ConnectError {
             {
                 ConnectError::Credentials { source: e.into() }
             }
+            e if e.is_tls() => ConnectError::Tls { source: e.into() },
             e => ConnectError::Store(e.into()),
         }
     }
@@ -87,6 +97,25 @@ impl PgError {
             PgError::Pool(PoolError::Backend(e)) => e.code(),
             _ => None,
         }
+    }
+
+    /// Whether the error comes from the TLS layer (rustls) or the server refused TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(s) = source {
+            let in_io = s
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .is_some_and(|inner| inner.is::<rustls::Error>());
+            if in_io
+                || s.is::<rustls::Error>()
+                || s.to_string().contains("server does not support TLS")
+            {
+                return true;
+            }
+            source = s.source();
+        }
+        false
     }
 
     /// Whether the error is a unique violation.

@@ -60,7 +60,8 @@ mod db;
 mod error;
 mod migrate;
 mod store;
+mod tls;
 
-pub use config::{EncryptionKeys, KeyConfigError, KeyId, PgConfig};
+pub use config::{EncryptionKeys, KeyConfigError, KeyId, PgConfig, PgTls};
 pub use error::ConnectError;
 pub use store::PgStore;

@@ -59,6 +59,7 @@ impl Config {
         };
         rebase_opt(&mut self.database.url_file);
         rebase_opt(&mut self.database.password_file);
+        rebase_opt(&mut self.database.ca_file);
         rebase_opt(&mut self.auth.tls_cert);
         rebase_opt(&mut self.auth.tls_key);
         rebase_opt(&mut self.auth.client_ca);

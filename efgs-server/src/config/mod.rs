@@ -162,6 +162,10 @@ pub(crate) struct DatabaseConfig {
     pub(crate) password_file: Option<PathBuf>,
     /// Schema holding the tables (created if missing); unset: the server's `search_path`.
     pub(crate) schema: Option<String>,
+    /// TLS to the database.
+    pub(crate) sslmode: SslMode,
+    /// CA certificates (PEM) the database's certificate must chain to (`verify-full`).
+    pub(crate) ca_file: Option<PathBuf>,
     /// Maximum pool connections.
     pub(crate) pool_size: u32,
     /// Seconds to wait for a pooled connection before the request gets 503.
@@ -176,8 +180,33 @@ impl Default for DatabaseConfig {
             password: None,
             password_file: None,
             schema: None,
+            sslmode: SslMode::Disable,
+            ca_file: None,
             pool_size: 16,
             connect_timeout_secs: 5,
+        }
+    }
+}
+
+/// TLS to the database (libpq's `sslmode` names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS, the server's certificate not checked.
+    Require,
+    /// TLS, the certificate checked against `database.ca_file` and the host name.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The configuration spelling.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Require => "require",
+            SslMode::VerifyFull => "verify-full",
         }
     }
 }
@@ -605,7 +634,6 @@ pub(crate) fn invalid_because(
         source: Box::new(source),
     }
 }
-
 
 mod load;
 mod secrets;

@@ -99,6 +99,7 @@ macro_rules! env_value_enum {
 }
 env_value_enum!(StorageKind { "memory" => StorageKind::Memory, "postgres" => StorageKind::Postgres });
 env_value_enum!(AuthMode { "proxy-headers" => AuthMode::ProxyHeaders, "mtls" => AuthMode::Mtls });
+env_value_enum!(SslMode { "disable" => SslMode::Disable, "require" => SslMode::Require, "verify-full" => SslMode::VerifyFull });
 env_value_enum!(LogFormat { "text" => LogFormat::Text, "json" => LogFormat::Json });
 
 impl EnvValue for PathBuf {
@@ -221,6 +222,10 @@ settings! {
         "File holding `database.password` (must not be readable by others).";
     "database.schema" => database.schema:
         "Schema holding the tables, created if missing (for example when several gateways share one database); unset: the role's default `search_path`.";
+    "database.sslmode" => database.sslmode:
+        "TLS to the database: `disable`, `require` (encrypted, the server's certificate not checked) or `verify-full` (the certificate must chain to `database.ca_file` and name the host of `database.url`). Overrides any `sslmode` in the URL.";
+    "database.ca_file" => database.ca_file:
+        "PEM file with the CA certificate(s) the database's certificate must chain to (required with `database.sslmode = verify-full`).";
     "database.pool_size" => database.pool_size:
         "Maximum number of pooled database connections (>= 1).";
     "database.connect_timeout_secs" => database.connect_timeout_secs:

@@ -9,7 +9,7 @@
 //! does not compile.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,13 +22,13 @@ use efgs_core::gateway::GatewayPolicy;
 use efgs_core::retention::RetentionPolicy;
 use efgs_core::trust::{TrustAnchor, TrustAnchors};
 use efgs_core::validate::ValidationPolicy;
-use efgs_store_postgres::{EncryptionKeys, KeyId, PgConfig};
+use efgs_store_postgres::{EncryptionKeys, KeyId, PgConfig, PgTls};
 use rustls::ServerConfig;
 
 use crate::config::{
     AuthConfig, AuthMode, BatchingConfig, Config, ConfigError, DatabaseConfig, DownloadConfig,
     DuplicateHashConfig, EncryptionConfig, HttpConfig, LogConfig, RetentionConfig, Secret,
-    SignatureConfig, StorageKind, TrustConfig, UploadConfig, invalid, invalid_because,
+    SignatureConfig, SslMode, StorageKind, TrustConfig, UploadConfig, invalid, invalid_because,
 };
 use crate::jobs::JobSchedule;
 use crate::net::{NetLimits, server_tls_config};
@@ -191,6 +191,8 @@ fn pg_config(database: DatabaseConfig, keys: EncryptionKeys) -> Result<PgConfig,
         password,
         password_file: _, // read into `password` by the loader
         schema,
+        sslmode,
+        ca_file,
         pool_size,
         connect_timeout_secs,
     } = database;
@@ -210,7 +212,20 @@ fn pg_config(database: DatabaseConfig, keys: EncryptionKeys) -> Result<PgConfig,
     if let Some(schema) = schema {
         pg = pg.with_schema(schema);
     }
-    Ok(pg)
+    let tls = match (sslmode, ca_file) {
+        (SslMode::Disable, _) => PgTls::Disable,
+        (SslMode::Require, _) => PgTls::Require,
+        (SslMode::VerifyFull, Some(ca)) => PgTls::VerifyFull {
+            roots: pem_certificates("database.ca_file", &ca)?,
+        },
+        (SslMode::VerifyFull, None) => {
+            return Err(invalid(
+                "database.ca_file",
+                "required with database.sslmode = verify-full",
+            ));
+        }
+    };
+    Ok(pg.with_tls(tls))
 }
 
 /// The encryption keys (`encryption.*`), `None` when none are configured. Key ids are numbers
@@ -281,10 +296,34 @@ fn auth_settings(auth: AuthConfig) -> Result<AuthSettings, ConfigError> {
     })
 }
 
-/// The trust anchors (`trust.anchors`): each file must hold at least one PEM `CERTIFICATE`.
-fn trust_anchors(files: &[PathBuf]) -> Result<TrustAnchors, ConfigError> {
+/// The DER certificates of a PEM file named by `setting` (at least one).
+fn pem_certificates(setting: &'static str, path: &Path) -> Result<Vec<Vec<u8>>, ConfigError> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject as _;
+    let pem = std::fs::read(path).map_err(|source| ConfigError::ReadSettingFile {
+        setting: setting.to_owned(),
+        path: path.to_owned(),
+        source,
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ConfigError::SettingFile {
+            setting,
+            path: path.to_owned(),
+            source: Box::new(e),
+        })?;
+    if certs.is_empty() {
+        return Err(invalid(
+            setting,
+            format!("{}: no PEM CERTIFICATE found", path.display()),
+        ));
+    }
+    Ok(certs)
+}
+
+/// The trust anchors (`trust.anchors`): each file must hold at least one PEM `CERTIFICATE`.
+fn trust_anchors(files: &[PathBuf]) -> Result<TrustAnchors, ConfigError> {
     const SETTING: &str = "trust.anchors";
     if files.is_empty() {
         return Err(invalid(
@@ -295,31 +334,14 @@ fn trust_anchors(files: &[PathBuf]) -> Result<TrustAnchors, ConfigError> {
     }
     let mut anchors = Vec::new();
     for path in files {
-        let pem = std::fs::read(path).map_err(|source| ConfigError::ReadSettingFile {
-            setting: SETTING.to_owned(),
-            path: path.clone(),
-            source,
-        })?;
-        let before = anchors.len();
-        for item in CertificateDer::pem_slice_iter(&pem) {
-            let cert = item.map_err(|e| ConfigError::SettingFile {
-                setting: SETTING,
-                path: path.clone(),
-                source: Box::new(e),
-            })?;
-            anchors.push(TrustAnchor::from_der(cert.as_ref()).map_err(|e| {
-                ConfigError::SettingFile {
+        for der in pem_certificates(SETTING, path)? {
+            anchors.push(
+                TrustAnchor::from_der(&der).map_err(|e| ConfigError::SettingFile {
                     setting: SETTING,
                     path: path.clone(),
                     source: Box::new(e),
-                }
-            })?);
-        }
-        if anchors.len() == before {
-            return Err(invalid(
-                SETTING,
-                format!("{}: no PEM CERTIFICATE found", path.display()),
-            ));
+                })?,
+            );
         }
     }
     TrustAnchors::new(anchors).map_err(|e| invalid_because(SETTING, e))

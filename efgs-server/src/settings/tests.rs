@@ -67,7 +67,11 @@ fn received(s: &Settings) -> String {
 }
 
 /// A setting, the environment it is changed from, and the variables that change it.
-type Case<'a> = (&'a str, &'a BTreeMap<&'a str, String>, Vec<(&'a str, String)>);
+type Case<'a> = (
+    &'a str,
+    &'a BTreeMap<&'a str, String>,
+    Vec<(&'a str, String)>,
+);
 
 #[test]
 fn every_setting_changes_what_its_part_receives() {
@@ -105,6 +109,11 @@ fn every_setting_changes_what_its_part_receives() {
             "EFGS_DUPLICATE_HASH_SECRET",
             "a duplicate-hash secret of 32 bytes or more".to_owned(),
         ),
+    ]);
+    let mut verify_full = postgres.clone();
+    verify_full.extend([
+        ("EFGS_DATABASE_SSLMODE", "verify-full".to_owned()),
+        ("EFGS_DATABASE_CA_FILE", anchor.clone()),
     ]);
     let mut mtls = memory.clone();
     mtls.extend([
@@ -153,6 +162,16 @@ fn every_setting_changes_what_its_part_receives() {
             "database.schema",
             &postgres,
             vec![("EFGS_DATABASE_SCHEMA", "efgs_a".into())],
+        ),
+        (
+            "database.sslmode",
+            &postgres,
+            vec![("EFGS_DATABASE_SSLMODE", "require".into())],
+        ),
+        (
+            "database.ca_file",
+            &verify_full,
+            vec![("EFGS_DATABASE_CA_FILE", client_ca.clone())],
         ),
         (
             "database.pool_size",
