@@ -231,6 +231,11 @@ impl Config {
                 "http.body_read_timeout_secs",
                 self.http.body_read_timeout_secs,
             ),
+            ("http.request_timeout_secs", self.http.request_timeout_secs),
+            (
+                "http.response_timeout_secs",
+                self.http.response_timeout_secs,
+            ),
             (
                 "database.connect_timeout_secs",
                 self.database.connect_timeout_secs,

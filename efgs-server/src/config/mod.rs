@@ -422,6 +422,12 @@ pub(crate) struct HttpConfig {
     pub(crate) shutdown_grace_secs: u64,
     /// Maximum size of a request's header block in bytes.
     pub(crate) max_header_bytes: usize,
+    /// Seconds one request may take from arrival until its response is completely sent.
+    pub(crate) request_timeout_secs: u64,
+    /// Seconds allowed to send a ready response.
+    pub(crate) response_timeout_secs: u64,
+    /// Maximum simultaneous connections from one client address (0: no limit).
+    pub(crate) max_connections_per_address: usize,
 }
 
 impl Default for HttpConfig {
@@ -434,6 +440,9 @@ impl Default for HttpConfig {
             body_read_timeout_secs: 30,
             shutdown_grace_secs: 30,
             max_header_bytes: 64 * 1024,
+            request_timeout_secs: 120,
+            response_timeout_secs: 60,
+            max_connections_per_address: 64,
         }
     }
 }

@@ -296,6 +296,12 @@ settings! {
         "At shutdown, seconds in-flight requests get to finish before connections are closed.";
     "http.max_header_bytes" => http.max_header_bytes:
         "Maximum size of a request header block in bytes (the batch signature travels in a header).";
+    "http.request_timeout_secs" => http.request_timeout_secs:
+        "Seconds one request may take from its arrival until its response is completely sent; beyond it the connection is dropped (slow bodies, clients that do not read their responses).";
+    "http.response_timeout_secs" => http.response_timeout_secs:
+        "Seconds allowed to send a ready response completely (a client that stops reading, or an HTTP/2 flow-control window kept at zero, loses its connection).";
+    "http.max_connections_per_address" => http.max_connections_per_address:
+        "Maximum simultaneous connections from one client address; further ones are closed at once (0: no limit). The trusted proxies of proxy-headers mode are exempt.";
     "log.format" => log.format:
         "Log format: `text` or `json`.";
     "log.filter" => log.filter:

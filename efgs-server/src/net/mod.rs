@@ -24,6 +24,16 @@
 //!   yet completely sent) for [`NetLimits::idle_timeout`] is shut down gracefully (HTTP/2
 //!   GOAWAY). HTTP/1.1 keep-alive connections are also closed by the header timeout, so their
 //!   effective idle limit is the smaller of the two.
+//! - **Request and response deadlines**: a request in flight longer than
+//!   [`NetLimits::request_timeout`], or whose ready response has not been completely sent within
+//!   [`NetLimits::response_timeout`] (a client that stops reading, pipelines without reading,
+//!   or keeps an HTTP/2 flow-control window at zero), has its connection dropped at once.
+//! - **Per-address limit** ([`NetLimits::max_connections_per_address`]): further connections
+//!   from an address that has its maximum open are closed at once, so one client cannot take
+//!   every slot; the trusted proxies ([`NetLimits::per_address_exempt`]) are exempt.
+//! - **After a 403** the connection is closed once the response is sent (HTTP/1.1: no
+//!   keep-alive; HTTP/2: GOAWAY): a caller without a valid certificate gets one answer per
+//!   connection.
 //! - **Request bodies**: every body is wrapped so that a gap of more than
 //!   [`NetLimits::body_read_timeout`] between two pieces, or more than
 //!   [`NetLimits::max_body_bytes`] in total (checked against `Content-Length` before reading
@@ -45,9 +55,10 @@
 //! Connection-level failures (handshake, timeouts) never reach the filter; they are logged at
 //! `debug` without peer addresses.
 
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
@@ -55,6 +66,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
+use efgs_core::callback_url::IpCidr;
 use futures_util::{Stream, StreamExt as _};
 use http::StatusCode;
 use http_body::{Body, Frame, SizeHint};
@@ -135,6 +147,18 @@ pub(crate) struct NetLimits {
     pub(crate) h2_keep_alive_interval: Option<Duration>,
     /// How long to wait for a ping acknowledgement.
     pub(crate) h2_keep_alive_timeout: Duration,
+    /// Upper bound on one request, from its arrival until its response is completely sent
+    /// (slow bodies, slow handlers, responses the client does not read).
+    pub(crate) request_timeout: Duration,
+    /// Upper bound on sending one response, from when it is ready until it is completely sent
+    /// (a client that stops reading, an HTTP/2 flow-control window kept at zero).
+    pub(crate) response_timeout: Duration,
+    /// Maximum simultaneous connections from one address (0: no limit); further connections
+    /// from it are closed at once.
+    pub(crate) max_connections_per_address: usize,
+    /// Addresses the per-address limit does not apply to (the trusted proxies, which carry
+    /// every member state's traffic).
+    pub(crate) per_address_exempt: Vec<IpCidr>,
 }
 
 impl Default for NetLimits {
@@ -151,6 +175,10 @@ impl Default for NetLimits {
             h2_max_concurrent_streams: 100,
             h2_keep_alive_interval: Some(Duration::from_secs(30)),
             h2_keep_alive_timeout: Duration::from_secs(20),
+            request_timeout: Duration::from_secs(120),
+            response_timeout: Duration::from_secs(60),
+            max_connections_per_address: 64,
+            per_address_exempt: Vec::new(),
         }
     }
 }
@@ -182,6 +210,7 @@ pub(crate) async fn serve_connections<F>(
     let stop = CancellationToken::new();
     let mut connections: JoinSet<()> = JoinSet::new();
     let mut shutdown = pin!(shutdown);
+    let per_address = PerAddress::new(&limits);
 
     loop {
         while connections.try_join_next().is_some() {}
@@ -207,6 +236,11 @@ pub(crate) async fn serve_connections<F>(
                 }
             },
         };
+        let Some(address_slot) = per_address.admit(remote.ip()) else {
+            debug!("connection refused: too many connections from one address");
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let conn = Connection {
             remote,
@@ -218,6 +252,7 @@ pub(crate) async fn serve_connections<F>(
         let acceptor = acceptor.clone();
         connections.spawn(async move {
             conn.run(tcp, acceptor).await;
+            drop(address_slot);
             drop(permit);
         });
     }
@@ -265,58 +300,176 @@ fn http_builder(limits: &NetLimits) -> AutoBuilder<TokioExecutor> {
 // One connection
 // ---------------------------------------------------------------------------------------------
 
-/// Per-connection activity, watched by the idle watchdog.
-#[derive(Clone, Copy, Debug)]
+/// Per-connection activity, watched by the connection's watchdog.
+#[derive(Clone, Debug)]
 struct Activity {
-    in_flight: usize,
+    /// Requests in flight (received, response not yet completely sent), by number: when each
+    /// arrived and when its response was ready.
+    requests: BTreeMap<u64, (Instant, Option<Instant>)>,
     idle_since: Instant,
     served: u64,
+    /// Close the connection once nothing is in flight (after a 403).
+    close: bool,
+    /// Since when writing to the client has been blocked (its receive window is full), if it
+    /// is: responses handed to the connection count as in flight until they are on the wire.
+    write_blocked_since: Option<Instant>,
+}
+
+/// Why the watchdog ends a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    /// No request for too long, or a close was asked for: finish gracefully.
+    Graceful,
+    /// A request or its response overran its deadline: drop the connection now.
+    Deadline,
 }
 
 /// Counts one request as in flight until dropped (with the response body).
-struct ActivityGuard(Arc<watch::Sender<Activity>>);
+struct RequestGuard {
+    tx: Arc<watch::Sender<Activity>>,
+    id: u64,
+}
 
-impl ActivityGuard {
+impl RequestGuard {
     fn begin(tx: &Arc<watch::Sender<Activity>>) -> Self {
+        let mut id = 0;
         tx.send_modify(|a| {
-            a.in_flight += 1;
+            id = a.served;
             a.served += 1;
+            a.requests.insert(id, (Instant::now(), None));
         });
-        ActivityGuard(Arc::clone(tx))
+        RequestGuard {
+            tx: Arc::clone(tx),
+            id,
+        }
+    }
+
+    /// The response is ready: from now on it must be sent within the response deadline.
+    /// `close` asks for the connection to be closed once it is sent.
+    fn responding(&self, close: bool) {
+        self.tx.send_modify(|a| {
+            if let Some(r) = a.requests.get_mut(&self.id) {
+                r.1 = Some(Instant::now());
+            }
+            a.close |= close;
+        });
     }
 }
 
-impl Drop for ActivityGuard {
+impl Drop for RequestGuard {
     fn drop(&mut self) {
-        self.0.send_modify(|a| {
-            a.in_flight = a.in_flight.saturating_sub(1);
-            if a.in_flight == 0 {
+        self.tx.send_modify(|a| {
+            a.requests.remove(&self.id);
+            if a.requests.is_empty() {
                 a.idle_since = Instant::now();
             }
         });
     }
 }
 
-/// Completes when the connection has had no request in flight for too long: `first` before
-/// the first request, `idle` afterwards.
-async fn idle_watchdog(mut rx: watch::Receiver<Activity>, first: Duration, idle: Duration) {
+/// Completes when the connection should end: [`Ending::Graceful`] when it has had no request
+/// in flight for too long (`first` before the first request, `idle` afterwards) or a close was
+/// asked for and nothing is in flight; [`Ending::Deadline`] when a request in flight overran
+/// `limits.request_timeout` or its response `limits.response_timeout`.
+async fn watchdog(
+    mut rx: watch::Receiver<Activity>,
+    first: Duration,
+    limits: Arc<NetLimits>,
+) -> Ending {
     loop {
-        let a = *rx.borrow_and_update();
-        if a.in_flight > 0 {
-            if rx.changed().await.is_err() {
-                std::future::pending::<()>().await;
+        let a = rx.borrow_and_update().clone();
+        let (deadline, ending) = if let Some(blocked) = a.write_blocked_since {
+            let write = blocked + limits.response_timeout;
+            let request = a
+                .requests
+                .values()
+                .map(|(arrived, _)| *arrived + limits.request_timeout)
+                .min();
+            (request.map_or(write, |r| r.min(write)), Ending::Deadline)
+        } else if a.requests.is_empty() {
+            if a.close {
+                return Ending::Graceful;
             }
-            continue;
-        }
-        let deadline = a.idle_since + if a.served == 0 { first } else { idle };
+            let idle = if a.served == 0 {
+                first
+            } else {
+                limits.idle_timeout
+            };
+            (a.idle_since + idle, Ending::Graceful)
+        } else {
+            let deadline = a
+                .requests
+                .values()
+                .map(|(arrived, ready)| {
+                    let whole = *arrived + limits.request_timeout;
+                    ready.map_or(whole, |r| whole.min(r + limits.response_timeout))
+                })
+                .min()
+                .unwrap_or_else(|| Instant::now() + limits.request_timeout);
+            (deadline, Ending::Deadline)
+        };
         tokio::select! {
-            () = tokio::time::sleep_until(deadline) => return,
+            () = tokio::time::sleep_until(deadline) => return ending,
             changed = rx.changed() => {
                 if changed.is_err() {
                     std::future::pending::<()>().await;
                 }
             }
         }
+    }
+}
+
+/// Open connections per client address, for [`NetLimits::max_connections_per_address`].
+#[derive(Clone)]
+struct PerAddress {
+    max: usize,
+    exempt: Arc<Vec<IpCidr>>,
+    open: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One admitted connection of an address; released when dropped.
+struct AddressSlot {
+    table: Option<(PerAddress, IpAddr)>,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Some((table, ip)) = self.table.take() {
+            let mut open = table.open.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = open.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    open.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+impl PerAddress {
+    fn new(limits: &NetLimits) -> Self {
+        PerAddress {
+            max: limits.max_connections_per_address,
+            exempt: Arc::new(limits.per_address_exempt.clone()),
+            open: Arc::default(),
+        }
+    }
+
+    /// A slot for a new connection from `ip`, or `None` when the address has its maximum.
+    fn admit(&self, ip: IpAddr) -> Option<AddressSlot> {
+        let ip = ip.to_canonical();
+        if self.max == 0 || efgs_core::callback_url::any_contains(&self.exempt, ip) {
+            return Some(AddressSlot { table: None });
+        }
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            table: Some((self.clone(), ip)),
+        })
     }
 }
 
@@ -376,20 +529,23 @@ where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let activity = Arc::new(watch::Sender::new(Activity {
-            in_flight: 0,
+            requests: BTreeMap::new(),
             idle_since: Instant::now(),
             served: 0,
+            close: false,
+            write_blocked_since: None,
         }));
-        let watchdog = idle_watchdog(
+        let watchdog = watchdog(
             activity.subscribe(),
             self.limits.header_read_timeout,
-            self.limits.idle_timeout,
+            Arc::clone(&self.limits),
         );
         let max_body = self.limits.max_body_bytes;
         let body_timeout = self.limits.body_read_timeout;
+        let activity_for_io = Arc::clone(&activity);
         let service = self.service;
         let hyper_service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
-            let guard = ActivityGuard::begin(&activity);
+            let guard = RequestGuard::begin(&activity);
             let (mut parts, body) = req.into_parts();
             parts.extensions.insert(info.clone());
             let body = GuardedBody::new(body, max_body, body_timeout);
@@ -398,6 +554,9 @@ where
                 tower_service::Service::call(&mut service, http::Request::from_parts(parts, body));
             async move {
                 let response = fut.await?;
+                // After a 403 the connection is closed: a caller without a valid certificate
+                // gets one answer per connection.
+                guard.responding(response.status() == http::StatusCode::FORBIDDEN);
                 Ok::<_, Infallible>(response.map(|inner| TrackedBody {
                     inner,
                     _guard: guard,
@@ -405,6 +564,11 @@ where
             }
         });
 
+        let io = WriteWatch {
+            inner: io,
+            activity: Arc::clone(&activity_for_io),
+            blocked: false,
+        };
         let conn = self
             .builder
             .serve_connection(TokioIo::new(io), hyper_service);
@@ -424,8 +588,12 @@ where
                     conn.as_mut().graceful_shutdown();
                     closing = true;
                 }
-                () = &mut watchdog, if !closing => {
-                    debug!("closing idle connection");
+                ending = &mut watchdog, if !closing => {
+                    if ending == Ending::Deadline {
+                        debug!("dropping connection: a request or its response overran its deadline");
+                        return;
+                    }
+                    debug!("closing connection (idle, or after a refusal)");
                     conn.as_mut().graceful_shutdown();
                     closing = true;
                     // A peer stuck half-way through a header block is dropped after one more
@@ -443,10 +611,79 @@ where
     }
 }
 
+/// The connection's I/O, reporting to the watchdog when writing to the client blocks and
+/// when it moves again.
+struct WriteWatch<I> {
+    inner: I,
+    activity: Arc<watch::Sender<Activity>>,
+    blocked: bool,
+}
+
+impl<I> WriteWatch<I> {
+    fn note<T>(&mut self, poll: &Poll<T>) {
+        let blocked = poll.is_pending();
+        if blocked != self.blocked {
+            self.blocked = blocked;
+            self.activity.send_modify(|a| {
+                a.write_blocked_since = blocked.then(Instant::now);
+            });
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for WriteWatch<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for WriteWatch<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.note(&poll);
+        poll
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.note(&poll);
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_flush(cx);
+        this.note(&poll);
+        poll
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 /// A response body that keeps its request counted as in flight until it has been sent.
 struct TrackedBody<B> {
     inner: B,
-    _guard: ActivityGuard,
+    _guard: RequestGuard,
 }
 
 impl<B> Body for TrackedBody<B>

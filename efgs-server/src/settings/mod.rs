@@ -166,6 +166,7 @@ impl Settings {
             secret_file: _, // read into `secret` by the loader
         } = duplicate_hash;
         let (batching_job, retention_job) = job_schedules(batching, retention);
+        let net = net_limits(http, max_body_bytes, &auth);
         Ok(Settings {
             listen,
             store,
@@ -175,7 +176,7 @@ impl Settings {
             policy,
             duplicate_hash_secret: secret,
             body_limit: max_body_bytes,
-            net: net_limits(http, max_body_bytes),
+            net,
             batching_job,
             retention_job,
             log,
@@ -414,7 +415,8 @@ fn job_schedules(
     (batching, retention)
 }
 
-fn net_limits(http: HttpConfig, max_body_bytes: u64) -> NetLimits {
+/// The connection limits; the per-address limit exempts the trusted proxies.
+fn net_limits(http: HttpConfig, max_body_bytes: u64, auth: &AuthSettings) -> NetLimits {
     let HttpConfig {
         max_connections,
         tls_handshake_timeout_secs,
@@ -423,6 +425,9 @@ fn net_limits(http: HttpConfig, max_body_bytes: u64) -> NetLimits {
         body_read_timeout_secs,
         shutdown_grace_secs,
         max_header_bytes,
+        request_timeout_secs,
+        response_timeout_secs,
+        max_connections_per_address,
     } = http;
     NetLimits {
         max_connections,
@@ -433,6 +438,13 @@ fn net_limits(http: HttpConfig, max_body_bytes: u64) -> NetLimits {
         max_body_bytes: Some(max_body_bytes),
         shutdown_grace: Duration::from_secs(shutdown_grace_secs),
         max_header_bytes,
+        request_timeout: Duration::from_secs(request_timeout_secs),
+        response_timeout: Duration::from_secs(response_timeout_secs),
+        max_connections_per_address,
+        per_address_exempt: match auth {
+            AuthSettings::ProxyHeaders { trusted } => trusted.clone(),
+            AuthSettings::Mtls { .. } => Vec::new(),
+        },
         ..NetLimits::default()
     }
 }

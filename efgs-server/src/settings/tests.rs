@@ -370,6 +370,21 @@ fn every_setting_changes_what_its_part_receives() {
             vec![("EFGS_HTTP_MAX_HEADER_BYTES", "9000".into())],
         ),
         (
+            "http.request_timeout_secs",
+            &memory,
+            vec![("EFGS_HTTP_REQUEST_TIMEOUT_SECS", "7".into())],
+        ),
+        (
+            "http.response_timeout_secs",
+            &memory,
+            vec![("EFGS_HTTP_RESPONSE_TIMEOUT_SECS", "7".into())],
+        ),
+        (
+            "http.max_connections_per_address",
+            &memory,
+            vec![("EFGS_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "7".into())],
+        ),
+        (
             "log.format",
             &memory,
             vec![("EFGS_LOG_FORMAT", "json".into())],

@@ -47,6 +47,8 @@ async fn recover(r: Rejection) -> Result<impl Reply, Rejection> {
 /// - `POST /upload` → body length (route limit [`ROUTE_BODY_LIMIT`])
 /// - `POST /upload-unlimited` → body length (only the connection-level cap applies)
 /// - `GET /slow` → `slow done` after 1 s
+/// - `GET /big` → 32 MiB of zeros (more than loopback socket buffers hold)
+/// - `GET /forbidden` → 403
 pub fn test_filter(hits: Hits) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let count = warp::any().map(move || {
         hits.0.fetch_add(1, Ordering::SeqCst);
@@ -74,9 +76,23 @@ pub fn test_filter(hits: Hits) -> impl Filter<Extract = (impl Reply,), Error = R
         tokio::time::sleep(Duration::from_secs(1)).await;
         "slow done"
     });
+    let big = warp::path("big")
+        .and(warp::get())
+        .map(|| vec![0u8; 32 * 1024 * 1024]);
+    let forbidden = warp::path("forbidden")
+        .and(warp::get())
+        .map(|| warp::reply::with_status("no", http::StatusCode::FORBIDDEN));
     count
         .untuple_one()
-        .and(hello.or(info).or(upload).or(unlimited).or(slow))
+        .and(
+            hello
+                .or(info)
+                .or(upload)
+                .or(unlimited)
+                .or(slow)
+                .or(big)
+                .or(forbidden),
+        )
         .recover(recover)
 }
 

@@ -371,3 +371,139 @@ async fn graceful_shutdown_gives_up_after_grace_period() {
     );
     assert!(in_flight.await.unwrap().is_err());
 }
+
+/// A client that pipelines requests for large responses and never reads keeps its request in
+/// flight; the response deadline drops it, so the only slot frees for the next client.
+#[tokio::test]
+async fn client_that_never_reads_loses_its_connection_at_the_response_deadline() {
+    let mut limits = test_limits();
+    limits.max_connections = 1;
+    limits.response_timeout = Duration::from_millis(500);
+    let server = TestServer::start(None, limits).await;
+    let mut stalled = connect(server.addr).await;
+    stalled
+        .write_all(&b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n".repeat(4))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = std::time::Instant::now();
+    let mut next = connect(server.addr).await;
+    next.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut next, Duration::from_secs(5))
+        .await
+        .expect("the next client was not served: the stalled one keeps the slot");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let (_, closed) = read_until_closed(&mut stalled, Duration::from_secs(5)).await;
+    assert!(closed, "the stalled connection is still open");
+    drop(stalled);
+    server.shutdown().await;
+}
+
+/// A request whose handler takes longer than the request deadline loses its connection.
+#[tokio::test]
+async fn request_over_the_request_deadline_is_dropped() {
+    let mut limits = test_limits();
+    limits.request_timeout = Duration::from_millis(300);
+    let server = TestServer::start(None, limits).await;
+    let mut tcp = connect(server.addr).await;
+    tcp.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (got, closed) = read_until_closed(&mut tcp, Duration::from_secs(5)).await;
+    assert!(closed);
+    assert!(got.is_empty(), "a response arrived after the deadline");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_per_address_are_limited_unless_exempt() {
+    let mut limits = test_limits();
+    limits.max_connections_per_address = 2;
+    let server = TestServer::start(None, limits.clone()).await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = connect(server.addr).await;
+        tcp.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_head(&mut tcp, Duration::from_secs(5)).await.unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"));
+        open.push(tcp);
+    }
+    let mut third = connect(server.addr).await;
+    let _ = third
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let (got, closed) = read_until_closed(&mut third, Duration::from_secs(5)).await;
+    assert!(
+        closed && got.is_empty(),
+        "a third connection from one address was served"
+    );
+    // A closed connection frees its slot.
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = connect(server.addr).await;
+    again
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        read_head(&mut again, Duration::from_secs(5))
+            .await
+            .is_some()
+    );
+    server.shutdown().await;
+
+    // Exempt addresses (the trusted proxies) are not limited.
+    limits.per_address_exempt = vec![efgs_core::callback_url::IpCidr::LOOPBACK_V4];
+    let server = TestServer::start(None, limits).await;
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let mut tcp = connect(server.addr).await;
+        tcp.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(read_head(&mut tcp, Duration::from_secs(5)).await.is_some());
+        open.push(tcp);
+    }
+    drop(open);
+    server.shutdown().await;
+}
+
+/// After a 403 the connection is closed (HTTP/1.1 and HTTP/2).
+#[tokio::test]
+async fn connection_is_closed_after_a_403() {
+    let server = TestServer::start(None, test_limits()).await;
+    let mut tcp = connect(server.addr).await;
+    tcp.write_all(b"GET /forbidden HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut tcp, Duration::from_secs(5)).await.unwrap();
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let (_, closed) = read_until_closed(&mut tcp, Duration::from_secs(5)).await;
+    assert!(closed, "keep-alive after a 403");
+
+    let tcp = connect(server.addr).await;
+    let (mut c, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    let resp = c
+        .send_request(get(&server.url("/forbidden")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), http::StatusCode::FORBIDDEN);
+    drop(resp);
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("h2 connection not closed after a 403")
+        .unwrap()
+        .ok();
+    server.shutdown().await;
+}
