@@ -13,6 +13,10 @@ pub mod download;
 pub mod download_cache;
 pub mod error;
 pub mod gateway;
+
+#[doc = include_str!("guide.md")]
+pub mod guide {}
+
 pub mod identity;
 pub mod json;
 pub mod media;
