@@ -1,5 +1,9 @@
 //! The crate's top-level error, wrapping the error of each concern.
 
+/// A boxed error kept as the `source` of another error (a backend's error inside a
+/// [`crate::store::StoreError`], for example). The one boxed-error type of efgs-core.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Any efgs-core error. Each concern has its own enum; this one wraps them so the server's
 /// single status table can match on the kind.
 #[derive(Debug, thiserror::Error)]
