@@ -36,7 +36,7 @@ use efgs_core::callback_url::IpCidr;
 use efgs_core::canonical::DuplicateHasher;
 use efgs_core::cert::Thumbprint;
 use efgs_core::gateway::{Gateway, GatewayPolicy};
-use efgs_core::store::{CreatedBatch, DynStore, StoreError};
+use efgs_core::store::{CreatedBatch, DynInspectableStore, StoreError};
 use efgs_store_memory::MemoryStore;
 use time::{Date, Duration, OffsetDateTime};
 use tokio::net::TcpListener;
@@ -290,7 +290,7 @@ pub struct FederationBuilder {
     policy: GatewayPolicy,
     mutual_tls: bool,
     trusted: Vec<IpCidr>,
-    store: Option<Arc<DynStore>>,
+    store: Option<Arc<DynInspectableStore>>,
     bind: SocketAddr,
     body_limit: u64,
     server: Option<Arc<dyn ServeGateway>>,
@@ -391,7 +391,7 @@ impl FederationBuilder {
     }
 
     /// The store (default: a fresh [`MemoryStore`]).
-    pub fn store(mut self, store: Arc<DynStore>) -> Self {
+    pub fn store(mut self, store: Arc<DynInspectableStore>) -> Self {
         self.store = Some(store);
         self
     }
@@ -428,7 +428,7 @@ impl FederationBuilder {
         });
         let start = clock.now();
         let pki = Pki::generate(&self.countries, start)?;
-        let store: Arc<DynStore> = match self.store {
+        let store: Arc<DynInspectableStore> = match self.store {
             Some(s) => s,
             None => Arc::new(MemoryStore::new()),
         };
@@ -436,7 +436,7 @@ impl FederationBuilder {
             store.upsert_trust_entry(trust_entry(entry, start)).await?;
         }
         let gateway = Gateway::new(
-            Arc::clone(&store),
+            store.clone(),
             pki.anchors()?,
             DuplicateHasher::new(&self.duplicate_secret),
             self.policy,
@@ -594,7 +594,7 @@ impl PostgresSchema {
 
     /// A store on this schema (a new pool; creates and migrates the schema). The key payload
     /// is encrypted under a fixed test key.
-    pub async fn store(&self) -> Result<Arc<DynStore>, FederationError> {
+    pub async fn store(&self) -> Result<Arc<DynInspectableStore>, FederationError> {
         let keys = efgs_store_postgres::EncryptionKeys::single(1, [0x42; 32])
             .map_err(|e| FederationError::Postgres(e.to_string()))?;
         let cfg = efgs_store_postgres::PgConfig::new(self.url.clone(), keys)
@@ -624,7 +624,7 @@ pub struct Federation {
     addr: SocketAddr,
     pki: Pki,
     gateway: Gateway,
-    store: Arc<DynStore>,
+    store: Arc<DynInspectableStore>,
     clock: TestClock,
     backends: BTreeMap<String, NationalBackend>,
     tls: Option<TlsServer>,
@@ -668,7 +668,7 @@ impl Federation {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<DynStore> {
+    pub fn store(&self) -> &Arc<DynInspectableStore> {
         &self.store
     }
 

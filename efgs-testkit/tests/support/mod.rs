@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use efgs_core::DiagnosisKey;
-use efgs_core::store::RetentionStore as _;
+use efgs_core::store::StoreInspect as _;
 use efgs_testkit::federation::{
     BoxError, Federation, FederationBuilder, PostgresSchema, ServeGateway, TEST_DATABASE_URL,
 };
