@@ -411,14 +411,6 @@ impl UploadOutcome {
         }
     }
 
-    /// The receipt of a stored or replayed upload; `None` when nothing was stored.
-    pub fn receipt(&self) -> Option<&UploadReceipt> {
-        match self {
-            UploadOutcome::Stored(r) | UploadOutcome::Replayed(r) => Some(r),
-            UploadOutcome::BatchTagExists { .. } | UploadOutcome::DuplicateKeys(_) => None,
-        }
-    }
-
     /// Stable machine code (`"batch-tag-exists"` and `"duplicate-keys"` are the codes of the
     /// 409 and 207 answers).
     pub fn code(&self) -> &'static str {
@@ -924,7 +916,6 @@ mod tests {
             }
         );
         assert_eq!(taken.code(), "batch-tag-exists");
-        assert_eq!(taken.receipt(), None);
     }
 
     #[derive(Debug)]

@@ -290,3 +290,77 @@ fn json_list(v: &[usize]) -> String {
     let items: Vec<String> = v.iter().map(|i| i.to_string()).collect();
     format!("[{}]", items.join(","))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use efgs_core::store::UploadReceipt;
+    use http_body_util::BodyExt as _;
+
+    const PATH: &str = "/diagnosiskeys/upload";
+
+    async fn body(res: Response) -> Vec<u8> {
+        res.into_body().collect().await.unwrap().to_bytes().to_vec()
+    }
+
+    #[tokio::test]
+    async fn every_upload_outcome_has_its_answer() {
+        let receipt = UploadReceipt {
+            country: "DE".into(),
+            batch_tag: "t1".into(),
+            number_of_keys: 2,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        for outcome in [
+            UploadOutcome::Stored(receipt.clone()),
+            UploadOutcome::Replayed(receipt),
+        ] {
+            let res = upload_response(&outcome, PATH);
+            assert_eq!(res.status(), StatusCode::CREATED);
+            assert_eq!(res.headers()["batchTag"], "t1");
+            assert!(body(res).await.is_empty());
+        }
+
+        let taken = UploadOutcome::BatchTagExists {
+            country: "DE".into(),
+            batch_tag: "t1".into(),
+        };
+        let res = upload_response(&taken, PATH);
+        assert_eq!(res.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            res.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let problem: serde_json::Value = serde_json::from_slice(&body(res).await).unwrap();
+        assert_eq!(problem["code"], "batch-tag-exists");
+        assert_eq!(problem["message"], "BatchTag already exists.");
+        assert_eq!(problem["instance"], PATH);
+        assert!(problem.get("detail").is_none(), "{problem}");
+
+        let duplicates = UploadOutcome::DuplicateKeys(KeyConflicts {
+            ok: vec![0, 2],
+            conflict: vec![1],
+            failed: vec![],
+        });
+        let res = upload_response(&duplicates, PATH);
+        assert_eq!(res.status(), StatusCode::MULTI_STATUS);
+        assert_eq!(body(res).await, br#"{"500":[],"201":[0,2],"409":[1]}"#);
+    }
+
+    #[test]
+    fn storage_failures_are_503_and_500_without_detail() {
+        let unavailable = Error::Store(StoreError::Unavailable {
+            source: "pool timeout".into(),
+        });
+        let a = answer_for(&unavailable);
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(a.code, "storage-unavailable");
+        let failed = Error::Store(StoreError::Backend {
+            backend: "postgres",
+            source: "corrupt row".into(),
+        });
+        let a = answer_for(&failed);
+        assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(a.message, "Internal Server Error.");
+    }
+}
