@@ -20,6 +20,8 @@
 
 use time::{Date, Duration, OffsetDateTime, UtcOffset};
 
+use crate::tag::BatchTag;
+
 /// The value of the `nextBatchTag` header when there is no next batch. Clients compare with this
 /// literal string (clients.md §1), so it is part of the wire contract.
 pub const NO_NEXT_BATCH: &str = "null";
@@ -183,8 +185,11 @@ pub fn check_batch_day(batch_created: OffsetDateTime, date: Date) -> Result<(), 
 
 /// The `nextBatchTag` header value: the batch's link, or the literal [`NO_NEXT_BATCH`]
 /// (`"null"`) when there is none.
-pub fn next_batch_tag_header(link: Option<&str>) -> &str {
-    link.unwrap_or(NO_NEXT_BATCH)
+pub fn next_batch_tag_header(link: Option<&BatchTag>) -> String {
+    match link {
+        Some(tag) => tag.to_string(),
+        None => NO_NEXT_BATCH.to_owned(),
+    }
 }
 
 #[cfg(test)]

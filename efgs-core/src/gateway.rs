@@ -126,10 +126,7 @@ pub struct DownloadResponse {
 impl DownloadResponse {
     /// The `nextBatchTag` header value (`null` when there is no next batch).
     pub fn next_batch_tag_header(&self) -> String {
-        match &self.next_batch_tag {
-            Some(t) => t.to_string(),
-            None => download::NO_NEXT_BATCH.to_owned(),
-        }
+        download::next_batch_tag_header(self.next_batch_tag.as_ref())
     }
 }
 

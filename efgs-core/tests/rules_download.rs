@@ -316,7 +316,8 @@ fn next_batch_tag_literal_null() {
 
 #[test]
 fn next_batch_tag_link() {
-    assert_eq!(next_batch_tag_header(Some("20240115-2")), "20240115-2");
+    let link = efgs_core::tag::BatchTag::parse("20240115-2").unwrap();
+    assert_eq!(next_batch_tag_header(Some(&link)), "20240115-2");
 }
 
 // Own-country exclusion (items 18, 21: by uploader, not origin, insertion order kept) is a
