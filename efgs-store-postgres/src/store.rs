@@ -708,8 +708,9 @@ impl PgStore {
             tx.rollback().await?;
             return Ok(None);
         };
-        let ids: Vec<i64> = pending[..next.uploads]
+        let ids: Vec<i64> = pending
             .iter()
+            .take(next.uploads)
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()?;
         let previous_tag = latest.map(|(t, _)| t);
