@@ -3,68 +3,19 @@
 //! Order of checks on the route: the path date is parsed like the download's
 //! ([`crate::download::parse_path_date`]), then [`check_audit_date`] (410), the batch lookup
 //! ([`AuditError::UnknownBatchTag`], 404), [`check_audit_batch_day`] (404; here the dates must be
-//! *equal*), and finally the grouping of the batch's keys by upload ([`group_for_audit`]); no
-//! keys left gives [`AuditError::NoKeys`] (404).
+//! *equal*), and finally the batch's audit groups, one per upload
+//! ([`crate::store::KeyStore::audit_groups`], [`crate::store::AuditGroup`]); no keys left gives
+//! [`AuditError::NoKeys`] (404).
 //!
-//! Every upload is identified by [`UploadId`] = (uploader country, uploader batchTag)
-//! (decisions item 3; the reference grouped by batchTag alone because tags were global).
-
-use std::collections::HashMap;
+//! Every upload is identified by (uploader country, uploader batchTag) (decisions item 3; the
+//! reference grouped by batchTag alone because tags were global), so two countries using the
+//! same tag in one batch give two groups.
 
 use serde::{Serialize, Serializer};
 use time::{Date, OffsetDateTime, UtcOffset};
 
 use crate::cert::Thumbprint;
 use crate::download::DownloadPolicy;
-
-/// Identifies one upload: the uploading country and the batchTag it chose.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UploadId {
-    /// The uploader's country (the `C` of its authentication DN).
-    pub country: String,
-    /// The batchTag given by the uploader.
-    pub batch_tag: String,
-}
-
-/// One upload's share of a download batch, as [`group_for_audit`] finds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditGroup {
-    /// The upload.
-    pub upload: UploadId,
-    /// Position (0-based, in batch order) of the upload's first key in the download batch.
-    pub first_position: usize,
-    /// Number of the upload's keys in this download batch.
-    pub amount: u64,
-}
-
-/// Groups a download batch's keys by upload, for the audit answer.
-///
-/// `keys_in_batch_order` yields the [`UploadId`] of every key of the batch in download order
-/// (insertion order), *including* the caller's own country's keys: clients re-verify upload
-/// signatures by slicing the downloaded keys with `amount` and need the complete list
-/// (clients.md §5). Groups come out ordered by the position of their first key; `amount`
-/// counts all of the upload's keys in the batch, contiguous or not.
-pub fn group_for_audit<'a, I>(keys_in_batch_order: I) -> Vec<AuditGroup>
-where
-    I: IntoIterator<Item = &'a UploadId>,
-{
-    let mut index: HashMap<&'a UploadId, usize> = HashMap::new();
-    let mut groups: Vec<AuditGroup> = Vec::new();
-    for (position, upload) in keys_in_batch_order.into_iter().enumerate() {
-        match index.get(upload) {
-            Some(&i) => groups[i].amount += 1,
-            None => {
-                index.insert(upload, groups.len());
-                groups.push(AuditGroup {
-                    upload: upload.clone(),
-                    first_position: position,
-                    amount: 1,
-                });
-            }
-        }
-    }
-    groups
-}
 
 /// One element of the audit answer: one upload inside the requested download batch.
 ///
@@ -148,8 +99,9 @@ pub fn format_uploaded_time(t: OffsetDateTime) -> String {
 
 /// Errors of the audit rules. The `Display` text of each variant is the reference's exact
 /// reason text; the server maps [`AuditError::code`] to the status noted on each variant.
+///
+/// Not `#[non_exhaustive]`: the server's status table matches its variants (ADR 0012).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum AuditError {
     /// The requested date lies before the download window. Status 410.
     #[error("Requested date is too old!")]

@@ -13,11 +13,14 @@
 //! 4. An unknown tag gives [`DownloadError::UnknownBatchTag`] (404).
 //! 5. [`check_batch_day`]: a batch from a UTC day *before* the requested date gives 400; a batch
 //!    from a later day is fine (links cross days).
-//! 6. Keys are returned in insertion order without the caller's own uploads
-//!    ([`exclude_country`]), and the `nextBatchTag` header is the batch link or the literal
-//!    `null` ([`next_batch_tag_header`]).
+//! 6. Keys are returned in insertion order without the keys the caller's own country uploaded
+//!    (by uploader, not by `origin` or `visitedCountries`: protocol §1.3 step 5, §14 item 7;
+//!    [`crate::store::KeyStore::batch_keys`] applies it), and the `nextBatchTag` header is the
+//!    batch link or the literal `null` ([`next_batch_tag_header`]).
 
 use time::{Date, Duration, OffsetDateTime, UtcOffset};
+
+use crate::tag::BatchTag;
 
 /// The value of the `nextBatchTag` header when there is no next batch. Clients compare with this
 /// literal string (clients.md §1), so it is part of the wire contract.
@@ -51,8 +54,9 @@ impl DownloadPolicy {
 
 /// Errors of the download rules. The `Display` text of each variant is the reference's exact
 /// reason text; the server maps [`DownloadError::code`] to the status noted on each variant.
+///
+/// Not `#[non_exhaustive]`: the server's status table matches its variants (ADR 0012).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum DownloadError {
     /// The `{date}` path segment is not a `yyyy-MM-dd` calendar date. Status 400.
     #[error("Invalid date in path, expected yyyy-MM-dd")]
@@ -181,25 +185,11 @@ pub fn check_batch_day(batch_created: OffsetDateTime, date: Date) -> Result<(), 
 
 /// The `nextBatchTag` header value: the batch's link, or the literal [`NO_NEXT_BATCH`]
 /// (`"null"`) when there is none.
-pub fn next_batch_tag_header(link: Option<&str>) -> &str {
-    link.unwrap_or(NO_NEXT_BATCH)
-}
-
-/// The keys a caller may download: every key of the batch whose *uploader* country differs from
-/// `country`, in the given (insertion) order. The filter is on the uploader, not on `origin`
-/// or `visitedCountries` (protocol §1.3 step 5, §14 item 7). Countries compare exactly.
-pub fn exclude_country<'a, K, I, F>(
-    keys: I,
-    country: &'a str,
-    uploader_of: F,
-) -> impl Iterator<Item = &'a K> + 'a
-where
-    K: 'a,
-    I: IntoIterator<Item = &'a K>,
-    I::IntoIter: 'a,
-    F: Fn(&K) -> &str + 'a,
-{
-    keys.into_iter().filter(move |k| uploader_of(k) != country)
+pub fn next_batch_tag_header(link: Option<&BatchTag>) -> String {
+    match link {
+        Some(tag) => tag.to_string(),
+        None => NO_NEXT_BATCH.to_owned(),
+    }
 }
 
 #[cfg(test)]

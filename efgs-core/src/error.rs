@@ -1,9 +1,16 @@
 //! The crate's top-level error, wrapping the error of each concern.
 
+/// A boxed error kept as the `source` of another error (a backend's error inside a
+/// [`crate::store::StoreError`], for example). The one boxed-error type of efgs-core.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Any efgs-core error. Each concern has its own enum; this one wraps them so the server's
 /// single status table can match on the kind.
+///
+/// Not `#[non_exhaustive]`: the server's status table matches every variant without a
+/// wildcard, so a new concern cannot compile without a status (ADR 0012). Expected protocol
+/// outcomes are not errors ([`crate::store::UploadOutcome`]).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// Protobuf body could not be decoded.
     #[error(transparent)]
@@ -38,7 +45,7 @@ pub enum Error {
     /// Audit rules.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
-    /// A request-level problem of the use cases (missing header, 207, 409, untrusted signer).
+    /// A request-level problem of the use cases (missing header, untrusted signer).
     #[error(transparent)]
     Request(#[from] crate::gateway::RequestError),
     /// The storage backend failed.

@@ -2,8 +2,9 @@
 //! written against the storage traits of [`crate::store`].
 //!
 //! Everything the outside world decides comes in as a parameter: the instant (`now`), the
-//! request's header values and body bytes, and the policies in [`GatewayPolicy`]. The HTTP
-//! layer maps [`crate::Error`] kinds to statuses with one table and does nothing else.
+//! request's header values and body bytes, and the policies in [`GatewayPolicy`]. Expected
+//! protocol outcomes are values ([`UploadOutcome`]); failures are [`crate::Error`]s. The HTTP
+//! layer maps both to statuses with one table and does nothing else.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use time::OffsetDateTime;
 use crate::Error;
 use crate::audit::{self, AuditEntry, AuditError};
 use crate::batch_signature::{self, SignaturePolicy, VerifiedSigner};
-use crate::batching::BatchingPolicy;
+use crate::batching::{self, BatchingPolicy};
 use crate::canonical::{self, DuplicateHasher};
 use crate::download::{self, DownloadError, DownloadPolicy};
 use crate::download_cache::{CacheKey, CachedBody, DownloadCache, DownloadCachePolicy};
@@ -23,8 +24,8 @@ use crate::media::BodyFormat;
 use crate::model::{CertificateType, DiagnosisKeyBatch, FormatVersion};
 use crate::retention::{self, RetentionPolicy};
 use crate::store::{
-    CleanupReport, CreatedBatch, DownloadStat, DynStore, KeyConflicts, NewKey, NewUpload,
-    StoreError, TrustEntry, TrustListStoreExt, UploadOutcome, UploadReceipt,
+    CleanupReport, CreatedBatch, DownloadStat, DynStore, NewKey, NewUpload, TrustEntry,
+    TrustListStoreExt, UploadOutcome,
 };
 use crate::tag::BatchTag;
 use crate::trust::TrustAnchors;
@@ -47,20 +48,16 @@ pub struct GatewayPolicy {
     pub retention: RetentionPolicy,
 }
 
-/// A request-level problem that belongs to no single concern module.
+/// A request-level problem that belongs to no single concern module. The expected outcomes
+/// of an upload (replay, tag already used, duplicate keys) are not errors but
+/// [`UploadOutcome`]s.
+///
+/// Not `#[non_exhaustive]`: the server's status table matches every variant (ADR 0012).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum RequestError {
     /// A required header is absent. Status 400.
     #[error("Required request header '{0}' is not present")]
     MissingHeader(&'static str),
-    /// Some keys of the upload are already stored or repeated inside it; nothing was stored.
-    /// Status 207 with the index map.
-    #[error("{} of {} keys are already stored; nothing was stored", .0.conflict.len(), .0.len())]
-    KeyConflicts(KeyConflicts),
-    /// The (country, batchTag) pair was used before for a different upload. Status 409.
-    #[error("BatchTag already exists.")]
-    BatchTagExists,
     /// The signer certificate is not a valid, non-revoked SIGNING entry of its country on the
     /// trust list. Status 400 "Invalid signature".
     #[error("Invalid signature: the signing certificate is not trusted ({0})")]
@@ -72,8 +69,6 @@ impl RequestError {
     pub fn code(&self) -> &'static str {
         match self {
             RequestError::MissingHeader(_) => "missing-header",
-            RequestError::KeyConflicts(_) => "duplicate-keys",
-            RequestError::BatchTagExists => "batch-tag-exists",
             RequestError::UntrustedSigner(_) => "untrusted-signer",
         }
     }
@@ -131,10 +126,7 @@ pub struct DownloadResponse {
 impl DownloadResponse {
     /// The `nextBatchTag` header value (`null` when there is no next batch).
     pub fn next_batch_tag_header(&self) -> String {
-        match &self.next_batch_tag {
-            Some(t) => t.to_string(),
-            None => download::NO_NEXT_BATCH.to_owned(),
-        }
+        download::next_batch_tag_header(self.next_batch_tag.as_ref())
     }
 }
 
@@ -282,6 +274,10 @@ impl Gateway {
     /// decisions items 3-5): headers, body, validation, 413, batchTag reuse, signature, origins,
     /// then one atomic insert. A byte-identical replay of a stored upload succeeds without
     /// storing anything twice.
+    ///
+    /// `Ok` carries every expected outcome: stored, replayed, tag already used by this country
+    /// for other content, duplicate keys (see [`UploadOutcome`]); `Err` is a refused request
+    /// or a storage failure.
     pub async fn upload(
         &self,
         who: &ClientIdentity,
@@ -306,16 +302,15 @@ impl Gateway {
 
         let canonical = canonical::canonical_batch_bytes(&batch.keys);
         let digest = content_digest(signature, &canonical);
+        // The batchTag rule, before the signature checks (ADR 0003: a replay skips them, a
+        // reused tag is answered 409 whatever its signature). The store applies the same rule
+        // again inside its atomic insert, for uploads racing under one tag.
         if let Some(existing) = self.store.upload_info(&who.country, batch_tag).await? {
-            if existing.content_digest == digest {
-                return Ok(UploadOutcome::Replayed(UploadReceipt {
-                    country: existing.country,
-                    batch_tag: existing.batch_tag,
-                    number_of_keys: existing.number_of_keys,
-                    created_at: existing.created_at,
-                }));
-            }
-            return Err(RequestError::BatchTagExists.into());
+            return Ok(UploadOutcome::for_taken_tag(
+                existing.receipt(),
+                &existing.content_digest,
+                &digest,
+            ));
         }
 
         let signer =
@@ -342,12 +337,7 @@ impl Gateway {
             content_digest: digest,
             keys,
         };
-        match self.store.insert_upload(upload).await {
-            Ok(outcome) => Ok(outcome),
-            Err(StoreError::DuplicateKeys(map)) => Err(RequestError::KeyConflicts(map).into()),
-            Err(StoreError::BatchTagExists { .. }) => Err(RequestError::BatchTagExists.into()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.store.insert_upload(upload).await?)
     }
 
     async fn check_signer_trusted(&self, signer: &VerifiedSigner) -> Result<(), Error> {
@@ -515,7 +505,7 @@ impl Gateway {
     /// Returns `None` when there is nothing to cut yet. Safe with several instances.
     pub async fn batch_step(&self, now: OffsetDateTime) -> Result<Option<CreatedBatch>, Error> {
         let pending = self.store.pending_summary().await?;
-        if !pending.should_cut(now, &self.policy.batching) {
+        if !batching::should_cut(&pending, now, &self.policy.batching) {
             return Ok(None);
         }
         Ok(self

@@ -42,8 +42,9 @@ pub const NOT_AUTHORIZED_REASON: &str = "Client is not authorized to access the 
 pub const REVOKED_REASON: &str = "Client certificate is revoked";
 
 /// Which HTTP outcome an [`IdentityError`] stands for.
+///
+/// Not `#[non_exhaustive]`: the server's status table matches its variants (ADR 0012).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum IdentityErrorKind {
     /// Credentials missing or unreadable: 403 without a reason text.
     Unauthenticated,

@@ -28,5 +28,5 @@ pub mod tag;
 pub mod trust;
 pub mod validate;
 
-pub use error::Error;
+pub use error::{BoxError, Error};
 pub use model::{DiagnosisKey, DiagnosisKeyBatch, ReportType};

@@ -71,8 +71,9 @@ impl BodyFormat {
 
 /// A `Content-Type` or `Accept` header the route cannot use. Each variant is one status kind;
 /// see the module documentation for the table.
+///
+/// Not `#[non_exhaustive]`: the server's status table matches its variants (ADR 0012).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum MediaTypeError {
     /// The upload has no `Content-Type` header (reference: 415 at routing).
     #[error("Content-Type is missing")]

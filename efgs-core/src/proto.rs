@@ -14,8 +14,9 @@ use crate::model::{DiagnosisKey, DiagnosisKeyBatch};
 use prost::Message as _;
 
 /// Errors of body decoding.
+///
+/// Not `#[non_exhaustive]`: the server's status table matches its variants (ADR 0012).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ProtoError {
     /// The request body has 0 bytes (the reference: a missing required body, 400).
     #[error("Request body is missing")]

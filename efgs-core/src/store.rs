@@ -1,6 +1,6 @@
 //! Storage traits: the boundary between the federation rules and a database.
 //!
-//! A backend implements seven object-safe traits, one per concern, and gets [`Store`] (their
+//! A backend implements six object-safe traits, one per concern, and gets [`Store`] (their
 //! union) for free:
 //!
 //! | trait | concern |
@@ -9,8 +9,17 @@
 //! | [`UploadStore`] | atomic, all-or-nothing uploads with per-country `batchTag` uniqueness |
 //! | [`BatchStore`] | claiming pending uploads into dense `yyyyMMdd-N` download batches |
 //! | [`KeyStore`] | a batch's keys for download, and its per-upload audit groups |
-//! | [`StatsStore`] | upload, download and cleanup statistics rows |
-//! | [`RetentionStore`] | deleting old keys and old batch metadata, key counts |
+//! | [`StatsStore`] | writing download statistics rows (upload rows come with the upload) |
+//! | [`RetentionStore`] | deleting old keys and old batch metadata |
+//!
+//! A seventh trait, [`StoreInspect`], reads what the gateway never reads (statistics rows, key
+//! counts, the end of the batch chain): the conformance suite, the tests and tools use it
+//! through [`InspectableStore`]; the gateway holds only a [`Store`].
+//!
+//! The protocol rules a store applies are functions of efgs-core, called by every backend:
+//! [`UploadOutcome::for_taken_tag`] (the `batchTag` rule), [`KeyConflicts::find`] (the 207
+//! rule) and [`crate::batching::plan_batch`] (which uploads form the next batch, its tag and
+//! instant). A backend contributes atomicity and persistence, not rules.
 //!
 //! The server holds an `Arc<`[`DynStore`]`>`. Every trait has forwarding impls for `Arc<T>` and
 //! `Box<T>`, so `Arc<MemoryStore>` and `Arc<dyn Store>` are stores too. Constructors are not in
@@ -34,28 +43,67 @@
 //!   order (then the key position within the upload). Under concurrent inserts the numbers
 //!   follow the order in which the inserts took effect, except that a backend may number an
 //!   upload before it commits; such an upload simply joins a later batch.
-//! - **Errors** are [`StoreError`]s; backend-specific errors only appear as `source`.
+//! - **Outcomes and errors.** The expected results of an upload (stored, replayed, tag already
+//!   used, duplicate keys) are [`UploadOutcome`] values returned in `Ok`. [`StoreError`]
+//!   describes storage failures only; backend-specific errors only appear as its `source`.
 
+use std::collections::HashSet;
 use std::fmt::Debug;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::BoxError;
 use crate::cert::Thumbprint;
 use crate::model::{CertificateType, DiagnosisKey, FormatVersion};
 use crate::tag::BatchTag;
-
-/// A boxed error from a backend, kept as the `source` of a [`StoreError`].
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The per-key duplicate-detection hash chosen by the caller (decisions item 11: an
 /// HMAC-SHA256 over the key's canonical bytes). Stores treat it as opaque and unique.
 pub type KeyHash = [u8; 32];
 
-/// Errors of this concern.
+/// The [`BuildHasher`] for sets and maps keyed by [`KeyHash`]: the hashes are already uniformly
+/// distributed (HMAC-SHA256 output), so it folds their four words instead of running SipHash
+/// over 32 bytes. Not for attacker-chosen keys of any other kind.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyHashState;
+
+/// The [`Hasher`] of [`KeyHashState`].
+#[derive(Debug, Default)]
+pub struct KeyHashHasher(u64);
+
+impl BuildHasher for KeyHashState {
+    type Hasher = KeyHashHasher;
+    fn build_hasher(&self) -> KeyHashHasher {
+        KeyHashHasher(0)
+    }
+}
+
+impl Hasher for KeyHashHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_usize(&mut self, _: usize) {
+        // The length prefix of a fixed-size array carries no information.
+    }
+}
+
+/// A storage failure. Expected protocol outcomes of an upload are not errors: they are
+/// [`UploadOutcome`] values.
+///
+/// Not `#[non_exhaustive]`: the server's status table matches every variant, so a new one
+/// cannot compile without a status (ADR 0012).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StoreError {
     /// The record a method must change does not exist.
     #[error("{what} not found")]
@@ -63,25 +111,12 @@ pub enum StoreError {
         /// What was looked for, e.g. `"trust-list entry"`.
         what: &'static str,
     },
-    /// A uniqueness rule other than the two upload rules below was violated.
+    /// A uniqueness rule of the storage was violated (for example by a concurrent writer).
     #[error("{what} already exists")]
     AlreadyExists {
         /// What already exists.
         what: &'static str,
     },
-    /// The uploading country already stored a different upload under this `batchTag`
-    /// (decisions item 3; the server answers 409 "BatchTag already exists.").
-    #[error("BatchTag already exists.")]
-    BatchTagExists {
-        /// The uploading country.
-        country: String,
-        /// The upload's `batchTag`.
-        batch_tag: String,
-    },
-    /// Some keys of an upload are already stored or repeated inside it. Nothing was stored
-    /// and the `batchTag` stays unused (the server answers 207 with the lists).
-    #[error("{} of {} keys are duplicates", .0.conflict.len(), .0.len())]
-    DuplicateKeys(KeyConflicts),
     /// The backend cannot be reached right now (pool timeout, connection refused, failover);
     /// retrying later may succeed.
     #[error("storage unavailable")]
@@ -108,8 +143,6 @@ impl StoreError {
         match self {
             StoreError::NotFound { .. } => "not-found",
             StoreError::AlreadyExists { .. } => "already-exists",
-            StoreError::BatchTagExists { .. } => "batch-tag-exists",
-            StoreError::DuplicateKeys(_) => "duplicate-keys",
             StoreError::Unavailable { .. } => "storage-unavailable",
             StoreError::Backend { .. } => "storage-failed",
         }
@@ -121,7 +154,8 @@ impl StoreError {
     }
 }
 
-/// Per-index outcome of a rejected upload: the body of the 207 answer.
+/// Per-index outcome of an upload refused for duplicate keys
+/// ([`UploadOutcome::DuplicateKeys`]): the body of the 207 answer.
 ///
 /// Every index `0..len()` of the upload (positions as received) is in exactly one of the three
 /// lists, each sorted ascending. Nothing of the upload was stored.
@@ -133,7 +167,8 @@ pub struct KeyConflicts {
     /// (the earlier one is in `ok`); `"409"`.
     pub conflict: Vec<usize>,
     /// Keys the backend could not store for another reason attributable to that key
-    /// (`"500"`). Usually empty: a failure of the whole upload is a [`StoreError::Backend`].
+    /// (`"500"`). Always empty from [`KeyConflicts::find`]: a failure of the whole upload is a
+    /// [`StoreError::Backend`].
     pub failed: Vec<usize>,
 }
 
@@ -148,26 +183,27 @@ impl KeyConflicts {
         self.len() == 0
     }
 
-    /// Builds the lists for an upload of `len` keys from the set of conflicting and failed
-    /// indices (indices not in either go to `ok`).
-    pub fn from_indices(len: usize, conflict: &[usize], failed: &[usize]) -> Self {
+    /// The duplicate rule of an upload (protocol §1.2, the 207 answer), the one implementation
+    /// every store calls: the key at index `i` conflicts when its hash is already stored
+    /// (`is_stored`) or repeats the hash of an earlier key of the same upload (the earlier one
+    /// stays in `ok`). `None` when no key conflicts, so the upload may be stored.
+    ///
+    /// `is_stored` is asked once per key, in upload order; a store answers from its own state,
+    /// read in the same atomic step as the insert that follows.
+    pub fn find(hashes: &[KeyHash], mut is_stored: impl FnMut(&KeyHash) -> bool) -> Option<Self> {
+        let mut seen: HashSet<&KeyHash, KeyHashState> =
+            HashSet::with_capacity_and_hasher(hashes.len(), KeyHashState);
         let mut out = KeyConflicts::default();
-        let mut c = conflict.to_vec();
-        c.sort_unstable();
-        c.dedup();
-        let mut f: Vec<usize> = failed.iter().copied().filter(|i| !c.contains(i)).collect();
-        f.sort_unstable();
-        f.dedup();
-        for i in 0..len {
-            if c.binary_search(&i).is_ok() {
+        for (i, h) in hashes.iter().enumerate() {
+            // Both checks run for every key: `is_stored` sees every hash in order.
+            let stored = is_stored(h);
+            if !seen.insert(h) || stored {
                 out.conflict.push(i);
-            } else if f.binary_search(&i).is_ok() {
-                out.failed.push(i);
             } else {
                 out.ok.push(i);
             }
         }
-        out
+        (!out.conflict.is_empty()).then_some(out)
     }
 }
 
@@ -309,7 +345,7 @@ pub struct NewUpload {
     pub keys: Vec<NewKey>,
 }
 
-/// What a successful [`UploadStore::insert_upload`] refers to.
+/// The upload a stored or replayed [`UploadOutcome`] refers to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadReceipt {
     /// The uploader's country.
@@ -322,22 +358,67 @@ pub struct UploadReceipt {
     pub created_at: OffsetDateTime,
 }
 
-/// Result of [`UploadStore::insert_upload`]; both variants mean "201".
+/// The reference's reason text for [`UploadOutcome::BatchTagExists`] (the 409 answer).
+pub const BATCH_TAG_EXISTS_REASON: &str = "BatchTag already exists.";
+
+/// What became of an upload: the result of [`UploadStore::insert_upload`] and of
+/// [`crate::gateway::Gateway::upload`]. Every variant is an expected protocol outcome, not a
+/// failure; storage failures are [`StoreError`]s.
+///
+/// Not `#[non_exhaustive]`: the server answers every variant with its own status (201, 201,
+/// 409, 207), and a new variant must not compile without one (ADR 0012).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub enum UploadOutcome {
-    /// The upload was stored now.
+    /// The upload was stored now (201).
     Stored(UploadReceipt),
     /// The same country already stored this `batchTag` with the same content digest; nothing
-    /// was stored now. The receipt describes the earlier upload.
+    /// was stored now. The receipt describes the earlier upload (201, idempotent replay,
+    /// decisions item 3).
     Replayed(UploadReceipt),
+    /// The same country already stored a *different* upload (another content digest) under
+    /// this `batchTag`; nothing was stored (409 [`BATCH_TAG_EXISTS_REASON`]). Tags are scoped
+    /// per country: another country's tag never gives this.
+    BatchTagExists {
+        /// The uploading country.
+        country: String,
+        /// The upload's `batchTag`.
+        batch_tag: String,
+    },
+    /// Some keys are already stored or repeated inside the upload: nothing was stored and the
+    /// tag stays unused, so a corrected upload may reuse it (207 with the per-index lists).
+    DuplicateKeys(KeyConflicts),
 }
 
 impl UploadOutcome {
-    /// The receipt, whichever the variant.
-    pub fn receipt(&self) -> &UploadReceipt {
+    /// The `batchTag` rule (decisions item 3, ADR 0003), the one implementation the gateway's
+    /// early check and every store's atomic check call: an upload with `content_digest` under
+    /// a (country, tag) already taken by `earlier` (whose digest is `earlier_digest`) is a
+    /// [`UploadOutcome::Replayed`] of `earlier` when the digests are equal, otherwise
+    /// [`UploadOutcome::BatchTagExists`].
+    pub fn for_taken_tag(
+        earlier: UploadReceipt,
+        earlier_digest: &[u8; 32],
+        content_digest: &[u8; 32],
+    ) -> Self {
+        if earlier_digest == content_digest {
+            UploadOutcome::Replayed(earlier)
+        } else {
+            UploadOutcome::BatchTagExists {
+                country: earlier.country,
+                batch_tag: earlier.batch_tag,
+            }
+        }
+    }
+
+    /// Stable machine code (`"batch-tag-exists"` and `"duplicate-keys"` are the codes of the
+    /// 409 and 207 answers).
+    pub fn code(&self) -> &'static str {
         match self {
-            UploadOutcome::Stored(r) | UploadOutcome::Replayed(r) => r,
+            UploadOutcome::Stored(_) => "stored",
+            UploadOutcome::Replayed(_) => "replayed",
+            UploadOutcome::BatchTagExists { .. } => "batch-tag-exists",
+            UploadOutcome::DuplicateKeys(_) => "duplicate-keys",
         }
     }
 }
@@ -362,19 +443,32 @@ pub struct UploadInfo {
     pub download_batch: Option<BatchTag>,
 }
 
+impl UploadInfo {
+    /// The receipt of this upload (what a replay of it answers).
+    pub fn receipt(&self) -> UploadReceipt {
+        UploadReceipt {
+            country: self.country.clone(),
+            batch_tag: self.batch_tag.clone(),
+            number_of_keys: self.number_of_keys,
+            created_at: self.created_at,
+        }
+    }
+}
+
 /// Uploads: all keys of one upload are stored atomically, together with the upload's record
 /// and its upload statistics row.
 #[async_trait]
 pub trait UploadStore: Send + Sync + Debug + 'static {
     /// Stores an upload, all or nothing. In this order:
     ///
-    /// 1. If this country already stored an upload with this `batch_tag`: with the same
-    ///    `content_digest` the result is [`UploadOutcome::Replayed`] and nothing is stored;
-    ///    otherwise [`StoreError::BatchTagExists`]. Tags are scoped per country: another
-    ///    country's tag never conflicts.
+    /// 1. If this country already stored an upload with this `batch_tag`: the result is
+    ///    [`UploadOutcome::for_taken_tag`] (with the same `content_digest`
+    ///    [`UploadOutcome::Replayed`], otherwise [`UploadOutcome::BatchTagExists`]) and nothing
+    ///    is stored. Tags are scoped per country: another country's tag never conflicts.
     /// 2. If any key's hash is already stored, or repeats the hash of an earlier key of this
-    ///    upload, the result is [`StoreError::DuplicateKeys`] listing **every** index, nothing
-    ///    is stored and the tag stays unused (a corrected upload may reuse it).
+    ///    upload ([`KeyConflicts::find`]), the result is [`UploadOutcome::DuplicateKeys`]
+    ///    listing **every** index, nothing is stored and the tag stays unused (a corrected
+    ///    upload may reuse it).
     /// 3. Otherwise the keys (in the order given), the upload record and an [`UploadStat`]
     ///    row (`number_of_keys` = keys stored, `created_at` = the upload's) are stored in one
     ///    atomic step and the result is [`UploadOutcome::Stored`]. The keys become pending.
@@ -388,6 +482,7 @@ pub trait UploadStore: Send + Sync + Debug + 'static {
     /// Concurrent inserts behave as if run one at a time: of two concurrent uploads with the
     /// same (country, tag), exactly one is `Stored` and the other is `Replayed` or
     /// `BatchTagExists`; of two concurrent uploads sharing a key hash, at most one is stored.
+    /// `Err` is a storage failure only ([`StoreError`]).
     /// The tag stays taken as long as the upload's record exists (until retention deletes
     /// the upload, see [`RetentionStore::delete_keys_before`]).
     async fn insert_upload(&self, upload: NewUpload) -> Result<UploadOutcome, StoreError>;
@@ -428,7 +523,8 @@ pub struct CreatedBatch {
     pub uploads: u64,
 }
 
-/// Summary of the pending (stored, not yet batched, non-empty) uploads.
+/// Summary of the pending (stored, not yet batched, non-empty) uploads; the batching job
+/// decides from it whether to cut a batch ([`crate::batching::should_cut`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PendingSummary {
     /// Number of pending uploads.
@@ -439,22 +535,6 @@ pub struct PendingSummary {
     pub oldest: Option<OffsetDateTime>,
 }
 
-impl PendingSummary {
-    /// The batching rule of decisions item 12 (same as [`crate::batching::should_cut`]): cut
-    /// as soon as a full batch is pending or the oldest pending upload waited the interval.
-    pub fn should_cut(
-        &self,
-        now: OffsetDateTime,
-        policy: &crate::batching::BatchingPolicy,
-    ) -> bool {
-        let Some(oldest) = self.oldest else {
-            return false;
-        };
-        let full = usize::try_from(self.keys).map_or(true, |k| k >= policy.max_keys);
-        full || now - oldest >= policy.interval
-    }
-}
-
 /// Download batches: creating them from pending uploads, and finding them.
 #[async_trait]
 pub trait BatchStore: Send + Sync + Debug + 'static {
@@ -463,9 +543,12 @@ pub trait BatchStore: Send + Sync + Debug + 'static {
 
     /// Creates the next download batch, atomically, or returns `None` if nothing is pending.
     ///
-    /// - **Which uploads:** the leading pending uploads in upload order, as many as
-    ///   [`crate::batching::plan_next_batch`] takes with `max_keys` (greedy, never mixing
-    ///   format versions, never splitting an upload). All their keys join the batch.
+    /// The uploads, the tag and the instant are those of [`crate::batching::plan_batch`],
+    /// given the most recently created batch and the pending uploads in upload order:
+    ///
+    /// - **Which uploads:** the leading pending uploads, as many as the planner takes with
+    ///   `max_keys` (greedy, never mixing format versions, never splitting an upload). All
+    ///   their keys join the batch.
     /// - **Tag:** `BatchTag::next(latest, t)` where `latest` is the most recently created
     ///   batch and `t = max(now, latest.created_at)`: if the clock went backwards, the batch
     ///   is dated at the latest batch's instant, so tags stay unique and dense (`N` grows by
@@ -492,9 +575,6 @@ pub trait BatchStore: Send + Sync + Debug + 'static {
         &self,
         instant: OffsetDateTime,
     ) -> Result<Option<BatchInfo>, StoreError>;
-
-    /// The most recently created batch (the end of the chain), if any.
-    async fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -503,6 +583,11 @@ pub trait BatchStore: Send + Sync + Debug + 'static {
 
 /// One upload's share of a download batch (protocol §1.4 / §6): the stored part of an
 /// `AuditEntry`; certificates come from the trust list.
+///
+/// An upload is identified by (`country`, `batch_tag`) (decisions item 3; the reference grouped
+/// by tag alone): two countries using the same tag in one batch are two groups. `amount` counts
+/// all the upload's keys in the batch, so clients re-verifying upload signatures can slice the
+/// batch's keys (in [`KeyStore::batch_keys`] order, their own country's included) by it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditGroup {
     /// The uploader's country.
@@ -588,35 +673,17 @@ pub struct CleanupReport {
     pub keys_after: u64,
 }
 
-/// Statistics rows. Readers return rows whose timestamp is at or after `since`, in the order
-/// they were written.
+/// Writing statistics rows. Upload rows are written by [`UploadStore::insert_upload`] and
+/// cleanup rows by [`RetentionStore::delete_keys_before`]; [`StoreInspect`] reads them all.
 #[async_trait]
 pub trait StatsStore: Send + Sync + Debug + 'static {
     /// Records a served download.
     async fn record_download(&self, stat: DownloadStat) -> Result<(), StoreError>;
-
-    /// Upload rows with `created_at >= since`.
-    async fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError>;
-
-    /// Download rows with `requested_at >= since`.
-    async fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError>;
-
-    /// Cleanup rows with `ran_at >= since`.
-    async fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError>;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Retention
 // ---------------------------------------------------------------------------------------------
-
-/// Numbers of stored keys.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KeyCounts {
-    /// All stored keys.
-    pub stored: u64,
-    /// Keys of pending (not yet batched) uploads.
-    pub pending: u64,
-}
 
 /// Deleting old data (protocol §8, decisions item 13).
 #[async_trait]
@@ -637,6 +704,38 @@ pub trait RetentionStore: Send + Sync + Debug + 'static {
     /// sequence and the chain). Links pointing to a deleted batch cannot exist (links point
     /// forward, to newer batches).
     async fn delete_batches_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inspection (tests, the conformance suite, tools)
+// ---------------------------------------------------------------------------------------------
+
+/// Numbers of stored keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyCounts {
+    /// All stored keys.
+    pub stored: u64,
+    /// Keys of pending (not yet batched) uploads.
+    pub pending: u64,
+}
+
+/// Reading what the gateway never reads: the statistics rows, key counts and the end of the
+/// batch chain. Every backend implements it so that the conformance suite can check the
+/// contracts of the other traits through it; the gateway and the server hold a [`Store`],
+/// which does not include it. Same common contracts as every other method.
+#[async_trait]
+pub trait StoreInspect: Send + Sync + Debug + 'static {
+    /// The most recently created batch (the end of the chain), if any.
+    async fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError>;
+
+    /// Upload statistics rows with `created_at >= since`, in the order they were written.
+    async fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError>;
+
+    /// Download statistics rows with `requested_at >= since`, in the order they were written.
+    async fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError>;
+
+    /// Cleanup statistics rows with `ran_at >= since`, in the order they were written.
+    async fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError>;
 
     /// Counts the stored keys.
     async fn key_counts(&self) -> Result<KeyCounts, StoreError>;
@@ -661,6 +760,16 @@ impl<T> Store for T where
 /// The store trait object.
 pub type DynStore = dyn Store;
 
+/// A [`Store`] that can also be inspected ([`StoreInspect`]): what the conformance suite and
+/// test harnesses hold. `Arc<dyn InspectableStore>` coerces to `Arc<`[`DynStore`]`>` for the
+/// gateway. Implemented for every type implementing both.
+pub trait InspectableStore: Store + StoreInspect {}
+
+impl<T> InspectableStore for T where T: Store + StoreInspect + ?Sized {}
+
+/// The inspectable store trait object.
+pub type DynInspectableStore = dyn InspectableStore;
+
 /// Forwards a trait's methods through `Arc<T>` and `Box<T>`.
 macro_rules! forward {
     ($trait:ident { $( fn $name:ident(&self $(, $arg:ident : $ty:ty)* ) -> $ret:ty; )* }) => {
@@ -675,7 +784,8 @@ macro_rules! forward {
     };
 }
 
-/// Calls `$m!(Trait { fn method(&self, ..) -> Ret; ... })` once for every storage trait, with
+/// Calls `$m!(Trait { fn method(&self, ..) -> Ret; ... })` once for every storage trait
+/// ([`StoreInspect`] included), with
 /// the complete method list: the one place that lists them, for decorators such as the
 /// `Arc`/`Box` forwarding below and efgs-testkit's `FaultyStore`. The expansion site must have
 /// the traits and the types of [`crate::store`] in scope.
@@ -702,7 +812,6 @@ macro_rules! __for_each_store_trait {
             fn batch_by_tag(&self, tag: &BatchTag) -> Result<Option<BatchInfo>, StoreError>;
             fn first_batch_at_or_after(&self, instant: OffsetDateTime)
                 -> Result<Option<BatchInfo>, StoreError>;
-            fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError>;
         });
 
         $m!(KeyStore {
@@ -713,15 +822,19 @@ macro_rules! __for_each_store_trait {
 
         $m!(StatsStore {
             fn record_download(&self, stat: DownloadStat) -> Result<(), StoreError>;
-            fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError>;
-            fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError>;
-            fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError>;
         });
 
         $m!(RetentionStore {
             fn delete_keys_before(&self, cutoff: OffsetDateTime, now: OffsetDateTime)
                 -> Result<CleanupReport, StoreError>;
             fn delete_batches_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
+        });
+
+        $m!(StoreInspect {
+            fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError>;
+            fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError>;
+            fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError>;
+            fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError>;
             fn key_counts(&self) -> Result<KeyCounts, StoreError>;
         });
     };
@@ -741,15 +854,6 @@ pub fn to_store_precision(t: OffsetDateTime) -> OffsetDateTime {
 mod tests {
     use super::*;
     use time::macros::datetime;
-
-    #[test]
-    fn conflicts_cover_every_index_once() {
-        let c = KeyConflicts::from_indices(5, &[3, 1, 3], &[1, 4]);
-        assert_eq!(c.ok, vec![0, 2]);
-        assert_eq!(c.conflict, vec![1, 3]);
-        assert_eq!(c.failed, vec![4]);
-        assert_eq!(c.len(), 5);
-    }
 
     #[test]
     fn precision_truncates_toward_the_past() {
@@ -773,19 +877,45 @@ mod tests {
     }
 
     #[test]
-    fn pending_summary_cut_rule() {
-        let policy = crate::batching::BatchingPolicy::default();
-        let t0 = datetime!(2026-11-28 10:00 UTC);
-        let s = PendingSummary {
-            uploads: 1,
-            keys: 10,
-            oldest: Some(t0),
+    fn duplicate_rule_lists_stored_and_repeated_keys() {
+        let h = |b: u8| [b; 32];
+        let hashes = [h(1), h(2), h(1), h(3), h(2)];
+        // Hash 3 is stored; the second 1 and the second 2 repeat earlier keys.
+        let mut asked = Vec::new();
+        let c = KeyConflicts::find(&hashes, |k| {
+            asked.push(k[0]);
+            k == &h(3)
+        })
+        .unwrap();
+        assert_eq!(c.ok, vec![0, 1]);
+        assert_eq!(c.conflict, vec![2, 3, 4]);
+        assert!(c.failed.is_empty());
+        assert_eq!(asked, vec![1, 2, 1, 3, 2], "asked once per key, in order");
+        assert_eq!(KeyConflicts::find(&[h(1), h(2)], |_| false), None);
+        assert_eq!(KeyConflicts::find(&[], |_| true), None);
+    }
+
+    #[test]
+    fn tag_rule_replays_equal_content_only() {
+        let earlier = UploadReceipt {
+            country: "DE".into(),
+            batch_tag: "t".into(),
+            number_of_keys: 3,
+            created_at: datetime!(2026-11-28 10:00 UTC),
         };
-        assert!(!s.should_cut(t0 + time::Duration::seconds(299), &policy));
-        assert!(s.should_cut(t0 + time::Duration::seconds(300), &policy));
-        let full = PendingSummary { keys: 5000, ..s };
-        assert!(full.should_cut(t0, &policy));
-        assert!(!PendingSummary::default().should_cut(t0, &policy));
+        assert_eq!(
+            UploadOutcome::for_taken_tag(earlier.clone(), &[1; 32], &[1; 32]),
+            UploadOutcome::Replayed(earlier.clone())
+        );
+        let taken = UploadOutcome::for_taken_tag(earlier, &[1; 32], &[2; 32]);
+        assert_eq!(
+            taken,
+            UploadOutcome::BatchTagExists {
+                country: "DE".into(),
+                batch_tag: "t".into()
+            }
+        );
+        assert_eq!(taken.code(), "batch-tag-exists");
     }
 
     #[derive(Debug)]

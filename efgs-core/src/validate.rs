@@ -78,8 +78,9 @@ impl Default for ValidationPolicy {
 ///
 /// All variants map to 400 except [`TooManyKeys`](Self::TooManyKeys) (413). `index` fields are
 /// 0-based positions of the key in the batch as received.
+///
+/// Not `#[non_exhaustive]`: the server's status table matches its variants (ADR 0012).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum ValidationError {
     /// keyData is empty.
     #[error("Validation of diagnosis key failed: The keydata is empty or null.")]

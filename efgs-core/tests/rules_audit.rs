@@ -2,111 +2,22 @@
 //! Audit rules (protocol §1.4, §6, §12 items 24-28; clients.md §5).
 
 use efgs_core::audit::{
-    AuditEntry, AuditError, AuditGroup, UploadId, check_audit_batch_day, check_audit_date,
-    format_uploaded_time, group_for_audit,
+    AuditEntry, AuditError, check_audit_batch_day, check_audit_date, format_uploaded_time,
 };
 use efgs_core::cert::Thumbprint;
 use efgs_core::download::DownloadPolicy;
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
 
-fn up(country: &str, tag: &str) -> UploadId {
-    UploadId {
-        country: country.into(),
-        batch_tag: tag.into(),
-    }
-}
-
 fn now() -> OffsetDateTime {
     datetime!(2024-01-15 10:30:00 UTC)
 }
 
-// --- grouping ---------------------------------------------------------------------------------
-
-#[test]
-fn grouping_single_upload_item_24() {
-    let a = up("DE", "tagA");
-    let keys = [&a, &a, &a];
-    let groups = group_for_audit(keys);
-    assert_eq!(
-        groups,
-        [AuditGroup {
-            upload: a.clone(),
-            first_position: 0,
-            amount: 3
-        }]
-    );
-}
-
-#[test]
-fn grouping_orders_by_first_key_and_counts_interleaved() {
-    let de = up("DE", "1");
-    let dk = up("DK", "x");
-    let fr = up("FR", "2020-9-1-Ab3+/w==-0");
-    // Batch order: DK, DE, DK, FR, DE, FR, FR (interleaved, as can happen across uploads).
-    let keys = [&dk, &de, &dk, &fr, &de, &fr, &fr];
-    let groups = group_for_audit(keys);
-    let got: Vec<(&str, usize, u64)> = groups
-        .iter()
-        .map(|g| (g.upload.country.as_str(), g.first_position, g.amount))
-        .collect();
-    assert_eq!(got, [("DK", 0, 2), ("DE", 1, 2), ("FR", 3, 3)]);
-    let total: u64 = groups.iter().map(|g| g.amount).sum();
-    assert_eq!(total, keys.len() as u64);
-}
-
-#[test]
-fn grouping_same_tag_different_countries_are_different_uploads() {
-    // decisions item 3: an upload is (country, batchTag); two countries may both use "1234".
-    let ie = up("IE", "1234");
-    let mt = up("MT", "1234");
-    let groups = group_for_audit([&ie, &ie, &mt]);
-    assert_eq!(groups.len(), 2);
-    assert_eq!(groups[0].upload, ie);
-    assert_eq!(groups[0].amount, 2);
-    assert_eq!(groups[1].upload, mt);
-    assert_eq!(groups[1].amount, 1);
-}
-
-#[test]
-fn grouping_includes_callers_own_country() {
-    // The audit list is complete: the caller's (DE) own upload is part of it, even though the
-    // download left those keys out.
-    let de = up("DE", "mine");
-    let dk = up("DK", "theirs");
-    let groups = group_for_audit([&de, &de, &dk]);
-    assert!(
-        groups
-            .iter()
-            .any(|g| g.upload.country == "DE" && g.amount == 2)
-    );
-    assert_eq!(groups[0].upload.country, "DE");
-}
-
-#[test]
-fn grouping_contiguous_slices_let_clients_reverify() {
-    // ES/IT/FI slice the downloaded keys by `amount` in entry order: with contiguous uploads the
-    // slices reproduce each upload exactly.
-    let a = up("ES", "a");
-    let b = up("IT", "b");
-    let c = up("FI", "c");
-    let keys = [&a, &a, &b, &c, &c, &c];
-    let groups = group_for_audit(keys);
-    let mut pos = 0usize;
-    for g in &groups {
-        assert_eq!(g.first_position, pos);
-        let n = usize::try_from(g.amount).unwrap();
-        assert!(keys[pos..pos + n].iter().all(|k| **k == g.upload));
-        pos += n;
-    }
-    assert_eq!(pos, keys.len());
-}
-
-#[test]
-fn grouping_empty_batch() {
-    let none: [&UploadId; 0] = [];
-    assert!(group_for_audit(none).is_empty());
-}
+// Grouping a batch's keys by upload (items 24-28: one group per (country, batchTag) in batch
+// order, the caller's own uploads included, amounts that slice the downloaded keys) is a store
+// contract: `KeyStore::audit_groups`, checked for every backend by the conformance behaviours
+// `audit_groups_describe_each_upload_in_order`, `audit_groups_slice_the_batch_keys_per_upload`
+// and `audit_groups_skip_deleted_uploads` (efgs-testkit/src/conformance.rs).
 
 // --- entry JSON ---------------------------------------------------------------------------------
 

@@ -3,8 +3,7 @@
 
 use efgs_core::download::{
     DownloadError, DownloadPolicy, NO_NEXT_BATCH, batch_serves_date, check_batch_day,
-    check_requested_date, exclude_country, first_batch_threshold, next_batch_tag_header,
-    parse_path_date,
+    check_requested_date, first_batch_threshold, next_batch_tag_header, parse_path_date,
 };
 use time::macros::{date, datetime};
 use time::{Date, Duration, OffsetDateTime};
@@ -317,97 +316,12 @@ fn next_batch_tag_literal_null() {
 
 #[test]
 fn next_batch_tag_link() {
-    assert_eq!(next_batch_tag_header(Some("20240115-2")), "20240115-2");
+    let link = efgs_core::tag::BatchTag::parse("20240115-2").unwrap();
+    assert_eq!(next_batch_tag_header(Some(&link)), "20240115-2");
 }
 
-struct Key {
-    id: u32,
-    uploader: &'static str,
-    origin: &'static str,
-}
-
-#[test]
-fn exclude_own_country_keeps_order_item_21() {
-    let keys = [
-        Key {
-            id: 1,
-            uploader: "DE",
-            origin: "DE",
-        },
-        Key {
-            id: 2,
-            uploader: "DK",
-            origin: "DK",
-        },
-        Key {
-            id: 3,
-            uploader: "DE",
-            origin: "DE",
-        },
-        Key {
-            id: 4,
-            uploader: "DK",
-            origin: "DK",
-        },
-    ];
-    let ids: Vec<u32> = exclude_country(&keys, "DE", |k| k.uploader)
-        .map(|k| k.id)
-        .collect();
-    assert_eq!(ids, [2, 4]);
-}
-
-#[test]
-fn exclude_is_by_uploader_not_origin() {
-    let keys = [
-        Key {
-            id: 1,
-            uploader: "DK",
-            origin: "DE",
-        },
-        Key {
-            id: 2,
-            uploader: "DE",
-            origin: "DK",
-        },
-    ];
-    let ids: Vec<u32> = exclude_country(&keys, "DE", |k| k.uploader)
-        .map(|k| k.id)
-        .collect();
-    assert_eq!(ids, [1]);
-    assert_eq!(keys[0].origin, "DE");
-}
-
-#[test]
-fn exclude_everything_gives_empty() {
-    let keys = [Key {
-        id: 1,
-        uploader: "DE",
-        origin: "DE",
-    }];
-    assert_eq!(exclude_country(&keys, "DE", |k| k.uploader).count(), 0);
-}
-
-#[test]
-fn exclude_other_country_keeps_all_in_order_item_18() {
-    let keys = [
-        Key {
-            id: 3,
-            uploader: "DK",
-            origin: "DK",
-        },
-        Key {
-            id: 1,
-            uploader: "FR",
-            origin: "FR",
-        },
-        Key {
-            id: 2,
-            uploader: "DK",
-            origin: "DK",
-        },
-    ];
-    let ids: Vec<u32> = exclude_country(&keys, "DE", |k| k.uploader)
-        .map(|k| k.id)
-        .collect();
-    assert_eq!(ids, [3, 1, 2]);
-}
+// Own-country exclusion (items 18, 21: by uploader, not origin, insertion order kept) is a
+// store contract: `KeyStore::batch_keys`, checked for every backend by the conformance
+// behaviours `batch_keys_follow_upload_then_key_order`,
+// `own_country_exclusion_is_by_uploader_not_origin` and `batch_keys_hold_only_that_batch`
+// (efgs-testkit/src/conformance.rs).

@@ -10,12 +10,11 @@ use efgs_core::Error;
 use efgs_core::callback_url::{IpCidr, any_contains};
 use efgs_core::gateway::{Credentials, Gateway, UploadRequest};
 use efgs_core::media;
-use efgs_core::store::UploadOutcome;
 use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::error::{error_response, problem};
+use crate::error::{error_response, problem, upload_response};
 use crate::net::{BodyError, ConnectionInfo, read_limited};
 use crate::server::Clock;
 
@@ -229,24 +228,7 @@ where
         body: &bytes,
     };
     match state.gateway.upload(&who, req, (state.clock)()).await {
-        Ok(outcome) => {
-            let receipt = match &outcome {
-                UploadOutcome::Stored(r) => {
-                    tracing::info!(country = %r.country, keys = r.number_of_keys, "upload stored");
-                    r
-                }
-                UploadOutcome::Replayed(r) => {
-                    tracing::info!(country = %r.country, "upload replayed (idempotent)");
-                    r
-                }
-            };
-            let mut res = Response::new(Bytes::new().into());
-            *res.status_mut() = StatusCode::CREATED;
-            if let Ok(v) = HeaderValue::from_str(&receipt.batch_tag) {
-                res.headers_mut().insert("batchTag", v);
-            }
-            res
-        }
+        Ok(outcome) => upload_response(&outcome, PATH),
         Err(e) => error_response(&e, PATH),
     }
 }

@@ -1,15 +1,26 @@
-//! The one table that maps efgs-core error kinds to HTTP statuses, and the RFC 9457
-//! problem+json envelope every error answer uses.
+//! The one table that maps efgs-core's upload outcomes and error kinds to HTTP statuses, and
+//! the RFC 9457 problem+json envelope every error answer uses.
+//!
+//! The table has two halves, both exhaustive matches over core enums without wildcard arms
+//! (ADR 0012): [`upload_response`] answers every [`UploadOutcome`] (201, 201, 409, 207) and
+//! [`answer_for`] every [`Error`]. A new outcome or error variant does not compile until it
+//! has a status here. Concerns whose every variant gets the same answer (JSON, signature,
+//! trust, callback URL, batch tag) are matched as a whole.
 //!
 //! Bodies carry a stable machine `code`, the reference's reason text in `message` (Denmark
 //! parses `{"message":"Could not find any batches for given date"}`) and `detail`. 5xx answers
 //! carry no internal detail.
 
+use bytes::Bytes;
 use efgs_core::Error;
+use efgs_core::audit::AuditError;
+use efgs_core::download::DownloadError;
 use efgs_core::gateway::RequestError;
 use efgs_core::identity::IdentityErrorKind;
 use efgs_core::media::MediaTypeError;
-use efgs_core::store::StoreError;
+use efgs_core::proto::ProtoError;
+use efgs_core::store::{BATCH_TAG_EXISTS_REASON, KeyConflicts, StoreError, UploadOutcome};
+use efgs_core::validate::ValidationError;
 use serde::Serialize;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
@@ -28,84 +39,153 @@ pub(crate) struct ErrorAnswer {
     pub(crate) message: String,
 }
 
-/// The status table: one place decides the status of every error kind.
+/// The status table, outcome half: the response to every outcome of an upload, logged once
+/// here. Stored and replayed: 201 with the `batchTag` header; the tag already used by the
+/// caller's country for other content: 409 problem; duplicate keys: 207 with the index map.
+pub(crate) fn upload_response(outcome: &UploadOutcome, path: &str) -> Response {
+    match outcome {
+        UploadOutcome::Stored(r) => {
+            tracing::info!(country = %r.country, keys = r.number_of_keys, "upload stored");
+            created(&r.batch_tag)
+        }
+        UploadOutcome::Replayed(r) => {
+            tracing::info!(country = %r.country, "upload replayed (idempotent)");
+            created(&r.batch_tag)
+        }
+        UploadOutcome::BatchTagExists { country, .. } => {
+            let status = StatusCode::CONFLICT;
+            tracing::info!(
+                status = status.as_u16(),
+                code = outcome.code(),
+                %country,
+                "upload refused: batchTag already used for other content"
+            );
+            problem(
+                status,
+                outcome.code(),
+                BATCH_TAG_EXISTS_REASON,
+                None,
+                Some(path),
+            )
+        }
+        UploadOutcome::DuplicateKeys(map) => {
+            tracing::info!(
+                code = outcome.code(),
+                conflicts = map.conflict.len(),
+                "upload rejected with 207"
+            );
+            multi_status(map)
+        }
+    }
+}
+
+/// 201 with the upload's `batchTag` header and no body.
+fn created(batch_tag: &str) -> Response {
+    let mut res = Response::new(Bytes::new().into());
+    *res.status_mut() = StatusCode::CREATED;
+    if let Ok(v) = HeaderValue::from_str(batch_tag) {
+        res.headers_mut().insert("batchTag", v);
+    }
+    res
+}
+
+/// The status table, error half: one place decides the status of every error kind.
 pub(crate) fn answer_for(err: &Error) -> ErrorAnswer {
     use StatusCode as S;
     let (status, code, message): (StatusCode, &'static str, String) = match err {
-        Error::Proto(e @ efgs_core::proto::ProtoError::TooManyKeys { .. }) => (
-            S::PAYLOAD_TOO_LARGE,
-            e.code(),
-            "Too many diagnosis keys".to_owned(),
-        ),
-        Error::Proto(e) => (S::BAD_REQUEST, e.code(), e.to_string()),
+        Error::Proto(e) => match e {
+            ProtoError::TooManyKeys { .. } => (
+                S::PAYLOAD_TOO_LARGE,
+                e.code(),
+                "Too many diagnosis keys".to_owned(),
+            ),
+            ProtoError::EmptyBody | ProtoError::Malformed { .. } | ProtoError::Key { .. } => {
+                (S::BAD_REQUEST, e.code(), e.to_string())
+            }
+        },
+        // Every JSON decoding error is a 400 with its own text.
         Error::Json(e) => (S::BAD_REQUEST, e.code(), e.to_string()),
         Error::MediaType(e) => {
             let status = match e {
                 MediaTypeError::ContentTypeMissing
-                | MediaTypeError::UnsupportedContentType { .. } => S::UNSUPPORTED_MEDIA_TYPE,
+                | MediaTypeError::UnsupportedContentType { .. }
+                | MediaTypeError::AcceptVersionMissing
+                | MediaTypeError::AcceptVersionInvalid { .. }
+                | MediaTypeError::AcceptVersionIncompatible { .. } => S::UNSUPPORTED_MEDIA_TYPE,
                 MediaTypeError::NotAcceptable { .. }
                 | MediaTypeError::ContentTypeVersionIncompatible { .. } => S::NOT_ACCEPTABLE,
                 MediaTypeError::ContentTypeVersionMissing
                 | MediaTypeError::ContentTypeVersionInvalid { .. } => S::BAD_REQUEST,
-                _ => S::UNSUPPORTED_MEDIA_TYPE,
             };
             (status, e.code(), e.to_string())
         }
         Error::Validation(e) => {
-            let status = if e.is_too_large() {
-                S::PAYLOAD_TOO_LARGE
-            } else {
-                S::BAD_REQUEST
+            let status = match e {
+                ValidationError::TooManyKeys { .. } => S::PAYLOAD_TOO_LARGE,
+                ValidationError::EmptyKeyData { .. }
+                | ValidationError::KeyDataLength { .. }
+                | ValidationError::RollingStartIntervalNumber { .. }
+                | ValidationError::RollingPeriod { .. }
+                | ValidationError::TransmissionRiskLevel { .. }
+                | ValidationError::TooManyVisitedCountries { .. }
+                | ValidationError::InvalidVisitedCountry { .. }
+                | ValidationError::OriginNotAscii { .. }
+                | ValidationError::BatchTagEmpty
+                | ValidationError::BatchTagTooLong { .. }
+                | ValidationError::BatchTagCharacter { .. }
+                | ValidationError::BatchSignatureEmpty
+                | ValidationError::BatchSignatureTooLong { .. }
+                | ValidationError::OriginMismatch { .. } => S::BAD_REQUEST,
             };
             (status, e.code(), e.to_string())
         }
+        // Every signature failure is the reference's 400 "Invalid signature".
         Error::Signature(e) => (S::BAD_REQUEST, e.code(), "Invalid signature".to_owned()),
+        // Every trust-list failure is a 400 with its own text.
         Error::Trust(e) => (S::BAD_REQUEST, e.code(), e.to_string()),
         Error::Identity(e) => {
             let (status, message) = match e.kind() {
                 IdentityErrorKind::BadRequest => (S::BAD_REQUEST, e.to_string()),
                 IdentityErrorKind::Forbidden => (S::FORBIDDEN, e.to_string()),
-                _ => (S::FORBIDDEN, String::new()),
+                IdentityErrorKind::Unauthenticated => (S::FORBIDDEN, String::new()),
             };
             (status, e.code(), message)
         }
+        // Every refused callback URL is the reference's 400.
         Error::CallbackUrl(e) => (
             S::BAD_REQUEST,
             e.code(),
             "Callback URL is invalid".to_owned(),
         ),
+        // Every malformed download batch tag names no batch.
         Error::Tag(e) => (S::NOT_FOUND, e.code(), e.to_string()),
         Error::Download(e) => {
-            use efgs_core::download::DownloadError as D;
             let status = match e {
-                D::TooOld { .. } => S::GONE,
-                D::NoBatchForDate { .. } | D::UnknownBatchTag { .. } => S::NOT_FOUND,
-                _ => S::BAD_REQUEST,
+                DownloadError::TooOld { .. } => S::GONE,
+                DownloadError::NoBatchForDate { .. } | DownloadError::UnknownBatchTag { .. } => {
+                    S::NOT_FOUND
+                }
+                DownloadError::InvalidDate { .. } | DownloadError::DateAfterBatch { .. } => {
+                    S::BAD_REQUEST
+                }
             };
             (status, e.code(), e.to_string())
         }
         Error::Audit(e) => {
-            use efgs_core::audit::AuditError as A;
             let status = match e {
-                A::TooOld { .. } => S::GONE,
-                _ => S::NOT_FOUND,
+                AuditError::TooOld { .. } => S::GONE,
+                AuditError::UnknownBatchTag { .. }
+                | AuditError::DateMismatch { .. }
+                | AuditError::NoKeys { .. } => S::NOT_FOUND,
             };
             (status, e.code(), e.to_string())
         }
-        Error::Request(e) => {
-            let status = match e {
-                RequestError::MissingHeader(_) => S::BAD_REQUEST,
-                RequestError::KeyConflicts(_) => S::MULTI_STATUS,
-                RequestError::BatchTagExists => S::CONFLICT,
-                RequestError::UntrustedSigner(_) => S::BAD_REQUEST,
-                _ => S::BAD_REQUEST,
-            };
-            let message = match e {
-                RequestError::UntrustedSigner(_) => "Invalid signature".to_owned(),
-                other => other.to_string(),
-            };
-            (status, e.code(), message)
-        }
+        Error::Request(e) => match e {
+            RequestError::MissingHeader(_) => (S::BAD_REQUEST, e.code(), e.to_string()),
+            RequestError::UntrustedSigner(_) => {
+                (S::BAD_REQUEST, e.code(), "Invalid signature".to_owned())
+            }
+        },
         Error::Store(e) => match e {
             StoreError::Unavailable { .. } => (
                 S::SERVICE_UNAVAILABLE,
@@ -113,21 +193,15 @@ pub(crate) fn answer_for(err: &Error) -> ErrorAnswer {
                 "Service temporarily unavailable, retry later".to_owned(),
             ),
             StoreError::NotFound { .. } => (S::NOT_FOUND, e.code(), e.to_string()),
-            StoreError::AlreadyExists { .. } | StoreError::BatchTagExists { .. } => {
-                (S::CONFLICT, e.code(), "BatchTag already exists.".to_owned())
+            StoreError::AlreadyExists { .. } => {
+                (S::CONFLICT, e.code(), BATCH_TAG_EXISTS_REASON.to_owned())
             }
-            StoreError::DuplicateKeys(_) => (S::MULTI_STATUS, e.code(), e.to_string()),
-            _ => (
+            StoreError::Backend { .. } => (
                 S::INTERNAL_SERVER_ERROR,
                 e.code(),
                 "Internal Server Error.".to_owned(),
             ),
         },
-        _ => (
-            S::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal Server Error.".to_owned(),
-        ),
     };
     ErrorAnswer {
         status,
@@ -184,14 +258,6 @@ pub(crate) fn problem(
 /// The response for an efgs-core error, logged once here (at the boundary).
 pub(crate) fn error_response(err: &Error, path: &str) -> Response {
     let a = answer_for(err);
-    if let Error::Request(RequestError::KeyConflicts(map)) = err {
-        tracing::info!(
-            code = a.code,
-            conflicts = map.conflict.len(),
-            "upload rejected with 207"
-        );
-        return multi_status(map);
-    }
     if a.status.is_server_error() {
         tracing::error!(code = a.code, error = %err, "request failed");
         return problem(a.status, a.code, &a.message, None, Some(path));
@@ -204,7 +270,7 @@ pub(crate) fn error_response(err: &Error, path: &str) -> Response {
 
 /// The 207 body: every key index in exactly one of `"500"`, `"201"`, `"409"` (the reference's
 /// order), nothing stored.
-pub(crate) fn multi_status(map: &efgs_core::store::KeyConflicts) -> Response {
+pub(crate) fn multi_status(map: &KeyConflicts) -> Response {
     let body = format!(
         "{{\"500\":{},\"201\":{},\"409\":{}}}",
         json_list(&map.failed),
@@ -223,4 +289,78 @@ pub(crate) fn multi_status(map: &efgs_core::store::KeyConflicts) -> Response {
 fn json_list(v: &[usize]) -> String {
     let items: Vec<String> = v.iter().map(|i| i.to_string()).collect();
     format!("[{}]", items.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use efgs_core::store::UploadReceipt;
+    use http_body_util::BodyExt as _;
+
+    const PATH: &str = "/diagnosiskeys/upload";
+
+    async fn body(res: Response) -> Vec<u8> {
+        res.into_body().collect().await.unwrap().to_bytes().to_vec()
+    }
+
+    #[tokio::test]
+    async fn every_upload_outcome_has_its_answer() {
+        let receipt = UploadReceipt {
+            country: "DE".into(),
+            batch_tag: "t1".into(),
+            number_of_keys: 2,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        for outcome in [
+            UploadOutcome::Stored(receipt.clone()),
+            UploadOutcome::Replayed(receipt),
+        ] {
+            let res = upload_response(&outcome, PATH);
+            assert_eq!(res.status(), StatusCode::CREATED);
+            assert_eq!(res.headers()["batchTag"], "t1");
+            assert!(body(res).await.is_empty());
+        }
+
+        let taken = UploadOutcome::BatchTagExists {
+            country: "DE".into(),
+            batch_tag: "t1".into(),
+        };
+        let res = upload_response(&taken, PATH);
+        assert_eq!(res.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            res.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let problem: serde_json::Value = serde_json::from_slice(&body(res).await).unwrap();
+        assert_eq!(problem["code"], "batch-tag-exists");
+        assert_eq!(problem["message"], "BatchTag already exists.");
+        assert_eq!(problem["instance"], PATH);
+        assert!(problem.get("detail").is_none(), "{problem}");
+
+        let duplicates = UploadOutcome::DuplicateKeys(KeyConflicts {
+            ok: vec![0, 2],
+            conflict: vec![1],
+            failed: vec![],
+        });
+        let res = upload_response(&duplicates, PATH);
+        assert_eq!(res.status(), StatusCode::MULTI_STATUS);
+        assert_eq!(body(res).await, br#"{"500":[],"201":[0,2],"409":[1]}"#);
+    }
+
+    #[test]
+    fn storage_failures_are_503_and_500_without_detail() {
+        let unavailable = Error::Store(StoreError::Unavailable {
+            source: "pool timeout".into(),
+        });
+        let a = answer_for(&unavailable);
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(a.code, "storage-unavailable");
+        let failed = Error::Store(StoreError::Backend {
+            backend: "postgres",
+            source: "corrupt row".into(),
+        });
+        let a = answer_for(&failed);
+        assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(a.message, "Internal Server Error.");
+    }
 }

@@ -10,26 +10,28 @@
 //! tests and single-instance deployments can rely on it. Nothing is persisted: dropping the
 //! last handle drops the data ("reopening" a memory store means cloning its `Arc`).
 //!
-//! Duplicate detection is O(1) per key (a hash set of the callers' key hashes); keys are moved
-//! into the store without copying. See `benches/ingest.rs` for the ingest rate.
+//! The protocol rules come from efgs-core, as for every backend: the `batchTag` rule
+//! (`UploadOutcome::for_taken_tag`), the duplicate rule (`KeyConflicts::find`) and the batch
+//! planner (`batching::plan_batch`); this crate adds the state and the lock. Duplicate
+//! detection is O(1) per key (a hash set of the callers' key hashes); keys are moved into the
+//! store without copying. See `benches/ingest.rs` for the ingest rate.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use efgs_core::DiagnosisKey;
-use efgs_core::batching::{PendingUpload, plan_next_batch};
+use efgs_core::batching::{PendingUpload, plan_batch};
 use efgs_core::cert::Thumbprint;
 use efgs_core::model::FormatVersion;
 use efgs_core::store::{
     AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat, KeyConflicts,
-    KeyCounts, KeyHash, KeyStore, NewUpload, PendingSummary, RetentionStore, StatsStore,
-    StoreError, TrustEntry, TrustListStore, UploadInfo, UploadOutcome, UploadReceipt, UploadStat,
-    UploadStore, Upserted, to_store_precision,
+    KeyCounts, KeyHash, KeyHashState, KeyStore, NewUpload, PendingSummary, RetentionStore,
+    StatsStore, StoreError, StoreInspect, TrustEntry, TrustListStore, UploadInfo, UploadOutcome,
+    UploadReceipt, UploadStat, UploadStore, Upserted, to_store_precision,
 };
 use efgs_core::tag::BatchTag;
 use time::OffsetDateTime;
@@ -51,10 +53,23 @@ struct DownloadStats {
     rows: Vec<StatRow>,
 }
 
-fn backend_error(what: &'static str) -> StoreError {
-    StoreError::Backend {
-        backend: "memory",
-        source: what.into(),
+/// Failures of this backend; they reach callers as the `source` of a `StoreError::Backend`.
+#[derive(Debug, thiserror::Error)]
+enum MemoryError {
+    /// More distinct downloading countries than the compact statistics rows can index.
+    #[error("too many distinct countries in the download statistics")]
+    TooManyCountries(#[source] std::num::TryFromIntError),
+    /// A download instant outside the range of the compact statistics rows.
+    #[error("download time out of range")]
+    TimeOutOfRange(#[source] std::num::TryFromIntError),
+}
+
+impl From<MemoryError> for StoreError {
+    fn from(e: MemoryError) -> Self {
+        StoreError::Backend {
+            backend: "memory",
+            source: Box::new(e),
+        }
     }
 }
 
@@ -77,12 +92,10 @@ impl DownloadStats {
         };
         let micros = to_store_precision(stat.requested_at).unix_timestamp_nanos() / 1000;
         self.rows.push(StatRow {
-            country: u32::try_from(country)
-                .map_err(|_| backend_error("too many distinct countries"))?,
+            country: u32::try_from(country).map_err(MemoryError::TooManyCountries)?,
             batch_tag: stat.batch_tag,
             number_of_keys: stat.number_of_keys,
-            requested_at_micros: i64::try_from(micros)
-                .map_err(|_| backend_error("download time out of range"))?,
+            requested_at_micros: i64::try_from(micros).map_err(MemoryError::TimeOutOfRange)?,
         });
         Ok(())
     }
@@ -144,38 +157,6 @@ impl MemoryStore {
     }
 }
 
-/// Key hashes are already uniformly distributed (HMAC/SHA-256 output): fold the four words
-/// instead of running SipHash over 32 bytes.
-#[derive(Clone, Copy, Default)]
-struct FoldHash;
-
-#[derive(Default)]
-struct FoldHasher(u64);
-
-impl BuildHasher for FoldHash {
-    type Hasher = FoldHasher;
-    fn build_hasher(&self) -> FoldHasher {
-        FoldHasher(0)
-    }
-}
-
-impl Hasher for FoldHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w))
-                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_usize(&mut self, _: usize) {
-        // The length prefix of a fixed-size array carries no information.
-    }
-}
-
 #[derive(Debug)]
 struct Upload {
     country: String,
@@ -216,7 +197,7 @@ struct State {
     uploads: BTreeMap<u64, Upload>,
     next_upload: u64,
     by_tag: HashMap<(String, String), u64>,
-    hashes: HashSet<KeyHash, FoldHash>,
+    hashes: HashSet<KeyHash, KeyHashState>,
     /// Pending (non-empty, not yet batched) uploads.
     pending: BTreeSet<u64>,
     pending_keys: u64,
@@ -323,39 +304,16 @@ impl UploadStore for MemoryStore {
         let s = &mut *s;
         if let Some(seq) = s.by_tag.get(&tag_key) {
             let earlier = &s.uploads[seq];
-            return if earlier.content_digest == content_digest {
-                Ok(UploadOutcome::Replayed(earlier.receipt()))
-            } else {
-                Err(StoreError::BatchTagExists {
-                    country: tag_key.0,
-                    batch_tag: tag_key.1,
-                })
-            };
+            return Ok(UploadOutcome::for_taken_tag(
+                earlier.receipt(),
+                &earlier.content_digest,
+                &content_digest,
+            ));
         }
-
-        // Insert every hash; a failed insert is a duplicate (of a stored key or of an earlier
-        // key of this upload). On any duplicate, take back exactly the ones inserted here.
-        let mut conflicts = Vec::new();
-        for (i, h) in hashes.iter().enumerate() {
-            if !s.hashes.insert(*h) {
-                conflicts.push(i);
-            }
+        if let Some(conflicts) = KeyConflicts::find(&hashes, |h| s.hashes.contains(h)) {
+            return Ok(UploadOutcome::DuplicateKeys(conflicts));
         }
-        if !conflicts.is_empty() {
-            let mut next = conflicts.iter().copied().peekable();
-            for (i, h) in hashes.iter().enumerate() {
-                if next.peek() == Some(&i) {
-                    next.next();
-                } else {
-                    s.hashes.remove(h);
-                }
-            }
-            return Err(StoreError::DuplicateKeys(KeyConflicts::from_indices(
-                hashes.len(),
-                &conflicts,
-                &[],
-            )));
-        }
+        s.hashes.extend(hashes.iter().copied());
 
         let n = keys.len() as u64;
         let seq = s.next_upload;
@@ -429,50 +387,30 @@ impl BatchStore for MemoryStore {
         now: OffsetDateTime,
         max_keys: usize,
     ) -> Result<Option<CreatedBatch>, StoreError> {
-        let now = to_store_precision(now);
         let mut s = self.write();
         let s = &mut *s;
 
-        // The planner never looks past the first upload that would overflow the limit or
-        // change the format, so a prefix of the queue is enough.
-        let mut prefix: Vec<(u64, PendingUpload)> = Vec::new();
-        let mut total = 0usize;
-        for seq in &s.pending {
-            let u = &s.uploads[seq];
-            let p = PendingUpload {
+        let latest = s.latest_batch().map(|b| (b.info.tag, b.info.created_at));
+        let uploads = &s.uploads;
+        let pending = s.pending.iter().map(|seq| {
+            let u = &uploads[seq];
+            PendingUpload {
                 key_count: u.keys.len(),
                 format: u.format,
-                created_at: u.created_at,
-            };
-            let stop = prefix.first().is_some_and(|(_, f)| f.format != p.format);
-            total = total.saturating_add(p.key_count);
-            prefix.push((*seq, p));
-            if stop || total > max_keys {
-                break;
             }
-        }
-        let plan: Vec<PendingUpload> = prefix.iter().map(|(_, p)| *p).collect();
-        let take = plan_next_batch(&plan, max_keys);
-        if take == 0 {
+        });
+        let Some(plan) = plan_batch(latest, pending, now, max_keys) else {
             return Ok(None);
-        }
-
-        let latest = s.latest_batch().map(|b| (b.info.tag, b.info.created_at));
-        let at = match latest {
-            Some((_, t)) if t > now => t,
-            _ => now,
         };
-        let tag = BatchTag::next(latest.as_ref().map(|(t, _)| t), at);
-        let claimed: Vec<u64> = prefix[..take].iter().map(|(seq, _)| *seq).collect();
-        let mut number_of_keys = 0u64;
+        let tag = plan.tag;
+        let claimed: Vec<u64> = s.pending.iter().take(plan.uploads).copied().collect();
         for seq in &claimed {
             s.pending.remove(seq);
             if let Some(u) = s.uploads.get_mut(seq) {
                 u.batch = Some(tag);
-                number_of_keys += u.keys.len() as u64;
             }
         }
-        s.pending_keys -= number_of_keys;
+        s.pending_keys -= plan.number_of_keys;
 
         let previous = latest.map(|(t, _)| t);
         if let Some(prev) = s.batches.values_mut().next_back() {
@@ -480,9 +418,9 @@ impl BatchStore for MemoryStore {
         }
         let info = BatchInfo {
             tag,
-            created_at: at,
+            created_at: plan.created_at,
             link: None,
-            number_of_keys,
+            number_of_keys: plan.number_of_keys,
         };
         let bseq = s.next_batch;
         s.next_batch += 1;
@@ -497,7 +435,7 @@ impl BatchStore for MemoryStore {
         Ok(Some(CreatedBatch {
             batch: info,
             previous,
-            uploads: take as u64,
+            uploads: plan.uploads as u64,
         }))
     }
 
@@ -517,10 +455,6 @@ impl BatchStore for MemoryStore {
             .filter(|b| b.info.created_at >= instant)
             .min_by_key(|b| b.info.created_at)
             .map(|b| b.info.clone()))
-    }
-
-    async fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError> {
-        Ok(self.read().latest_batch().map(|b| b.info.clone()))
     }
 }
 
@@ -576,32 +510,6 @@ impl StatsStore for MemoryStore {
     async fn record_download(&self, stat: DownloadStat) -> Result<(), StoreError> {
         self.download_stats_lock().push(stat)
     }
-
-    async fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError> {
-        let since = to_store_precision(since);
-        Ok(self
-            .read()
-            .upload_stats
-            .iter()
-            .filter(|r| r.created_at >= since)
-            .cloned()
-            .collect())
-    }
-
-    async fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError> {
-        Ok(self.download_stats_lock().since(since))
-    }
-
-    async fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError> {
-        let since = to_store_precision(since);
-        Ok(self
-            .read()
-            .cleanup_stats
-            .iter()
-            .filter(|r| r.ran_at >= since)
-            .copied()
-            .collect())
-    }
 }
 
 #[async_trait]
@@ -656,6 +564,39 @@ impl RetentionStore for MemoryStore {
             }
         }
         Ok(gone.len() as u64)
+    }
+}
+
+#[async_trait]
+impl StoreInspect for MemoryStore {
+    async fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError> {
+        Ok(self.read().latest_batch().map(|b| b.info.clone()))
+    }
+
+    async fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError> {
+        let since = to_store_precision(since);
+        Ok(self
+            .read()
+            .upload_stats
+            .iter()
+            .filter(|r| r.created_at >= since)
+            .cloned()
+            .collect())
+    }
+
+    async fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError> {
+        Ok(self.download_stats_lock().since(since))
+    }
+
+    async fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError> {
+        let since = to_store_precision(since);
+        Ok(self
+            .read()
+            .cleanup_stats
+            .iter()
+            .filter(|r| r.ran_at >= since)
+            .copied()
+            .collect())
     }
 
     async fn key_counts(&self) -> Result<KeyCounts, StoreError> {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use efgs_core::store::DynStore;
+use efgs_core::store::DynInspectableStore;
 use efgs_store_memory::MemoryStore;
 use efgs_testkit::conformance::StoreFactory;
 
@@ -16,7 +16,7 @@ struct MemoryFactory {
 
 #[async_trait::async_trait]
 impl StoreFactory for MemoryFactory {
-    async fn open(&self) -> Arc<DynStore> {
+    async fn open(&self) -> Arc<DynInspectableStore> {
         self.store.clone()
     }
 }

@@ -25,7 +25,7 @@ const AAD_PREFIX: &[u8] = b"efgs-rs/key/v1";
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CryptoError {
     #[error("the operating system's random number generator failed: {0}")]
-    Random(getrandom::Error),
+    Random(#[source] getrandom::Error),
     #[error("AES-GCM sealing failed")]
     Seal,
     #[error("row encrypted under key id {0}, which is not configured")]

@@ -2,6 +2,7 @@
 
 use crate::crypto::CryptoError;
 use deadpool_postgres::PoolError;
+use efgs_core::BoxError;
 use tokio_postgres::error::SqlState;
 
 /// Why [`PgStore::connect`](crate::PgStore::connect) failed, in the terms of the settings an
@@ -78,9 +79,30 @@ pub(crate) enum PgError {
     /// Sealing or opening a key payload failed.
     #[error("key payload encryption: {0}")]
     Crypto(#[from] CryptoError),
-    /// A stored row does not decode.
+    /// A stored row breaks an invariant of the schema.
     #[error("stored data is corrupt: {0}")]
     Corrupt(&'static str),
+    /// A stored value does not convert to its type.
+    #[error("stored data is corrupt: {what}")]
+    CorruptValue {
+        /// Which value.
+        what: &'static str,
+        /// The conversion's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A value to store does not fit its column.
+    #[error("{what} out of range")]
+    OutOfRange {
+        /// Which value.
+        what: &'static str,
+        /// The conversion's error.
+        #[source]
+        source: std::num::TryFromIntError,
+    },
+    /// A diagnosis key could not be encoded for sealing.
+    #[error("diagnosis key does not encode")]
+    Encode(#[from] prost::EncodeError),
     /// The database was migrated by a different build of this crate.
     #[error("database schema: {0}")]
     Schema(String),
@@ -90,6 +112,17 @@ pub(crate) enum PgError {
 }
 
 impl PgError {
+    /// A stored value `what` that failed to convert with `source`.
+    pub(crate) fn corrupt<E>(what: &'static str) -> impl FnOnce(E) -> PgError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        move |source| PgError::CorruptValue {
+            what,
+            source: Box::new(source),
+        }
+    }
+
     /// The server's SQLSTATE, if the server reported one.
     pub(crate) fn sql_state(&self) -> Option<&SqlState> {
         match self {
@@ -140,9 +173,13 @@ impl PgError {
             PgError::Pool(PoolError::Backend(e)) => db_error_is_transient(e),
             PgError::Pool(PoolError::PostCreateHook(_) | PoolError::NoRuntimeSpecified) => false,
             PgError::Db(e) => db_error_is_transient(e),
-            PgError::Crypto(_) | PgError::Corrupt(_) | PgError::Schema(_) | PgError::Config(_) => {
-                false
-            }
+            PgError::Crypto(_)
+            | PgError::Corrupt(_)
+            | PgError::CorruptValue { .. }
+            | PgError::OutOfRange { .. }
+            | PgError::Encode(_)
+            | PgError::Schema(_)
+            | PgError::Config(_) => false,
         }
     }
 }

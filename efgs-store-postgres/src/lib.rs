@@ -23,15 +23,20 @@
 //!   concurrent insert of the same tag), then the keys with **binary COPY**. Key rows are sent
 //!   sorted by duplicate hash, so concurrent uploads sharing keys lock index entries in one order
 //!   and cannot deadlock. A unique violation on the duplicate hash rolls everything back and one
-//!   `SELECT … = ANY(hashes)` builds the per-index 201/409 lists. Deadlocks and serialization
-//!   failures are retried (3 attempts).
+//!   `SELECT … = ANY(hashes)` reads the stored hashes for `KeyConflicts::find`, which builds the
+//!   per-index 201/409 lists. Deadlocks and serialization failures are retried (3 attempts).
 //! - **Promises as constraints:** `UNIQUE (country, batch_tag)` on uploads, `UNIQUE (dup_hash)`
 //!   on keys, `UNIQUE (tag)` and `UNIQUE (batch_date, seq)` on batches, `UNIQUE (thumbprint)` on
 //!   the trust list.
+//! - **Protocol rules from efgs-core:** the `batchTag` rule (`UploadOutcome::for_taken_tag`),
+//!   the duplicate rule behind the 207 lists (`KeyConflicts::find`) and the batch planner
+//!   (`batching::plan_batch`) are efgs-core functions, shared with every backend; this crate
+//!   supplies the rows they read and the transactions around them.
 //! - **Batching:** `create_next_batch` runs in one transaction holding a transaction-level
 //!   advisory lock (per schema), so batches from any number of instances form one dense chain:
-//!   it reads the latest batch and the leading pending uploads (id order), applies
-//!   `efgs_core::batching::plan_next_batch`, inserts the batch with `BatchTag::next`, links the
+//!   it reads the latest batch and the leading pending uploads (id order, as many as
+//!   `batching::planner_lookahead` says the planner may read), applies
+//!   `efgs_core::batching::plan_batch` (uploads, tag, instant), inserts the batch, links the
 //!   previous batch and claims the uploads. Retention takes the same lock.
 //! - **Encryption at rest** (decisions item 11): each key row holds one AES-256-GCM blob of the
 //!   protobuf-encoded `DiagnosisKey`, a fresh random 96-bit nonce, and the id of the key that

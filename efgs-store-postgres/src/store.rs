@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use efgs_core::batching::{PendingUpload, plan_next_batch};
+use efgs_core::batching::{PendingUpload, plan_batch, planner_lookahead};
 use efgs_core::cert::Thumbprint;
 use efgs_core::model::{CertificateType, DiagnosisKey, FormatVersion};
 use efgs_core::store::{
     AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat, KeyConflicts,
     KeyCounts, KeyHash, KeyStore, NewUpload, PendingSummary, RetentionStore, StatsStore,
-    StoreError, TrustEntry, TrustListStore, UploadInfo, UploadOutcome, UploadReceipt, UploadStat,
-    UploadStore, Upserted, to_store_precision,
+    StoreError, StoreInspect, TrustEntry, TrustListStore, UploadInfo, UploadOutcome, UploadReceipt,
+    UploadStat, UploadStore, Upserted, to_store_precision,
 };
 use efgs_core::tag::BatchTag;
 use prost::Message;
@@ -143,29 +143,32 @@ fn thumbprint(row: &Row, idx: usize) -> Result<Thumbprint, PgError> {
 }
 
 fn batch_tag(s: &str) -> Result<BatchTag, PgError> {
-    BatchTag::parse(s).map_err(|_| PgError::Corrupt("download batch tag"))
+    BatchTag::parse(s).map_err(PgError::corrupt("download batch tag"))
 }
 
 fn count(row: &Row, idx: usize) -> Result<u64, PgError> {
     let n: i64 = row.try_get(idx)?;
-    u64::try_from(n).map_err(|_| PgError::Corrupt("negative count"))
+    u64::try_from(n).map_err(PgError::corrupt("negative count"))
 }
 
 fn key_count(row: &Row, idx: usize) -> Result<u64, PgError> {
     let n: i32 = row.try_get(idx)?;
-    u64::try_from(n).map_err(|_| PgError::Corrupt("negative key count"))
+    u64::try_from(n).map_err(PgError::corrupt("negative key count"))
 }
 
 fn to_i64(n: u64) -> Result<i64, PgError> {
-    i64::try_from(n).map_err(|_| PgError::Config(format!("count {n} out of range")))
+    i64::try_from(n).map_err(|source| PgError::OutOfRange {
+        what: "count",
+        source,
+    })
 }
 
 fn format_version(row: &Row, major: usize, minor: usize) -> Result<FormatVersion, PgError> {
     let ma: i32 = row.try_get(major)?;
     let mi: i32 = row.try_get(minor)?;
     Ok(FormatVersion {
-        major: u16::try_from(ma).map_err(|_| PgError::Corrupt("format version"))?,
-        minor: u16::try_from(mi).map_err(|_| PgError::Corrupt("format version"))?,
+        major: u16::try_from(ma).map_err(PgError::corrupt("format version"))?,
+        minor: u16::try_from(mi).map_err(PgError::corrupt("format version"))?,
     })
 }
 
@@ -344,33 +347,18 @@ struct KeyRow {
 
 /// The result of one attempt at storing an upload.
 enum Attempt {
-    Done(Result<UploadOutcome, StoreError>),
+    Done(UploadOutcome),
     Retry,
 }
 
-/// Indices that repeat an earlier key's hash within the upload.
-fn repeated_indices(upload: &NewUpload) -> Vec<usize> {
-    let mut seen = HashSet::with_capacity(upload.keys.len());
-    upload
-        .keys
-        .iter()
-        .enumerate()
-        .filter(|(_, k)| !seen.insert(k.hash))
-        .map(|(i, _)| i)
-        .collect()
+/// The upload's key hashes, in upload order.
+fn hashes_of(upload: &NewUpload) -> Vec<KeyHash> {
+    upload.keys.iter().map(|k| k.hash).collect()
 }
 
-/// The 207 lists: indices whose hash is in `stored`, or repeats an earlier key.
-fn conflicts_of(upload: &NewUpload, stored: &HashSet<Vec<u8>>) -> KeyConflicts {
-    let mut seen = HashSet::with_capacity(upload.keys.len());
-    let conflict: Vec<usize> = upload
-        .keys
-        .iter()
-        .enumerate()
-        .filter(|(_, k)| stored.contains(&k.hash[..]) | !seen.insert(k.hash))
-        .map(|(i, _)| i)
-        .collect();
-    KeyConflicts::from_indices(upload.keys.len(), &conflict, &[])
+/// The duplicate rule ([`KeyConflicts::find`]) against the `stored` subset of the hashes.
+fn conflicts_of(hashes: &[KeyHash], stored: &HashSet<Vec<u8>>) -> Option<KeyConflicts> {
+    KeyConflicts::find(hashes, |h| stored.contains(&h[..]))
 }
 
 impl PgStore {
@@ -382,13 +370,13 @@ impl PgStore {
         let mut plain = Vec::with_capacity(128);
         for (i, (key, nonce)) in upload.keys.iter().zip(nonces).enumerate() {
             plain.clear();
-            key.key
-                .encode(&mut plain)
-                .map_err(|_| PgError::Corrupt("key does not encode"))?;
+            key.key.encode(&mut plain)?;
             let sealed = self.db.ring.seal_with_nonce(&key.hash, &plain, nonce)?;
             rows.push(KeyRow {
-                position: i32::try_from(i)
-                    .map_err(|_| PgError::Config("too many keys in one upload".into()))?,
+                position: i32::try_from(i).map_err(|source| PgError::OutOfRange {
+                    what: "key position",
+                    source,
+                })?,
                 hash: key.hash,
                 key_id: sealed.key_id,
                 nonce: sealed.nonce,
@@ -434,21 +422,24 @@ impl PgStore {
             .await?)
     }
 
-    /// The outcome when (country, tag) is already taken by the upload in `row`.
-    fn taken(upload: &NewUpload, row: &Row) -> Result<Result<UploadOutcome, StoreError>, PgError> {
+    /// The outcome when (country, tag) is already taken by the upload in `row`: the tag rule
+    /// ([`UploadOutcome::for_taken_tag`]).
+    fn taken(upload: &NewUpload, row: &Row) -> Result<UploadOutcome, PgError> {
         let digest: &[u8] = row.try_get(0)?;
-        if digest != upload.content_digest {
-            return Ok(Err(StoreError::BatchTagExists {
-                country: upload.country.clone(),
-                batch_tag: upload.batch_tag.clone(),
-            }));
-        }
-        Ok(Ok(UploadOutcome::Replayed(UploadReceipt {
+        let digest: [u8; 32] = digest
+            .try_into()
+            .map_err(PgError::corrupt("content digest"))?;
+        let earlier = UploadReceipt {
             country: upload.country.clone(),
             batch_tag: upload.batch_tag.clone(),
             number_of_keys: key_count(row, 1)?,
             created_at: row.try_get(2)?,
-        })))
+        };
+        Ok(UploadOutcome::for_taken_tag(
+            earlier,
+            &digest,
+            &upload.content_digest,
+        ))
     }
 
     /// An upload repeating a key within itself can never be stored: report the tag rule
@@ -456,7 +447,9 @@ impl PgStore {
     async fn reject_repeats(
         &self,
         upload: &NewUpload,
-    ) -> Result<Result<UploadOutcome, StoreError>, PgError> {
+        hashes: &[KeyHash],
+        repeats: KeyConflicts,
+    ) -> Result<UploadOutcome, PgError> {
         let mut client = self.db.client().await?;
         let tx = client
             .build_transaction()
@@ -469,15 +462,16 @@ impl PgStore {
         }
         let stored = Self::stored_hashes(&tx, upload).await?;
         tx.commit().await?;
-        Ok(Err(StoreError::DuplicateKeys(conflicts_of(
-            upload, &stored,
-        ))))
+        // The repeats are conflicts whatever is stored; stored keys add to them.
+        let conflicts = conflicts_of(hashes, &stored).unwrap_or(repeats);
+        Ok(UploadOutcome::DuplicateKeys(conflicts))
     }
 
     /// One attempt at storing an upload whose keys are already sealed.
     async fn try_store(
         &self,
         upload: &NewUpload,
+        hashes: &[KeyHash],
         rows: &[KeyRow],
         created_at: OffsetDateTime,
     ) -> Result<Attempt, PgError> {
@@ -500,8 +494,10 @@ impl PgStore {
                  SELECT id FROM u",
             )
             .await?;
-        let n_keys = i32::try_from(rows.len())
-            .map_err(|_| PgError::Config("too many keys in one upload".into()))?;
+        let n_keys = i32::try_from(rows.len()).map_err(|source| PgError::OutOfRange {
+            what: "number of keys in one upload",
+            source,
+        })?;
         let params: [&(dyn ToSql + Sync); 10] = [
             &upload.country,
             &upload.batch_tag,
@@ -531,23 +527,22 @@ impl PgStore {
                 Err(e) if e.is_unique_violation() => {
                     tx.rollback().await?;
                     let stored = Self::stored_hashes(&client, upload).await?;
-                    let c = conflicts_of(upload, &stored);
-                    if c.conflict.is_empty() {
+                    return Ok(match conflicts_of(hashes, &stored) {
+                        Some(c) => Attempt::Done(UploadOutcome::DuplicateKeys(c)),
                         // The conflicting key was deleted in between: try again.
-                        return Ok(Attempt::Retry);
-                    }
-                    return Ok(Attempt::Done(Err(StoreError::DuplicateKeys(c))));
+                        None => Attempt::Retry,
+                    });
                 }
                 Err(e) => return Err(e),
             }
         }
         tx.commit().await?;
-        Ok(Attempt::Done(Ok(UploadOutcome::Stored(UploadReceipt {
+        Ok(Attempt::Done(UploadOutcome::Stored(UploadReceipt {
             country: upload.country.clone(),
             batch_tag: upload.batch_tag.clone(),
             number_of_keys: rows.len() as u64,
             created_at,
-        }))))
+        })))
     }
 }
 
@@ -596,15 +591,17 @@ async fn copy_keys(
 #[async_trait]
 impl UploadStore for PgStore {
     async fn insert_upload(&self, upload: NewUpload) -> Result<UploadOutcome, StoreError> {
-        if !repeated_indices(&upload).is_empty() {
-            return self.reject_repeats(&upload).await?;
+        let hashes = hashes_of(&upload);
+        // Repeats inside the upload: the duplicate rule with nothing stored.
+        if let Some(repeats) = KeyConflicts::find(&hashes, |_| false) {
+            return Ok(self.reject_repeats(&upload, &hashes, repeats).await?);
         }
         let rows = self.seal_rows(&upload)?;
         let created_at = to_store_precision(upload.created_at);
         let mut last: Option<PgError> = None;
         for _ in 0..MAX_ATTEMPTS {
-            match self.try_store(&upload, &rows, created_at).await {
-                Ok(Attempt::Done(result)) => return result,
+            match self.try_store(&upload, &hashes, &rows, created_at).await {
+                Ok(Attempt::Done(outcome)) => return Ok(outcome),
                 Ok(Attempt::Retry) => {}
                 Err(e) if retry_in_place(&e) => last = Some(e),
                 Err(e) => return Err(e.into()),
@@ -649,7 +646,7 @@ impl UploadStore for PgStore {
             created_at: row.try_get(3).map_err(PgError::from)?,
             content_digest: digest
                 .try_into()
-                .map_err(|_| PgError::Corrupt("content digest"))?,
+                .map_err(PgError::corrupt("content digest"))?,
             download_batch: tag.map(batch_tag).transpose()?,
         }))
     }
@@ -679,52 +676,50 @@ impl PgStore {
                 &[],
             )
             .await?;
-        let limit = i64::try_from(max_keys.saturating_add(1)).unwrap_or(i64::MAX);
+        let limit = i64::try_from(planner_lookahead(max_keys)).unwrap_or(i64::MAX);
         let pending = tx
             .query(
                 &cached(
                     &tx,
-                    "SELECT id, key_count, format_major, format_minor, created_at FROM uploads \
+                    "SELECT id, key_count, format_major, format_minor FROM uploads \
                  WHERE batch_id IS NULL AND key_count > 0 ORDER BY id LIMIT $1",
                 )
                 .await?,
                 &[&limit],
             )
             .await?;
-        if pending.is_empty() {
-            tx.rollback().await?;
-            return Ok(None);
-        }
         let mut plan = Vec::with_capacity(pending.len());
         for row in &pending {
             plan.push(PendingUpload {
                 key_count: usize::try_from(key_count(row, 1)?)
-                    .map_err(|_| PgError::Corrupt("key count"))?,
+                    .map_err(PgError::corrupt("key count"))?,
                 format: format_version(row, 2, 3)?,
-                created_at: row.try_get(4)?,
             });
         }
-        let take = plan_next_batch(&plan, max_keys).max(1).min(pending.len());
-        let ids: Vec<i64> = pending[..take]
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?;
-        let keys: u64 = plan[..take].iter().map(|p| p.key_count as u64).sum();
-        let format = plan[0].format;
-
-        let mut at = to_store_precision(now);
-        let (previous_id, previous_tag) = match &latest {
+        let (previous_id, latest) = match &latest {
             Some(row) => {
-                let created: OffsetDateTime = row.try_get(2)?;
-                at = at.max(created);
                 let id: i64 = row.try_get(0)?;
-                (Some(id), Some(batch_tag(row.try_get(1)?)?))
+                let created: OffsetDateTime = row.try_get(2)?;
+                (Some(id), Some((batch_tag(row.try_get(1)?)?, created)))
             }
             None => (None, None),
         };
-        let tag = BatchTag::next(previous_tag.as_ref(), at);
+        let Some(next) = plan_batch(latest, &plan, now, max_keys) else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let ids: Vec<i64> = pending
+            .iter()
+            .take(next.uploads)
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let previous_tag = latest.map(|(t, _)| t);
+        let (tag, at, keys, format) = (next.tag, next.created_at, next.number_of_keys, next.format);
         let tag_text = tag.to_string();
-        let seq = i32::try_from(tag.seq).map_err(|_| PgError::Corrupt("batch sequence"))?;
+        let seq = i32::try_from(tag.seq).map_err(|source| PgError::OutOfRange {
+            what: "batch sequence number",
+            source,
+        })?;
         let row = tx
             .query_one(
                 &cached(
@@ -739,7 +734,10 @@ impl PgStore {
                     &tag.date,
                     &seq,
                     &at,
-                    &i32::try_from(keys).map_err(|_| PgError::Corrupt("batch key count"))?,
+                    &i32::try_from(keys).map_err(|source| PgError::OutOfRange {
+                        what: "batch key count",
+                        source,
+                    })?,
                     &i32::from(format.major),
                     &i32::from(format.minor),
                 ],
@@ -864,22 +862,6 @@ impl BatchStore for PgStore {
             .map_err(PgError::from)?;
         Ok(row.as_ref().map(batch_info).transpose()?)
     }
-
-    async fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError> {
-        let client = self.db.client().await?;
-        let row = client
-            .query_opt(
-                &cached(
-                    &client,
-                    &format!("SELECT {BATCH_COLUMNS} FROM batches ORDER BY id DESC LIMIT 1"),
-                )
-                .await?,
-                &[],
-            )
-            .await
-            .map_err(PgError::from)?;
-        Ok(row.as_ref().map(batch_info).transpose()?)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -956,7 +938,7 @@ impl PgStore {
             .db
             .ring
             .open(row.try_get(1)?, row.try_get(2)?, hash, row.try_get(3)?)?;
-        DiagnosisKey::decode(plain.as_slice()).map_err(|_| PgError::Corrupt("key payload"))
+        DiagnosisKey::decode(plain.as_slice()).map_err(PgError::corrupt("key payload"))
     }
 
     /// Runs a statistics query whose only parameter is the `since` instant.
@@ -996,67 +978,6 @@ impl StatsStore for PgStore {
             .await
             .map_err(PgError::from)?;
         Ok(())
-    }
-
-    async fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError> {
-        let rows = self
-            .rows_since(
-                "SELECT country, batch_tag, number_of_keys, created_at FROM upload_stats \
-                 WHERE created_at >= $1 ORDER BY id",
-                since,
-            )
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            out.push(UploadStat {
-                country: row.try_get(0).map_err(PgError::from)?,
-                batch_tag: row.try_get(1).map_err(PgError::from)?,
-                number_of_keys: count(row, 2)?,
-                created_at: row.try_get(3).map_err(PgError::from)?,
-            });
-        }
-        Ok(out)
-    }
-
-    async fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError> {
-        let rows = self
-            .rows_since(
-                "SELECT country, batch_tag, number_of_keys, requested_at FROM download_stats \
-                 WHERE requested_at >= $1 ORDER BY id",
-                since,
-            )
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            out.push(DownloadStat {
-                country: row.try_get(0).map_err(PgError::from)?,
-                batch_tag: batch_tag(row.try_get(1).map_err(PgError::from)?)?,
-                number_of_keys: count(row, 2)?,
-                requested_at: row.try_get(3).map_err(PgError::from)?,
-            });
-        }
-        Ok(out)
-    }
-
-    async fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError> {
-        let rows = self
-            .rows_since(
-                "SELECT ran_at, cutoff, deleted, keys_before, keys_after FROM cleanup_stats \
-                 WHERE ran_at >= $1 ORDER BY id",
-                since,
-            )
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            out.push(CleanupReport {
-                ran_at: row.try_get(0).map_err(PgError::from)?,
-                cutoff: row.try_get(1).map_err(PgError::from)?,
-                deleted: count(row, 2)?,
-                keys_before: count(row, 3)?,
-                keys_after: count(row, 4)?,
-            });
-        }
-        Ok(out)
     }
 }
 
@@ -1151,6 +1072,90 @@ impl RetentionStore for PgStore {
     async fn delete_batches_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
         Ok(self.delete_batches_inner(cutoff).await?)
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inspection
+// ---------------------------------------------------------------------------------------------
+
+#[async_trait]
+impl StoreInspect for PgStore {
+    async fn latest_batch(&self) -> Result<Option<BatchInfo>, StoreError> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_opt(
+                &cached(
+                    &client,
+                    &format!("SELECT {BATCH_COLUMNS} FROM batches ORDER BY id DESC LIMIT 1"),
+                )
+                .await?,
+                &[],
+            )
+            .await
+            .map_err(PgError::from)?;
+        Ok(row.as_ref().map(batch_info).transpose()?)
+    }
+
+    async fn upload_stats(&self, since: OffsetDateTime) -> Result<Vec<UploadStat>, StoreError> {
+        let rows = self
+            .rows_since(
+                "SELECT country, batch_tag, number_of_keys, created_at FROM upload_stats \
+                 WHERE created_at >= $1 ORDER BY id",
+                since,
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(UploadStat {
+                country: row.try_get(0).map_err(PgError::from)?,
+                batch_tag: row.try_get(1).map_err(PgError::from)?,
+                number_of_keys: count(row, 2)?,
+                created_at: row.try_get(3).map_err(PgError::from)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError> {
+        let rows = self
+            .rows_since(
+                "SELECT country, batch_tag, number_of_keys, requested_at FROM download_stats \
+                 WHERE requested_at >= $1 ORDER BY id",
+                since,
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(DownloadStat {
+                country: row.try_get(0).map_err(PgError::from)?,
+                batch_tag: batch_tag(row.try_get(1).map_err(PgError::from)?)?,
+                number_of_keys: count(row, 2)?,
+                requested_at: row.try_get(3).map_err(PgError::from)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn cleanup_stats(&self, since: OffsetDateTime) -> Result<Vec<CleanupReport>, StoreError> {
+        let rows = self
+            .rows_since(
+                "SELECT ran_at, cutoff, deleted, keys_before, keys_after FROM cleanup_stats \
+                 WHERE ran_at >= $1 ORDER BY id",
+                since,
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(CleanupReport {
+                ran_at: row.try_get(0).map_err(PgError::from)?,
+                cutoff: row.try_get(1).map_err(PgError::from)?,
+                deleted: count(row, 2)?,
+                keys_before: count(row, 3)?,
+                keys_after: count(row, 4)?,
+            });
+        }
+        Ok(out)
+    }
 
     async fn key_counts(&self) -> Result<KeyCounts, StoreError> {
         let client = self.db.client().await?;
@@ -1171,41 +1176,5 @@ impl RetentionStore for PgStore {
             stored: count(&row, 0)?,
             pending: count(&row, 1)?,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn upload(hashes: &[u8]) -> NewUpload {
-        NewUpload {
-            country: "DE".into(),
-            batch_tag: "t".into(),
-            batch_signature: String::new(),
-            uploader_thumbprint: Thumbprint::from_digest(&[1; 32]),
-            signing_thumbprint: Thumbprint::from_digest(&[2; 32]),
-            format: FormatVersion::V1_0,
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            content_digest: [0; 32],
-            keys: hashes
-                .iter()
-                .map(|h| efgs_core::store::NewKey {
-                    key: DiagnosisKey::default(),
-                    hash: [*h; 32],
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn repeats_and_conflicts() {
-        let u = upload(&[1, 2, 1, 3, 2]);
-        assert_eq!(repeated_indices(&u), vec![2, 4]);
-        let stored: HashSet<Vec<u8>> = [vec![3u8; 32]].into_iter().collect();
-        let c = conflicts_of(&u, &stored);
-        assert_eq!(c.ok, vec![0, 1]);
-        assert_eq!(c.conflict, vec![2, 3, 4]);
-        assert!(c.failed.is_empty());
     }
 }

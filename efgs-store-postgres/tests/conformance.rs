@@ -10,7 +10,7 @@ mod support;
 
 use std::sync::Arc;
 
-use efgs_core::store::DynStore;
+use efgs_core::store::DynInspectableStore;
 use efgs_testkit::conformance::StoreFactory;
 
 /// Opens stores on one test's schema.
@@ -20,7 +20,7 @@ struct PgFactory {
 
 #[async_trait::async_trait]
 impl StoreFactory for PgFactory {
-    async fn open(&self) -> Arc<DynStore> {
+    async fn open(&self) -> Arc<DynInspectableStore> {
         Arc::new(self.db.store().await)
     }
 }

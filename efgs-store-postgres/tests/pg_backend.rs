@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use efgs_core::store::{
-    BatchStore, KeyStore, RetentionStore, StoreError, UploadOutcome, UploadStore,
+    BatchStore, KeyStore, StoreError, StoreInspect, UploadOutcome, UploadStore,
 };
 use efgs_store_postgres::{EncryptionKeys, PgConfig, PgStore};
 use support::{database, key, upload};

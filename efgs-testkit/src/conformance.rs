@@ -2,8 +2,9 @@
 //!
 //! Each behaviour is a `pub async fn` that panics with a clear message when the store breaks
 //! the contract documented in [`efgs_core::store`]. Most take a fresh, empty store as
-//! `Arc<`[`DynStore`]`>` (an `Arc` so they can spawn concurrent tasks); the ones that reopen
-//! the storage take a [`StoreFactory`]. Run them on a multi-threaded tokio runtime (the
+//! `Arc<`[`DynInspectableStore`]`>` (an `Arc` so they can spawn concurrent tasks); the ones that reopen
+//! the storage take a [`StoreFactory`]. The suite reads what the gateway never reads
+//! (statistics, key counts, the latest batch) through [`efgs_core::store::StoreInspect`]. Run them on a multi-threaded tokio runtime (the
 //! [`conformance_tests!`](crate::conformance_tests) macro does).
 //!
 //! A backend's `tests/conformance.rs` invokes the macro once:
@@ -32,8 +33,8 @@ use efgs_core::DiagnosisKey;
 use efgs_core::cert::Thumbprint;
 use efgs_core::model::{CertificateType, FormatVersion};
 use efgs_core::store::{
-    BatchInfo, CleanupReport, CreatedBatch, DownloadStat, DynStore, KeyConflicts, KeyCounts,
-    NewUpload, PendingSummary, StoreError, TrustEntry, TrustListStoreExt, UploadOutcome,
+    BatchInfo, CleanupReport, CreatedBatch, DownloadStat, DynInspectableStore, KeyConflicts,
+    KeyCounts, NewUpload, PendingSummary, StoreError, TrustEntry, TrustListStoreExt, UploadOutcome,
     UploadReceipt, UploadStat, Upserted,
 };
 use efgs_core::tag::BatchTag;
@@ -49,7 +50,7 @@ pub trait StoreFactory: Send + Sync {
     /// own memory store). Every later call on the same factory opens a **new** handle on that
     /// same storage, as a restarted server would (a new connection pool; for the memory store,
     /// which cannot outlive its handle, the same store).
-    async fn open(&self) -> Arc<DynStore>;
+    async fn open(&self) -> Arc<DynInspectableStore>;
 }
 
 /// Behaviours taking a fresh store.
@@ -95,6 +96,7 @@ pub const STORE_BEHAVIOURS: &[&str] = &[
     "own_country_exclusion_is_by_uploader_not_origin",
     "batch_keys_hold_only_that_batch",
     "audit_groups_describe_each_upload_in_order",
+    "audit_groups_slice_the_batch_keys_per_upload",
     "audit_groups_skip_deleted_uploads",
     "upload_stats_are_written_only_for_stored_uploads",
     "download_stats_roundtrip_with_since_filter",
@@ -163,6 +165,7 @@ macro_rules! conformance_tests {
                 own_country_exclusion_is_by_uploader_not_origin,
                 batch_keys_hold_only_that_batch,
                 audit_groups_describe_each_upload_in_order,
+                audit_groups_slice_the_batch_keys_per_upload,
                 audit_groups_skip_deleted_uploads,
                 upload_stats_are_written_only_for_stored_uploads,
                 download_stats_roundtrip_with_since_filter,
@@ -235,7 +238,7 @@ fn tag(s: &str) -> BatchTag {
     BatchTag::parse(s).unwrap_or_else(|e| panic!("bad tag in test: {e}"))
 }
 
-async fn stored(store: &DynStore, upload: NewUpload) -> UploadReceipt {
+async fn stored(store: &DynInspectableStore, upload: NewUpload) -> UploadReceipt {
     let what = format!("{}/{}", upload.country, upload.batch_tag);
     match store.insert_upload(upload).await {
         Ok(UploadOutcome::Stored(r)) => r,
@@ -243,14 +246,18 @@ async fn stored(store: &DynStore, upload: NewUpload) -> UploadReceipt {
     }
 }
 
-async fn conflicts(store: &DynStore, upload: NewUpload) -> KeyConflicts {
+async fn conflicts(store: &DynInspectableStore, upload: NewUpload) -> KeyConflicts {
     match store.insert_upload(upload).await {
-        Err(StoreError::DuplicateKeys(c)) => c,
+        Ok(UploadOutcome::DuplicateKeys(c)) => c,
         other => panic!("expected DuplicateKeys, got {other:?}"),
     }
 }
 
-async fn next_batch(store: &DynStore, now: OffsetDateTime, max_keys: usize) -> CreatedBatch {
+async fn next_batch(
+    store: &DynInspectableStore,
+    now: OffsetDateTime,
+    max_keys: usize,
+) -> CreatedBatch {
     store
         .create_next_batch(now, max_keys)
         .await
@@ -258,7 +265,11 @@ async fn next_batch(store: &DynStore, now: OffsetDateTime, max_keys: usize) -> C
         .unwrap_or_else(|| panic!("create_next_batch: expected a batch, nothing was pending"))
 }
 
-async fn batch_all(store: &DynStore, now: OffsetDateTime, max_keys: usize) -> Vec<CreatedBatch> {
+async fn batch_all(
+    store: &DynInspectableStore,
+    now: OffsetDateTime,
+    max_keys: usize,
+) -> Vec<CreatedBatch> {
     let mut out = Vec::new();
     while let Some(b) = store.create_next_batch(now, max_keys).await.unwrap() {
         out.push(b);
@@ -267,11 +278,15 @@ async fn batch_all(store: &DynStore, now: OffsetDateTime, max_keys: usize) -> Ve
     out
 }
 
-async fn keys_of(store: &DynStore, t: &BatchTag, exclude: Option<&str>) -> Vec<DiagnosisKey> {
+async fn keys_of(
+    store: &DynInspectableStore,
+    t: &BatchTag,
+    exclude: Option<&str>,
+) -> Vec<DiagnosisKey> {
     store.batch_keys(t, exclude).await.unwrap()
 }
 
-async fn batch(store: &DynStore, t: &BatchTag) -> BatchInfo {
+async fn batch(store: &DynInspectableStore, t: &BatchTag) -> BatchInfo {
     store
         .batch_by_tag(t)
         .await
@@ -279,7 +294,7 @@ async fn batch(store: &DynStore, t: &BatchTag) -> BatchInfo {
         .unwrap_or_else(|| panic!("batch {t} not found"))
 }
 
-async fn counts(store: &DynStore) -> KeyCounts {
+async fn counts(store: &DynInspectableStore) -> KeyCounts {
     store.key_counts().await.unwrap()
 }
 
@@ -292,7 +307,7 @@ struct Snapshot {
     latest: Option<BatchInfo>,
 }
 
-async fn snapshot(store: &DynStore) -> Snapshot {
+async fn snapshot(store: &DynInspectableStore) -> Snapshot {
     Snapshot {
         counts: counts(store).await,
         pending: store.pending_summary().await.unwrap(),
@@ -323,7 +338,7 @@ const MIN_TIME: OffsetDateTime = datetime!(1970-01-01 00:00 UTC);
 // ---------------------------------------------------------------------------------------------
 
 /// An inserted entry comes back field by field; an unknown thumbprint gives `None`.
-pub async fn trust_upsert_then_get_roundtrip(store: Arc<DynStore>) {
+pub async fn trust_upsert_then_get_roundtrip(store: Arc<DynInspectableStore>) {
     let e = entry(1, "DE", CertificateType::Authentication);
     assert_eq!(
         store.upsert_trust_entry(e.clone()).await.unwrap(),
@@ -335,7 +350,7 @@ pub async fn trust_upsert_then_get_roundtrip(store: Arc<DynStore>) {
 }
 
 /// A second upsert with the same thumbprint replaces every field.
-pub async fn trust_upsert_replaces_every_field(store: Arc<DynStore>) {
+pub async fn trust_upsert_replaces_every_field(store: Arc<DynInspectableStore>) {
     let e = entry(1, "DE", CertificateType::Authentication);
     store.upsert_trust_entry(e.clone()).await.unwrap();
     let mut e2 = entry(1, "FR", CertificateType::Callback);
@@ -355,7 +370,7 @@ pub async fn trust_upsert_replaces_every_field(store: Arc<DynStore>) {
 }
 
 /// The (thumbprint, country, type) lookup finds the entry only when all three match.
-pub async fn trust_lookup_needs_matching_country_and_type(store: Arc<DynStore>) {
+pub async fn trust_lookup_needs_matching_country_and_type(store: Arc<DynInspectableStore>) {
     let e = entry(2, "DE", CertificateType::Signing);
     store.upsert_trust_entry(e.clone()).await.unwrap();
     let tp = &e.thumbprint.clone();
@@ -384,7 +399,7 @@ pub async fn trust_lookup_needs_matching_country_and_type(store: Arc<DynStore>) 
 
 /// One thumbprint is one entry, whatever its type: re-registering it as another type
 /// replaces it.
-pub async fn trust_thumbprint_is_unique_across_types(store: Arc<DynStore>) {
+pub async fn trust_thumbprint_is_unique_across_types(store: Arc<DynInspectableStore>) {
     let auth = entry(3, "DE", CertificateType::Authentication);
     let sign = entry(3, "DE", CertificateType::Signing);
     store.upsert_trust_entry(auth.clone()).await.unwrap();
@@ -404,7 +419,7 @@ pub async fn trust_thumbprint_is_unique_across_types(store: Arc<DynStore>) {
 }
 
 /// Revoking sets the flag, changes nothing else, and may be repeated.
-pub async fn trust_revoke_is_idempotent_and_keeps_the_rest(store: Arc<DynStore>) {
+pub async fn trust_revoke_is_idempotent_and_keeps_the_rest(store: Arc<DynInspectableStore>) {
     let e = entry(4, "IT", CertificateType::Signing);
     let other = entry(5, "IT", CertificateType::Signing);
     store.upsert_trust_entry(e.clone()).await.unwrap();
@@ -428,7 +443,7 @@ pub async fn trust_revoke_is_idempotent_and_keeps_the_rest(store: Arc<DynStore>)
 }
 
 /// Revoking an unknown thumbprint is `NotFound` and creates nothing.
-pub async fn trust_revoke_unknown_is_not_found(store: Arc<DynStore>) {
+pub async fn trust_revoke_unknown_is_not_found(store: Arc<DynInspectableStore>) {
     let tp = Thumbprint::from_digest(&[7; 32]);
     let r = store.revoke_trust_entry(&tp).await;
     assert!(matches!(r, Err(StoreError::NotFound { .. })), "got {r:?}");
@@ -436,7 +451,7 @@ pub async fn trust_revoke_unknown_is_not_found(store: Arc<DynStore>) {
 }
 
 /// The list holds revoked entries too, ordered by country, type name, thumbprint.
-pub async fn trust_list_is_ordered_and_includes_revoked(store: Arc<DynStore>) {
+pub async fn trust_list_is_ordered_and_includes_revoked(store: Arc<DynInspectableStore>) {
     let entries = [
         entry(0x30, "FR", CertificateType::Signing),
         entry(0x21, "DE", CertificateType::Signing),
@@ -483,7 +498,7 @@ pub async fn trust_list_is_ordered_and_includes_revoked(store: Arc<DynStore>) {
 // ---------------------------------------------------------------------------------------------
 
 /// Stored keys come back in one batch, exactly; the uploader's own country gets none.
-pub async fn upload_then_download_roundtrip(store: Arc<DynStore>) {
+pub async fn upload_then_download_roundtrip(store: Arc<DynInspectableStore>) {
     let keys = KeyGen::new(1).keys("DE", 3);
     stored(&store, generate::upload("DE", "de-1", keys.clone(), BASE)).await;
     let b = next_batch(&store, at(10), 5000).await;
@@ -493,7 +508,7 @@ pub async fn upload_then_download_roundtrip(store: Arc<DynStore>) {
 }
 
 /// The receipt and `upload_info` report what was stored; info is per (country, tag).
-pub async fn upload_receipt_and_info_describe_the_upload(store: Arc<DynStore>) {
+pub async fn upload_receipt_and_info_describe_the_upload(store: Arc<DynInspectableStore>) {
     let keys = KeyGen::new(2).keys("NL", 4);
     let mut up = generate::upload("NL", "nl-tag", keys, at(5));
     up.format = FormatVersion { major: 1, minor: 1 };
@@ -532,7 +547,7 @@ pub async fn upload_receipt_and_info_describe_the_upload(store: Arc<DynStore>) {
 }
 
 /// Re-sending a byte-identical upload is `Replayed` with the first receipt and stores nothing.
-pub async fn upload_identical_replay_is_idempotent(store: Arc<DynStore>) {
+pub async fn upload_identical_replay_is_idempotent(store: Arc<DynInspectableStore>) {
     let keys = KeyGen::new(3).keys("FI", 5);
     let first = stored(&store, generate::upload("FI", "fi-17", keys.clone(), at(1))).await;
     // A replay arrives later: its timestamp differs, its content does not.
@@ -555,7 +570,9 @@ pub async fn upload_identical_replay_is_idempotent(store: Arc<DynStore>) {
 
 /// A different payload under a used tag of the same country is `BatchTagExists`, storing
 /// nothing.
-pub async fn upload_same_tag_different_content_is_batch_tag_exists(store: Arc<DynStore>) {
+pub async fn upload_same_tag_different_content_is_batch_tag_exists(
+    store: Arc<DynInspectableStore>,
+) {
     let mut g = KeyGen::new(4);
     stored(
         &store,
@@ -567,7 +584,7 @@ pub async fn upload_same_tag_different_content_is_batch_tag_exists(store: Arc<Dy
         .insert_upload(generate::upload("IT", "20201105-3", g.keys("IT", 3), at(1)))
         .await;
     match r {
-        Err(StoreError::BatchTagExists { country, batch_tag }) => {
+        Ok(UploadOutcome::BatchTagExists { country, batch_tag }) => {
             assert_eq!((country.as_str(), batch_tag.as_str()), ("IT", "20201105-3"));
         }
         other => panic!("expected BatchTagExists, got {other:?}"),
@@ -576,7 +593,7 @@ pub async fn upload_same_tag_different_content_is_batch_tag_exists(store: Arc<Dy
 }
 
 /// Two countries may use the same tag.
-pub async fn upload_tags_are_scoped_per_country(store: Arc<DynStore>) {
+pub async fn upload_tags_are_scoped_per_country(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(5);
     stored(
         &store,
@@ -609,7 +626,7 @@ pub async fn upload_tags_are_scoped_per_country(store: Arc<DynStore>) {
 
 /// The reference case: `[k1]` stored, then `[k1, k2]` gives 201 = `[1]`, 409 = `[0]`, and still one
 /// key stored; the rejected tag can then be used.
-pub async fn upload_duplicate_of_stored_key_rejects_whole_upload(store: Arc<DynStore>) {
+pub async fn upload_duplicate_of_stored_key_rejects_whole_upload(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(6);
     let k1 = g.key("DE");
     let k2 = g.key("DE");
@@ -634,7 +651,9 @@ pub async fn upload_duplicate_of_stored_key_rejects_whole_upload(store: Arc<DynS
 }
 
 /// A key repeated inside one upload: the later occurrence is the conflict.
-pub async fn upload_repeated_key_within_upload_reports_later_index(store: Arc<DynStore>) {
+pub async fn upload_repeated_key_within_upload_reports_later_index(
+    store: Arc<DynInspectableStore>,
+) {
     let mut g = KeyGen::new(7);
     let (k1, k2, k3) = (g.key("ES"), g.key("ES"), g.key("ES"));
     let up = generate::upload(
@@ -658,7 +677,7 @@ pub async fn upload_repeated_key_within_upload_reports_later_index(store: Arc<Dy
 }
 
 /// With many duplicates spread over a large upload, every index is in exactly one list.
-pub async fn upload_conflict_lists_cover_every_index(store: Arc<DynStore>) {
+pub async fn upload_conflict_lists_cover_every_index(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(8);
     let old = g.keys("DK", 100);
     stored(&store, generate::upload("DK", "old", old.clone(), BASE)).await;
@@ -691,7 +710,7 @@ pub async fn upload_conflict_lists_cover_every_index(store: Arc<DynStore>) {
 
 /// An upload that fails at its last key leaves nothing: no keys, no hashes, no record, no
 /// statistics row, nothing pending, and the same tag works afterwards.
-pub async fn upload_failing_half_way_leaves_no_trace(store: Arc<DynStore>) {
+pub async fn upload_failing_half_way_leaves_no_trace(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(9);
     let a = g.keys("DE", 10);
     stored(&store, generate::upload("DE", "a", a.clone(), BASE)).await;
@@ -713,7 +732,7 @@ pub async fn upload_failing_half_way_leaves_no_trace(store: Arc<DynStore>) {
 
 /// The tag rule is checked before the duplicate rule: a used tag with other content is
 /// `BatchTagExists` even when its keys are duplicates; identical content is `Replayed`.
-pub async fn upload_tag_check_precedes_duplicate_check(store: Arc<DynStore>) {
+pub async fn upload_tag_check_precedes_duplicate_check(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(10);
     let (k1, k2, k3) = (g.key("CZ"), g.key("CZ"), g.key("CZ"));
     let first = stored(
@@ -725,7 +744,7 @@ pub async fn upload_tag_check_precedes_duplicate_check(store: Arc<DynStore>) {
         .insert_upload(generate::upload("CZ", "t", vec![k1.clone(), k3], at(1)))
         .await;
     assert!(
-        matches!(r, Err(StoreError::BatchTagExists { .. })),
+        matches!(r, Ok(UploadOutcome::BatchTagExists { .. })),
         "got {r:?}"
     );
     let r = store
@@ -736,7 +755,7 @@ pub async fn upload_tag_check_precedes_duplicate_check(store: Arc<DynStore>) {
 }
 
 /// A replay after the upload was batched is still `Replayed` and makes nothing pending.
-pub async fn upload_replay_after_batching_is_still_replayed(store: Arc<DynStore>) {
+pub async fn upload_replay_after_batching_is_still_replayed(store: Arc<DynInspectableStore>) {
     let keys = KeyGen::new(11).keys("NL", 3);
     let first = stored(&store, generate::upload("NL", "nl", keys.clone(), BASE)).await;
     next_batch(&store, at(1), 5000).await;
@@ -754,7 +773,7 @@ pub async fn upload_replay_after_batching_is_still_replayed(store: Arc<DynStore>
 
 /// An empty upload takes its tag and writes a statistics row, but is never pending and
 /// never part of a batch or an audit.
-pub async fn upload_empty_is_recorded_but_never_pending(store: Arc<DynStore>) {
+pub async fn upload_empty_is_recorded_but_never_pending(store: Arc<DynInspectableStore>) {
     let r = stored(&store, generate::upload("IE", "empty", Vec::new(), BASE)).await;
     assert_eq!(r.number_of_keys, 0);
     let again = store
@@ -764,7 +783,7 @@ pub async fn upload_empty_is_recorded_but_never_pending(store: Arc<DynStore>) {
     let other = generate::upload("IE", "empty", KeyGen::new(12).keys("IE", 1), at(2));
     let res = store.insert_upload(other).await;
     assert!(
-        matches!(res, Err(StoreError::BatchTagExists { .. })),
+        matches!(res, Ok(UploadOutcome::BatchTagExists { .. })),
         "got {res:?}"
     );
     assert_eq!(
@@ -802,7 +821,7 @@ pub async fn upload_empty_is_recorded_but_never_pending(store: Arc<DynStore>) {
 
 /// Keys come back exactly as uploaded, including extreme numbers, unknown report types,
 /// empty and odd visited-country strings (commas, NUL, empty elements) and empty origin.
-pub async fn upload_keys_roundtrip_exactly(store: Arc<DynStore>) {
+pub async fn upload_keys_roundtrip_exactly(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(14);
     let mut keys = Vec::new();
     let mut k = g.key("CH");
@@ -843,7 +862,7 @@ pub async fn upload_keys_roundtrip_exactly(store: Arc<DynStore>) {
 
 /// Timestamps are truncated to whole microseconds and come back in UTC, wherever they are
 /// stored.
-pub async fn timestamps_are_kept_to_the_microsecond(store: Arc<DynStore>) {
+pub async fn timestamps_are_kept_to_the_microsecond(store: Arc<DynInspectableStore>) {
     let local = UtcOffset::from_hms(2, 0, 0).unwrap_or(UtcOffset::UTC);
     let t_up = (BASE + Duration::nanoseconds(123_456_789)).to_offset(local);
     let want_up = BASE + Duration::microseconds(123_456);
@@ -881,7 +900,9 @@ pub async fn timestamps_are_kept_to_the_microsecond(store: Arc<DynStore>) {
 
 /// Many uploads from several countries at once: all stored, none lost or duplicated, each
 /// upload contiguous and in order in the batches.
-pub async fn concurrent_uploads_from_several_countries_lose_nothing(store: Arc<DynStore>) {
+pub async fn concurrent_uploads_from_several_countries_lose_nothing(
+    store: Arc<DynInspectableStore>,
+) {
     let mut tasks = tokio::task::JoinSet::new();
     let mut expected: HashMap<(String, String), Vec<DiagnosisKey>> = HashMap::new();
     for (ci, country) in COUNTRIES.iter().enumerate() {
@@ -938,7 +959,7 @@ pub async fn concurrent_uploads_from_several_countries_lose_nothing(store: Arc<D
 }
 
 /// The same upload sent 16 times at once is stored once; the rest are replays.
-pub async fn concurrent_identical_uploads_store_once(store: Arc<DynStore>) {
+pub async fn concurrent_identical_uploads_store_once(store: Arc<DynInspectableStore>) {
     let keys = KeyGen::new(16).keys("NL", 50);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..16 {
@@ -951,7 +972,7 @@ pub async fn concurrent_identical_uploads_store_once(store: Arc<DynStore>) {
         match r.expect("task panicked") {
             Ok(UploadOutcome::Stored(_)) => st += 1,
             Ok(UploadOutcome::Replayed(_)) => re += 1,
-            Err(e) => panic!("unexpected error {e:?}"),
+            other => panic!("unexpected {other:?}"),
         }
     }
     assert_eq!((st, re), (1, 15));
@@ -961,7 +982,7 @@ pub async fn concurrent_identical_uploads_store_once(store: Arc<DynStore>) {
 
 /// 16 different uploads under one (country, tag) at once: one wins, the others are
 /// `BatchTagExists`, and only the winner's keys are stored.
-pub async fn concurrent_uploads_same_tag_one_wins(store: Arc<DynStore>) {
+pub async fn concurrent_uploads_same_tag_one_wins(store: Arc<DynInspectableStore>) {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..16u64 {
         let s = store.clone();
@@ -978,7 +999,7 @@ pub async fn concurrent_uploads_same_tag_one_wins(store: Arc<DynStore>) {
     while let Some(r) = tasks.join_next().await {
         match r.expect("task panicked") {
             Ok(UploadOutcome::Stored(r)) => winners.push(r),
-            Err(StoreError::BatchTagExists { .. }) => losers += 1,
+            Ok(UploadOutcome::BatchTagExists { .. }) => losers += 1,
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -988,7 +1009,7 @@ pub async fn concurrent_uploads_same_tag_one_wins(store: Arc<DynStore>) {
 
 /// 16 uploads with different tags sharing one key: exactly one is stored; each other one
 /// reports the shared key (index 0) as the conflict.
-pub async fn concurrent_uploads_sharing_a_key_store_at_most_one(store: Arc<DynStore>) {
+pub async fn concurrent_uploads_sharing_a_key_store_at_most_one(store: Arc<DynInspectableStore>) {
     let shared = KeyGen::new(17).key("FR");
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..16u64 {
@@ -1001,7 +1022,7 @@ pub async fn concurrent_uploads_sharing_a_key_store_at_most_one(store: Arc<DynSt
     while let Some(r) = tasks.join_next().await {
         match r.expect("task panicked") {
             Ok(UploadOutcome::Stored(_)) => st += 1,
-            Err(StoreError::DuplicateKeys(c)) => {
+            Ok(UploadOutcome::DuplicateKeys(c)) => {
                 assert_eq!(
                     c,
                     KeyConflicts {
@@ -1024,7 +1045,7 @@ pub async fn concurrent_uploads_sharing_a_key_store_at_most_one(store: Arc<DynSt
 // ---------------------------------------------------------------------------------------------
 
 /// Nothing pending, no batch; also once everything is batched.
-pub async fn batching_with_nothing_pending_creates_nothing(store: Arc<DynStore>) {
+pub async fn batching_with_nothing_pending_creates_nothing(store: Arc<DynInspectableStore>) {
     assert_eq!(store.create_next_batch(BASE, 5000).await.unwrap(), None);
     assert_eq!(store.latest_batch().await.unwrap(), None);
     stored(
@@ -1041,7 +1062,7 @@ pub async fn batching_with_nothing_pending_creates_nothing(store: Arc<DynStore>)
 }
 
 /// The first batch ever is `yyyyMMdd-1` with no link and no previous batch (§12 item 73).
-pub async fn first_batch_gets_dash_one_without_link(store: Arc<DynStore>) {
+pub async fn first_batch_gets_dash_one_without_link(store: Arc<DynInspectableStore>) {
     stored(
         &store,
         generate::upload("DE", "x", KeyGen::new(19).keys("DE", 3), BASE),
@@ -1078,7 +1099,7 @@ pub async fn first_batch_gets_dash_one_without_link(store: Arc<DynStore>) {
 }
 
 /// A second batch the same UTC day is `-2`, and `-1` now links to it (§12 item 74).
-pub async fn next_batch_same_day_links_previous(store: Arc<DynStore>) {
+pub async fn next_batch_same_day_links_previous(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(20);
     stored(&store, generate::upload("DE", "a", g.keys("DE", 1), BASE)).await;
     let b1 = next_batch(&store, at(1), 5000).await;
@@ -1097,7 +1118,9 @@ pub async fn next_batch_same_day_links_previous(store: Arc<DynStore>) {
 
 /// N restarts at 1 each UTC day (a non-UTC `now` counts by its UTC day) and the last batch
 /// of a day links to the first of the next.
-pub async fn tag_sequence_restarts_each_utc_day_and_links_across_days(store: Arc<DynStore>) {
+pub async fn tag_sequence_restarts_each_utc_day_and_links_across_days(
+    store: Arc<DynInspectableStore>,
+) {
     let mut g = KeyGen::new(21);
     let plus1 = UtcOffset::from_hms(1, 0, 0).unwrap_or(UtcOffset::UTC);
     let times = [
@@ -1127,7 +1150,7 @@ pub async fn tag_sequence_restarts_each_utc_day_and_links_across_days(store: Arc
 }
 
 /// Limit 9 and uploads of 5, 5, 5, 5, 3 keys give batches of 5, 5, 5, 8 (§12 item 75).
-pub async fn batching_is_greedy_and_never_skips_ahead(store: Arc<DynStore>) {
+pub async fn batching_is_greedy_and_never_skips_ahead(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(22);
     for (i, n) in [5, 5, 5, 5, 3].into_iter().enumerate() {
         stored(
@@ -1149,7 +1172,7 @@ pub async fn batching_is_greedy_and_never_skips_ahead(store: Arc<DynStore>) {
 }
 
 /// Formats 1.0, 1.0, 1.1, 1.0 give three batches (§12 item 76).
-pub async fn batching_never_mixes_formats(store: Arc<DynStore>) {
+pub async fn batching_never_mixes_formats(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(23);
     let formats = [(1, 0), (1, 0), (1, 1), (1, 0)];
     let countries = ["DE", "PL", "ES", "BG"];
@@ -1171,7 +1194,7 @@ pub async fn batching_never_mixes_formats(store: Arc<DynStore>) {
 }
 
 /// An upload larger than the batch limit is batched alone, whole.
-pub async fn oversized_upload_forms_its_own_batch(store: Arc<DynStore>) {
+pub async fn oversized_upload_forms_its_own_batch(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(24);
     stored(&store, generate::upload("DE", "big", g.keys("DE", 6), BASE)).await;
     stored(
@@ -1186,7 +1209,7 @@ pub async fn oversized_upload_forms_its_own_batch(store: Arc<DynStore>) {
 
 /// If `now` goes backwards (even across midnight), tags stay unique and dense and
 /// `created_at` never decreases along the chain.
-pub async fn clock_going_backwards_keeps_tags_unique_and_dense(store: Arc<DynStore>) {
+pub async fn clock_going_backwards_keeps_tags_unique_and_dense(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(25);
     let t1 = datetime!(2026-11-29 00:10 UTC);
     stored(&store, generate::upload("DE", "a", g.keys("DE", 1), BASE)).await;
@@ -1205,7 +1228,7 @@ pub async fn clock_going_backwards_keeps_tags_unique_and_dense(store: Arc<DynSto
 }
 
 /// The pending summary counts pending uploads and keys and gives the oldest timestamp.
-pub async fn pending_summary_counts_pending_uploads(store: Arc<DynStore>) {
+pub async fn pending_summary_counts_pending_uploads(store: Arc<DynInspectableStore>) {
     assert_eq!(
         store.pending_summary().await.unwrap(),
         PendingSummary::default()
@@ -1251,7 +1274,7 @@ pub async fn pending_summary_counts_pending_uploads(store: Arc<DynStore>) {
 }
 
 /// An unknown tag finds no batch, no keys, no audit groups.
-pub async fn unknown_batch_tag_finds_nothing(store: Arc<DynStore>) {
+pub async fn unknown_batch_tag_finds_nothing(store: Arc<DynInspectableStore>) {
     stored(
         &store,
         generate::upload("DE", "a", KeyGen::new(27).keys("DE", 2), BASE),
@@ -1267,7 +1290,9 @@ pub async fn unknown_batch_tag_finds_nothing(store: Arc<DynStore>) {
 
 /// The first batch at or after an instant: the instant itself counts; the batch may be from
 /// a later day; none after the last.
-pub async fn first_batch_at_or_after_includes_the_instant_and_later_days(store: Arc<DynStore>) {
+pub async fn first_batch_at_or_after_includes_the_instant_and_later_days(
+    store: Arc<DynInspectableStore>,
+) {
     let mut g = KeyGen::new(28);
     let d1_10 = datetime!(2026-11-28 10:00 UTC);
     let d1_12 = datetime!(2026-11-28 12:00 UTC);
@@ -1310,7 +1335,7 @@ pub async fn first_batch_at_or_after_includes_the_instant_and_later_days(store: 
 
 /// 4 batchers racing over 10,000 pending uploads: tags dense and unique, one chain, every
 /// key in exactly one batch, no upload split, every batch within the limit.
-pub async fn concurrent_batchers_claim_every_upload_once(store: Arc<DynStore>) {
+pub async fn concurrent_batchers_claim_every_upload_once(store: Arc<DynInspectableStore>) {
     const UPLOADS: u64 = 10_000;
     const MAX_KEYS: usize = 400;
     // Upload concurrently from 8 writers (small uploads of 1 to 3 keys).
@@ -1448,7 +1473,7 @@ pub async fn concurrent_batchers_claim_every_upload_once(store: Arc<DynStore>) {
 // ---------------------------------------------------------------------------------------------
 
 /// Keys come in upload order, then in the order given within each upload.
-pub async fn batch_keys_follow_upload_then_key_order(store: Arc<DynStore>) {
+pub async fn batch_keys_follow_upload_then_key_order(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(30);
     let a = g.keys("DE", 3);
     let b = g.keys("FR", 2);
@@ -1464,7 +1489,7 @@ pub async fn batch_keys_follow_upload_then_key_order(store: Arc<DynStore>) {
 }
 
 /// The own-country filter is on the uploader's country, not on the keys' origin.
-pub async fn own_country_exclusion_is_by_uploader_not_origin(store: Arc<DynStore>) {
+pub async fn own_country_exclusion_is_by_uploader_not_origin(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(31);
     let foreign_origin = g.keys("FR", 2); // uploaded by DE, origin FR
     let fr = g.keys("FR", 1);
@@ -1481,7 +1506,7 @@ pub async fn own_country_exclusion_is_by_uploader_not_origin(store: Arc<DynStore
 }
 
 /// A batch's keys are only its own.
-pub async fn batch_keys_hold_only_that_batch(store: Arc<DynStore>) {
+pub async fn batch_keys_hold_only_that_batch(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(32);
     let a = g.keys("DE", 4);
     let b = g.keys("DE", 4);
@@ -1491,10 +1516,12 @@ pub async fn batch_keys_hold_only_that_batch(store: Arc<DynStore>) {
     let t2 = next_batch(&store, at(3), 5000).await.batch.tag;
     assert_eq!(keys_of(&store, &t1, None).await, a);
     assert_eq!(keys_of(&store, &t2, None).await, b);
+    // A batch of the caller's own uploads only is empty for the caller.
+    assert!(keys_of(&store, &t1, Some("DE")).await.is_empty());
 }
 
 /// One audit group per upload, in upload order, with every field as uploaded.
-pub async fn audit_groups_describe_each_upload_in_order(store: Arc<DynStore>) {
+pub async fn audit_groups_describe_each_upload_in_order(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(33);
     let ups = [
         generate::upload("DE", "de-a", g.keys("DE", 3), at(3)),
@@ -1518,8 +1545,49 @@ pub async fn audit_groups_describe_each_upload_in_order(store: Arc<DynStore>) {
     }
 }
 
+/// Two countries using the same tag in one batch are two uploads, so two groups (decisions
+/// item 3); every country's uploads are listed (the auditor's own too), and the groups'
+/// amounts, in order, slice the batch's keys (`batch_keys` without exclusion) into exactly
+/// each upload's keys: what clients re-verifying upload signatures rely on.
+pub async fn audit_groups_slice_the_batch_keys_per_upload(store: Arc<DynInspectableStore>) {
+    let mut g = KeyGen::new(36);
+    let ups = [
+        generate::upload("IE", "1234", g.keys("IE", 2), at(1)),
+        generate::upload("MT", "1234", g.keys("MT", 1), at(2)),
+        generate::upload("ES", "a", g.keys("ES", 3), at(3)),
+        generate::upload("IE", "5678", g.keys("IE", 1), at(4)),
+    ];
+    for u in &ups {
+        stored(&store, u.clone()).await;
+    }
+    let t = next_batch(&store, at(10), 5000).await.batch.tag;
+    let groups = store.audit_groups(&t).await.unwrap();
+    let ids: Vec<(&str, &str, u64)> = groups
+        .iter()
+        .map(|g| (g.country.as_str(), g.batch_tag.as_str(), g.amount))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("IE", "1234", 2),
+            ("MT", "1234", 1),
+            ("ES", "a", 3),
+            ("IE", "5678", 1)
+        ]
+    );
+    let all = keys_of(&store, &t, None).await;
+    let mut pos = 0usize;
+    for (group, upload) in groups.iter().zip(&ups) {
+        let n = usize::try_from(group.amount).unwrap();
+        let want: Vec<DiagnosisKey> = upload.keys.iter().map(|k| k.key.clone()).collect();
+        assert_eq!(all[pos..pos + n], want[..], "slice of {}", group.batch_tag);
+        pos += n;
+    }
+    assert_eq!(pos, all.len(), "the amounts cover the batch");
+}
+
 /// Uploads deleted by retention leave the audit; a batch with no keys left has no groups.
-pub async fn audit_groups_skip_deleted_uploads(store: Arc<DynStore>) {
+pub async fn audit_groups_skip_deleted_uploads(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(34);
     stored(
         &store,
@@ -1546,7 +1614,7 @@ pub async fn audit_groups_skip_deleted_uploads(store: Arc<DynStore>) {
 
 /// Upload rows are written for stored uploads only (not replays, not rejected ones), in
 /// order, and filtered by `since`.
-pub async fn upload_stats_are_written_only_for_stored_uploads(store: Arc<DynStore>) {
+pub async fn upload_stats_are_written_only_for_stored_uploads(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(35);
     let k = g.keys("DE", 2);
     stored(&store, generate::upload("DE", "a", k.clone(), at(1))).await;
@@ -1578,7 +1646,7 @@ pub async fn upload_stats_are_written_only_for_stored_uploads(store: Arc<DynStor
 }
 
 /// Download rows come back as recorded, in order, filtered by `since`.
-pub async fn download_stats_roundtrip_with_since_filter(store: Arc<DynStore>) {
+pub async fn download_stats_roundtrip_with_since_filter(store: Arc<DynInspectableStore>) {
     let rows: Vec<DownloadStat> = (0..5)
         .map(|i| DownloadStat {
             country: COUNTRIES[i as usize].to_owned(),
@@ -1602,7 +1670,7 @@ pub async fn download_stats_roundtrip_with_since_filter(store: Arc<DynStore>) {
 }
 
 /// Each retention run writes one cleanup row equal to its report.
-pub async fn cleanup_stats_are_written_per_run(store: Arc<DynStore>) {
+pub async fn cleanup_stats_are_written_per_run(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(36);
     stored(
         &store,
@@ -1633,7 +1701,7 @@ pub async fn cleanup_stats_are_written_per_run(store: Arc<DynStore>) {
 
 /// Exactly the keys created before the cutoff are deleted, batched or not; a key at the
 /// cutoff stays (§12 item 78 shape).
-pub async fn retention_deletes_exactly_the_keys_before_cutoff(store: Arc<DynStore>) {
+pub async fn retention_deletes_exactly_the_keys_before_cutoff(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(37);
     let cutoff = datetime!(2026-11-26 00:00 UTC);
     let us = Duration::microseconds(1);
@@ -1717,7 +1785,7 @@ pub async fn retention_deletes_exactly_the_keys_before_cutoff(store: Arc<DynStor
 }
 
 /// Once an upload is deleted its tag and its keys' hashes are free again.
-pub async fn retention_frees_tags_and_hashes_of_deleted_uploads(store: Arc<DynStore>) {
+pub async fn retention_frees_tags_and_hashes_of_deleted_uploads(store: Arc<DynInspectableStore>) {
     let keys = KeyGen::new(38).keys("DE", 3);
     stored(&store, generate::upload("DE", "t", keys.clone(), at(-10))).await;
     stored(&store, generate::upload("DE", "empty", Vec::new(), at(-10))).await;
@@ -1735,7 +1803,7 @@ pub async fn retention_frees_tags_and_hashes_of_deleted_uploads(store: Arc<DynSt
 
 /// Deleting keys keeps the batches: metadata, links and `number_of_keys` unchanged; their
 /// key lists become empty.
-pub async fn retention_keeps_batch_metadata(store: Arc<DynStore>) {
+pub async fn retention_keeps_batch_metadata(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(40);
     stored(&store, generate::upload("DE", "a", g.keys("DE", 2), at(0))).await;
     let b1 = next_batch(&store, at(1), 5000).await;
@@ -1754,7 +1822,7 @@ pub async fn retention_keeps_batch_metadata(store: Arc<DynStore>) {
 }
 
 /// Old pending uploads are deleted too and never batched.
-pub async fn retention_deletes_old_pending_uploads(store: Arc<DynStore>) {
+pub async fn retention_deletes_old_pending_uploads(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(41);
     stored(
         &store,
@@ -1772,7 +1840,7 @@ pub async fn retention_deletes_old_pending_uploads(store: Arc<DynStore>) {
 
 /// `delete_batches_before` removes old batches without keys, keeps those with keys and
 /// always keeps the most recent one, so the tag sequence continues.
-pub async fn delete_batches_before_removes_only_old_empty_batches(store: Arc<DynStore>) {
+pub async fn delete_batches_before_removes_only_old_empty_batches(store: Arc<DynInspectableStore>) {
     let mut g = KeyGen::new(42);
     let day =
         |d: i64, h: i64| datetime!(2026-11-01 00:00 UTC) + Duration::days(d) + Duration::hours(h);

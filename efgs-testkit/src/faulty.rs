@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use efgs_core::cert::Thumbprint;
 use efgs_core::model::DiagnosisKey;
 use efgs_core::store::{
-    AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat, DynStore,
-    KeyCounts, KeyStore, NewUpload, PendingSummary, RetentionStore, StatsStore, StoreError,
-    TrustEntry, TrustListStore, UploadInfo, UploadOutcome, UploadStat, UploadStore, Upserted,
+    AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat,
+    DynInspectableStore, KeyCounts, KeyStore, NewUpload, PendingSummary, RetentionStore,
+    StatsStore, StoreError, StoreInspect, TrustEntry, TrustListStore, UploadInfo, UploadOutcome,
+    UploadStat, UploadStore, Upserted,
 };
 use efgs_core::tag::BatchTag;
 use time::OffsetDateTime;
@@ -19,7 +20,7 @@ use time::OffsetDateTime;
 /// A store whose every call fails with `Unavailable` while [`FaultyStore::set_down`] is on.
 #[derive(Debug, Clone)]
 pub struct FaultyStore {
-    inner: Arc<DynStore>,
+    inner: Arc<DynInspectableStore>,
     down: Arc<AtomicBool>,
 }
 
@@ -29,7 +30,7 @@ struct Outage;
 
 impl FaultyStore {
     /// Wraps `inner`; it starts up.
-    pub fn new(inner: Arc<DynStore>) -> Self {
+    pub fn new(inner: Arc<DynInspectableStore>) -> Self {
         FaultyStore {
             inner,
             down: Arc::new(AtomicBool::new(false)),

@@ -35,7 +35,8 @@ use std::sync::{Arc, Mutex};
 use efgs_core::callback_url::IpCidr;
 use efgs_core::cert::Thumbprint;
 use efgs_core::gateway::Gateway;
-use efgs_core::store::{CreatedBatch, DynStore, StoreError};
+use efgs_core::store::{CreatedBatch, DynInspectableStore, DynStore, StoreError};
+use efgs_store_memory::MemoryStore;
 use time::{Date, Duration, OffsetDateTime};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -201,7 +202,7 @@ pub struct FederationBuilder {
     settings: Vec<(String, String)>,
     mutual_tls: bool,
     trusted: Vec<IpCidr>,
-    store: Option<Arc<DynStore>>,
+    store: Option<Arc<DynInspectableStore>>,
     bind: SocketAddr,
     postgres: Option<PostgresSchema>,
     identity: BackendIdentity,
@@ -287,7 +288,7 @@ impl FederationBuilder {
 
     /// The store, instead of the one the settings name (decorators over a real store, or a
     /// store shared with another federation).
-    pub fn store(mut self, store: Arc<DynStore>) -> Self {
+    pub fn store(mut self, store: Arc<DynInspectableStore>) -> Self {
         self.store = Some(store);
         self
     }
@@ -342,12 +343,23 @@ impl FederationBuilder {
         };
         let settings = efgs_server::Settings::load(None, env)?;
         let mut server = efgs_server::Server::builder(settings).clock(clock.as_fn());
-        if let Some(store) = &self.store {
-            server = server.store(Arc::clone(store));
+        // The store the tests inspect: the one given; for PostgreSQL a second handle on the
+        // schema the server opens from its settings; else a memory store handed to the server.
+        let injected = match (&self.store, &self.postgres) {
+            (Some(store), _) => Some(store.clone()),
+            (None, Some(_)) => None,
+            (None, None) => Some(Arc::new(MemoryStore::new()) as Arc<DynInspectableStore>),
+        };
+        if let Some(store) = &injected {
+            server = server.store(store.clone() as Arc<DynStore>);
         }
         let server = server.build().await?;
+        let store = match (injected, &self.postgres) {
+            (Some(store), _) => store,
+            (None, Some(schema)) => schema.store().await?,
+            (None, None) => unreachable!("a store is injected unless PostgreSQL is configured"),
+        };
         let gateway = server.gateway().clone();
-        let store = Arc::clone(gateway.store());
         let listener = server.bind().await?;
         let addr = listener
             .local_addr()
@@ -541,7 +553,7 @@ impl PostgresSchema {
 
     /// A store on this schema (a new pool; creates and migrates the schema). The key payload
     /// is encrypted under a fixed test key.
-    pub async fn store(&self) -> Result<Arc<DynStore>, FederationError> {
+    pub async fn store(&self) -> Result<Arc<DynInspectableStore>, FederationError> {
         let keys = efgs_store_postgres::EncryptionKeys::single(1, TEST_ENCRYPTION_KEY)
             .map_err(|e| FederationError::Postgres(e.to_string()))?;
         let cfg = efgs_store_postgres::PgConfig::new(self.url.clone(), keys)
@@ -573,7 +585,7 @@ pub struct Federation {
     addr: SocketAddr,
     pki: Pki,
     gateway: Gateway,
-    store: Arc<DynStore>,
+    store: Arc<DynInspectableStore>,
     clock: TestClock,
     backends: BTreeMap<String, NationalBackend>,
     tls: Option<TlsServer>,
@@ -618,7 +630,7 @@ impl Federation {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<DynStore> {
+    pub fn store(&self) -> &Arc<DynInspectableStore> {
         &self.store
     }
 

@@ -10,9 +10,10 @@ use async_trait::async_trait;
 use efgs_core::cert::Thumbprint;
 use efgs_core::model::DiagnosisKey;
 use efgs_core::store::{
-    AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat, DynStore,
-    KeyCounts, KeyStore, NewUpload, PendingSummary, RetentionStore, StatsStore, StoreError,
-    TrustEntry, TrustListStore, UploadInfo, UploadOutcome, UploadStat, UploadStore, Upserted,
+    AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat,
+    DynInspectableStore, KeyCounts, KeyStore, NewUpload, PendingSummary, RetentionStore,
+    StatsStore, StoreError, StoreInspect, TrustEntry, TrustListStore, UploadInfo, UploadOutcome,
+    UploadStat, UploadStore, Upserted,
 };
 use efgs_core::tag::BatchTag;
 use time::OffsetDateTime;
@@ -27,13 +28,13 @@ struct State {
 /// wrapped store (the wait comes first, so the call is "in flight" for the whole delay).
 #[derive(Debug, Clone)]
 pub struct SlowStore {
-    inner: Arc<DynStore>,
+    inner: Arc<DynInspectableStore>,
     state: Arc<Mutex<State>>,
 }
 
 impl SlowStore {
     /// Wraps `inner`; no delays at first.
-    pub fn new(inner: Arc<DynStore>) -> Self {
+    pub fn new(inner: Arc<DynInspectableStore>) -> Self {
         SlowStore {
             inner,
             state: Arc::default(),

@@ -7,7 +7,7 @@ mod support;
 
 use efgs_core::DiagnosisKey;
 use efgs_core::media::BodyFormat;
-use efgs_core::store::StatsStore as _;
+use efgs_core::store::StoreInspect as _;
 use efgs_testkit::federation::Federation;
 use support::{Backend, tag};
 use time::macros::datetime;
@@ -632,7 +632,7 @@ async fn download_retention_on_another_instance_reaches_cached_body_within_ttl(b
     let (fed, d1, t) = cached_batch_past_key_retention(&b).await;
     let ttl = fed.gateway().policy().download_cache.ttl;
     let other = efgs_core::gateway::Gateway::new(
-        std::sync::Arc::clone(fed.store()),
+        fed.store().clone(),
         fed.gateway().anchors().clone(),
         efgs_core::canonical::DuplicateHasher::new(b"another instance"),
         fed.gateway().policy().clone(),

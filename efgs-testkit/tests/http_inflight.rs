@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use efgs_core::media::BodyFormat;
-use efgs_core::store::{DynStore, UploadStore as _};
+use efgs_core::store::{DynInspectableStore, UploadStore as _};
 use efgs_store_memory::MemoryStore;
 use efgs_testkit::federation::Federation;
 use efgs_testkit::slow::SlowStore;
@@ -32,7 +32,7 @@ http_tests!(
 
 /// The backend's real store under a `SlowStore`, and a DE/FR federation over it.
 async fn slow_federation(b: &Backend) -> (Federation, SlowStore) {
-    let inner: Arc<DynStore> = match b {
+    let inner: Arc<DynInspectableStore> = match b {
         Backend::Memory => Arc::new(MemoryStore::new()),
         Backend::Postgres(schema) => schema.store().await.unwrap(),
     };

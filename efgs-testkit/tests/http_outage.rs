@@ -10,7 +10,7 @@ mod support;
 use std::sync::Arc;
 
 use efgs_core::media::BodyFormat;
-use efgs_core::store::DynStore;
+use efgs_core::store::DynInspectableStore;
 use efgs_store_memory::MemoryStore;
 use efgs_testkit::faulty::FaultyStore;
 use efgs_testkit::federation::Federation;
@@ -19,7 +19,7 @@ use time::macros::datetime;
 const PB_V1: &str = "application/protobuf; version=1.0";
 
 async fn federation(store: &FaultyStore) -> Federation {
-    let dynamic: Arc<DynStore> = Arc::new(store.clone());
+    let dynamic: Arc<DynInspectableStore> = Arc::new(store.clone());
     Federation::builder()
         .countries(["DE", "FR"])
         .start_at(datetime!(2026-11-28 10:00 UTC))
@@ -31,7 +31,7 @@ async fn federation(store: &FaultyStore) -> Federation {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn outage_gives_503_with_retry_after_and_recovers() {
-    let inner: Arc<DynStore> = Arc::new(MemoryStore::new());
+    let inner: Arc<DynInspectableStore> = Arc::new(MemoryStore::new());
     let store = FaultyStore::new(inner);
     let fed = federation(&store).await;
     let de = &fed["DE"];

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use efgs_core::DiagnosisKey;
 use efgs_core::media::BodyFormat;
 use efgs_core::model::CertificateType;
-use efgs_core::store::{StatsStore as _, TrustListStore as _};
+use efgs_core::store::{StoreInspect as _, TrustListStore as _};
 use efgs_testkit::national::Identity;
 use support::{Backend, multi_status_lists, raw_http, stored_keys};
 use time::Duration;

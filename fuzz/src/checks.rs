@@ -13,7 +13,7 @@ use efgs_core::batch_signature::{
 };
 use efgs_core::canonical::{canonical_batch_bytes, canonical_key_string, write_canonical_key};
 use efgs_core::cert::Thumbprint;
-use efgs_core::download::{exclude_country, parse_path_date};
+use efgs_core::download::parse_path_date;
 use efgs_core::identity::{
     country_from_dn, identity_from_cert_header, identity_from_certificate, normalise_thumbprint,
 };
@@ -173,8 +173,7 @@ pub fn naive_batch_bytes(keys: &[DiagnosisKey]) -> Vec<u8> {
 
 /// `canonical`: for any protobuf-decodable batch, the canonical bytes do not panic, equal the
 /// naive reading of protocol §4.1 (per key and for the sorted batch) and do not depend on the
-/// order of the keys (reversed, rotated). Also: `exclude_country` by the first key's origin
-/// keeps exactly the other keys, in order.
+/// order of the keys (reversed, rotated).
 pub fn canonical(data: &[u8]) {
     let Ok(batch) = decode_batch(data) else {
         return;
@@ -205,14 +204,6 @@ pub fn canonical(data: &[u8]) {
         let mut rotated = keys.clone();
         rotated.rotate_left(1);
         assert_eq!(canonical_batch_bytes(&rotated), bytes, "rotated key order");
-    }
-
-    if let Some(first) = keys.first() {
-        let country = first.origin.as_str();
-        let kept: Vec<&DiagnosisKey> =
-            exclude_country(&keys, country, |k: &DiagnosisKey| k.origin.as_str()).collect();
-        let expected: Vec<&DiagnosisKey> = keys.iter().filter(|k| k.origin != country).collect();
-        assert_eq!(kept, expected, "exclude_country keeps the others, in order");
     }
 }
 

@@ -41,7 +41,7 @@ mod tests;
 mod verify;
 
 pub use algorithms::{EcCurve, HashAlgorithm, SignatureScheme};
-pub use sign::BatchSigner;
+pub use sign::{BatchSigner, SignerInputError};
 pub use verify::{verify_detached, verify_detached_der};
 
 use time::OffsetDateTime;
@@ -228,12 +228,13 @@ pub enum SignatureError {
         certificate_country: String,
     },
     /// Signing: the certificate or key PEM/DER could not be read.
-    #[error("cannot read {what}: {reason}")]
+    #[error("cannot read {what}: {source}")]
     InvalidSignerInput {
         /// "certificate" or "private key".
         what: &'static str,
         /// What was wrong.
-        reason: String,
+        #[source]
+        source: SignerInputError,
     },
     /// Signing: the private key does not belong to the certificate.
     #[error("private key does not match the certificate")]

@@ -8,7 +8,82 @@ use x509_cert::Certificate;
 use super::algorithms::{HashAlgorithm, PublicKey, oid};
 use super::ber::{self, Tlv, der, der_cat, der_oid, tag};
 use super::{SignatureError, SignaturePolicy, asn1_time};
+use crate::BoxError;
 use crate::cert::Thumbprint;
+
+/// Why the certificate or the private key given to [`BatchSigner`] could not be read: the
+/// `source` of [`SignatureError::InvalidSignerInput`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignerInputError {
+    /// A PEM block has no matching `-----END` line.
+    #[error("unterminated PEM block {label}")]
+    UnterminatedPem {
+        /// The block's label.
+        label: String,
+    },
+    /// The PEM block has headers (`Proc-Type`, `DEK-Info`): an encrypted legacy key.
+    #[error("encrypted PEM keys are not supported")]
+    EncryptedPem,
+    /// Only an `ENCRYPTED PRIVATE KEY` block was found.
+    #[error("encrypted PKCS#8 keys are not supported")]
+    EncryptedPkcs8,
+    /// A PEM block's body is not Base64.
+    #[error("bad Base64 in PEM block {label}: {source}")]
+    PemBase64 {
+        /// The block's label.
+        label: String,
+        /// The decoder's error.
+        #[source]
+        source: base64::DecodeError,
+    },
+    /// No PEM block with a wanted label.
+    #[error("no PEM block labelled {wanted} (found: {found})")]
+    NoPemBlock {
+        /// The labels looked for, `/`-separated.
+        wanted: String,
+        /// The labels found, comma-separated, or `none`.
+        found: String,
+    },
+    /// The certificate is not DER X.509.
+    #[error("not a DER X.509 certificate: {0}")]
+    Certificate(#[source] der::Error),
+    /// The certificate's issuer and serial number could not be read.
+    #[error("cannot read issuer and serial: {0}")]
+    IssuerAndSerial(&'static str),
+    /// The key bytes are not a key of the expected kind.
+    #[error("{what}: {source}")]
+    Key {
+        /// What was expected, e.g. `"not a PKCS#1 RSA key"`, `"bad SEC1 P-256 key"`.
+        what: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A PKCS#8 EC key does not name its curve.
+    #[error("PKCS#8 EC key without a named curve")]
+    NoNamedCurve,
+    /// A SEC1 key names no curve and the certificate key is not EC.
+    #[error("SEC1 key without a curve")]
+    Sec1WithoutCurve,
+    /// An EC curve other than P-256 and P-384.
+    #[error("unsupported curve {0}")]
+    UnsupportedCurve(const_oid::ObjectIdentifier),
+    /// A PKCS#8 key of an algorithm other than RSA and EC.
+    #[error("unsupported key algorithm {0}")]
+    UnsupportedKeyAlgorithm(const_oid::ObjectIdentifier),
+}
+
+/// `map_err` helper: a key decoder's error under `what`.
+fn key_error<E>(what: &'static str) -> impl FnOnce(E) -> SignerInputError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |e| SignerInputError::Key {
+        what,
+        source: Box::new(e),
+    }
+}
 
 enum PrivateKey {
     Rsa(Box<rsa::PrivateKey>),
@@ -58,20 +133,12 @@ impl BatchSigner {
     /// blocks such as `EC PARAMETERS` are skipped). Checks that the key belongs to the
     /// certificate.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, SignatureError> {
-        let cert = pem_block(cert_pem, &["CERTIFICATE"]).map_err(|reason| {
-            SignatureError::InvalidSignerInput {
-                what: "certificate",
-                reason,
-            }
-        })?;
+        let cert = pem_block(cert_pem, &["CERTIFICATE"]).map_err(bad_input("certificate"))?;
         let (label, key) = pem_block_labelled(
             key_pem,
             &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"],
         )
-        .map_err(|reason| SignatureError::InvalidSignerInput {
-            what: "private key",
-            reason,
-        })?;
+        .map_err(bad_input("private key"))?;
         let format = match label {
             "PRIVATE KEY" => KeyFormat::Pkcs8,
             "RSA PRIVATE KEY" => KeyFormat::Pkcs1,
@@ -91,12 +158,8 @@ impl BatchSigner {
         key_der: &[u8],
         format: Option<KeyFormat>,
     ) -> Result<Self, SignatureError> {
-        let bad_cert = |reason: &str| SignatureError::InvalidSignerInput {
-            what: "certificate",
-            reason: reason.to_owned(),
-        };
         let cert = Certificate::from_der(&certificate_der)
-            .map_err(|e| bad_cert(&format!("not a DER X.509 certificate: {e}")))?;
+            .map_err(|e| bad_input("certificate")(SignerInputError::Certificate(e)))?;
         let cert_key = PublicKey::from_spki(
             cert.tbs_certificate().subject_public_key_info(),
             SignaturePolicy::default().min_rsa_bits,
@@ -112,7 +175,7 @@ impl BatchSigner {
             return Err(SignatureError::KeyMismatch);
         }
         let issuer_and_serial = issuer_and_serial(&certificate_der)
-            .map_err(|e| bad_cert(&format!("cannot read issuer and serial: {}", e.0)))?;
+            .map_err(|e| bad_input("certificate")(SignerInputError::IssuerAndSerial(e.0)))?;
         Ok(BatchSigner {
             certificate_der,
             issuer_and_serial,
@@ -257,87 +320,82 @@ enum KeyFormat {
     Sec1,
 }
 
+/// `map_err` helper: [`SignatureError::InvalidSignerInput`] for `what`.
+fn bad_input(what: &'static str) -> impl Fn(SignerInputError) -> SignatureError {
+    move |source| SignatureError::InvalidSignerInput { what, source }
+}
+
 fn read_private_key(
     der: &[u8],
     format: Option<KeyFormat>,
     cert_key: &PublicKey,
 ) -> Result<PrivateKey, SignatureError> {
-    let bad = |reason: String| SignatureError::InvalidSignerInput {
-        what: "private key",
-        reason,
-    };
-    let formats: &[KeyFormat] = match format {
-        Some(KeyFormat::Pkcs8) => &[KeyFormat::Pkcs8],
-        Some(KeyFormat::Pkcs1) => &[KeyFormat::Pkcs1],
-        Some(KeyFormat::Sec1) => &[KeyFormat::Sec1],
-        None => &[KeyFormat::Pkcs8, KeyFormat::Pkcs1, KeyFormat::Sec1],
-    };
-    let mut last = String::new();
-    for f in formats {
-        let r = match f {
-            KeyFormat::Pkcs8 => read_pkcs8(der),
-            KeyFormat::Pkcs1 => {
-                use rsa::pkcs1::DecodeRsaPrivateKey;
-                rsa::PrivateKey::from_pkcs1_der(der)
-                    .map(|k| PrivateKey::Rsa(Box::new(k)))
-                    .map_err(|e| format!("not a PKCS#1 RSA key: {e}"))
-            }
-            KeyFormat::Sec1 => read_sec1(der, cert_key),
-        };
-        match r {
-            Ok(k) => return Ok(k),
-            Err(e) => last = e,
+    let read = |f: KeyFormat| match f {
+        KeyFormat::Pkcs8 => read_pkcs8(der),
+        KeyFormat::Pkcs1 => {
+            use rsa::pkcs1::DecodeRsaPrivateKey;
+            rsa::PrivateKey::from_pkcs1_der(der)
+                .map(|k| PrivateKey::Rsa(Box::new(k)))
+                .map_err(key_error("not a PKCS#1 RSA key"))
         }
+        KeyFormat::Sec1 => read_sec1(der, cert_key),
+    };
+    // Without a PEM label, the formats in this order; the last one's error is reported.
+    match format {
+        Some(f) => read(f),
+        None => read(KeyFormat::Pkcs8)
+            .or_else(|_| read(KeyFormat::Pkcs1))
+            .or_else(|_| read(KeyFormat::Sec1)),
     }
-    Err(bad(last))
+    .map_err(bad_input("private key"))
 }
 
-fn read_pkcs8(der: &[u8]) -> Result<PrivateKey, String> {
+fn read_pkcs8(der: &[u8]) -> Result<PrivateKey, SignerInputError> {
     use rsa::pkcs8::DecodePrivateKey;
-    let info = pkcs8::PrivateKeyInfoRef::try_from(der)
-        .map_err(|e| format!("not a PKCS#8 private key: {e}"))?;
+    let info =
+        pkcs8::PrivateKeyInfoRef::try_from(der).map_err(key_error("not a PKCS#8 private key"))?;
     match info.algorithm.oid {
         oid::RSA_ENCRYPTION => rsa::PrivateKey::from_pkcs8_der(der)
             .map(|k| PrivateKey::Rsa(Box::new(k)))
-            .map_err(|e| format!("bad PKCS#8 RSA key: {e}")),
+            .map_err(key_error("bad PKCS#8 RSA key")),
         oid::EC_PUBLIC_KEY => {
             let curve = info
                 .algorithm
                 .parameters
                 .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
-                .ok_or("PKCS#8 EC key without a named curve")?;
+                .ok_or(SignerInputError::NoNamedCurve)?;
             match curve {
                 oid::SECP256R1 => p256::SecretKey::from_pkcs8_der(der)
                     .map(|k| PrivateKey::P256(k.into()))
-                    .map_err(|e| format!("bad PKCS#8 P-256 key: {e}")),
+                    .map_err(key_error("bad PKCS#8 P-256 key")),
                 oid::SECP384R1 => p384::SecretKey::from_pkcs8_der(der)
                     .map(|k| PrivateKey::P384(k.into()))
-                    .map_err(|e| format!("bad PKCS#8 P-384 key: {e}")),
-                other => Err(format!("unsupported curve {other}")),
+                    .map_err(key_error("bad PKCS#8 P-384 key")),
+                other => Err(SignerInputError::UnsupportedCurve(other)),
             }
         }
-        other => Err(format!("unsupported key algorithm {other}")),
+        other => Err(SignerInputError::UnsupportedKeyAlgorithm(other)),
     }
 }
 
-fn read_sec1(der: &[u8], cert_key: &PublicKey) -> Result<PrivateKey, String> {
-    let ec = sec1::EcPrivateKey::try_from(der).map_err(|e| format!("not a SEC1 EC key: {e}"))?;
+fn read_sec1(der: &[u8], cert_key: &PublicKey) -> Result<PrivateKey, SignerInputError> {
+    let ec = sec1::EcPrivateKey::try_from(der).map_err(key_error("not a SEC1 EC key"))?;
     let curve = match ec.parameters.and_then(|p| p.named_curve()) {
         Some(c) => c,
         None => match cert_key {
             PublicKey::P256(_) => oid::SECP256R1,
             PublicKey::P384(_) => oid::SECP384R1,
-            PublicKey::Rsa { .. } => return Err("SEC1 key without a curve".into()),
+            PublicKey::Rsa { .. } => return Err(SignerInputError::Sec1WithoutCurve),
         },
     };
     match curve {
         oid::SECP256R1 => p256::SecretKey::from_sec1_der(der)
             .map(|k| PrivateKey::P256(k.into()))
-            .map_err(|e| format!("bad SEC1 P-256 key: {e}")),
+            .map_err(key_error("bad SEC1 P-256 key")),
         oid::SECP384R1 => p384::SecretKey::from_sec1_der(der)
             .map(|k| PrivateKey::P384(k.into()))
-            .map_err(|e| format!("bad SEC1 P-384 key: {e}")),
-        other => Err(format!("unsupported curve {other}")),
+            .map_err(key_error("bad SEC1 P-384 key")),
+        other => Err(SignerInputError::UnsupportedCurve(other)),
     }
 }
 
@@ -358,11 +416,14 @@ fn issuer_and_serial(cert: &[u8]) -> Result<Vec<u8>, ber::BerError> {
 }
 
 /// The first PEM block with one of `labels`, decoded.
-fn pem_block(text: &str, labels: &[&str]) -> Result<Vec<u8>, String> {
+fn pem_block(text: &str, labels: &[&str]) -> Result<Vec<u8>, SignerInputError> {
     pem_block_labelled(text, labels).map(|(_, d)| d)
 }
 
-fn pem_block_labelled<'l>(text: &str, labels: &[&'l str]) -> Result<(&'l str, Vec<u8>), String> {
+fn pem_block_labelled<'l>(
+    text: &str,
+    labels: &[&'l str],
+) -> Result<(&'l str, Vec<u8>), SignerInputError> {
     let mut lines = text.lines().map(str::trim);
     let mut seen = Vec::new();
     while let Some(line) = lines.next() {
@@ -387,31 +448,35 @@ fn pem_block_labelled<'l>(text: &str, labels: &[&'l str]) -> Result<(&'l str, Ve
             body.push_str(l);
         }
         if !closed {
-            return Err(format!("unterminated PEM block {label}"));
+            return Err(SignerInputError::UnterminatedPem {
+                label: label.to_owned(),
+            });
         }
         if let Some(wanted) = labels.iter().find(|w| **w == label) {
             if has_headers {
-                return Err("encrypted PEM keys are not supported".into());
+                return Err(SignerInputError::EncryptedPem);
             }
             let der = base64::engine::general_purpose::STANDARD
                 .decode(body.as_bytes())
-                .map_err(|e| format!("bad Base64 in PEM block {label}: {e}"))?;
+                .map_err(|source| SignerInputError::PemBase64 {
+                    label: label.to_owned(),
+                    source,
+                })?;
             return Ok((wanted, der));
         }
         seen.push(label.to_owned());
     }
     if seen.iter().any(|l| l == "ENCRYPTED PRIVATE KEY") {
-        return Err("encrypted PKCS#8 keys are not supported".into());
+        return Err(SignerInputError::EncryptedPkcs8);
     }
-    Err(format!(
-        "no PEM block labelled {} (found: {})",
-        labels.join(" / "),
-        if seen.is_empty() {
+    Err(SignerInputError::NoPemBlock {
+        wanted: labels.join(" / "),
+        found: if seen.is_empty() {
             "none".to_owned()
         } else {
             seen.join(", ")
-        }
-    ))
+        },
+    })
 }
 
 #[cfg(test)]
@@ -424,13 +489,14 @@ mod tests {
         let (label, der) = pem_block_labelled(text, &["PRIVATE KEY", "EC PRIVATE KEY"]).unwrap();
         assert_eq!(label, "EC PRIVATE KEY");
         assert_eq!(der, [0, 1, 2, 3]);
-        let err = pem_block(text, &["CERTIFICATE"]).unwrap_err();
+        let err = pem_block(text, &["CERTIFICATE"]).unwrap_err().to_string();
         assert!(err.contains("EC PARAMETERS"), "{err}");
         let enc =
             "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAEC\n-----END ENCRYPTED PRIVATE KEY-----\n";
         assert!(
             pem_block(enc, &["PRIVATE KEY"])
                 .unwrap_err()
+                .to_string()
                 .contains("encrypted")
         );
     }

@@ -47,8 +47,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+use efgs_core::BoxError;
 pub(crate) use efgs_core::callback_url::IpCidr;
-use efgs_core::store::BoxError;
 use serde::Deserialize;
 
 /// The environment variable naming the configuration file.

@@ -7,13 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use efgs_core::DiagnosisKey;
-use efgs_core::store::RetentionStore as _;
+use efgs_core::store::StoreInspect as _;
 use efgs_testkit::federation::{Federation, FederationBuilder, PostgresSchema, TEST_DATABASE_URL};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-pub use efgs_core::store::BoxError;
+pub use efgs_core::BoxError;
 
 // ---------------------------------------------------------------------------------------------
 // Storage backends
