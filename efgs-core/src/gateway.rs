@@ -83,9 +83,12 @@ pub enum Credentials<'a> {
         thumbprint: Option<&'a str>,
         /// `X-SSL-Client-DN`.
         dn: Option<&'a str>,
-        /// `X-SSL-Client-Cert` (URL-encoded PEM); when present it wins over the other two.
+        /// `X-SSL-Client-Cert` (URL-encoded PEM), only when the operator turned it on; when
+        /// present the SHA-256 header, if any, must name the same certificate.
         certificate: Option<&'a str>,
     },
+    /// An identity header arrived more than once (403).
+    RepeatedHeader(&'static str),
     /// The client certificate of a TLS connection this server terminated (DER).
     TlsCertificate(&'a [u8]),
     /// Nothing usable (for example identity headers from an untrusted address).
@@ -147,7 +150,8 @@ pub struct Gateway {
 /// always read fresh from the store, so a revocation still takes effect on the next request.
 #[derive(Debug, Default)]
 struct IntegrityCache {
-    verified: std::sync::RwLock<std::collections::HashSet<[u8; 32]>>,
+    /// Rows that passed, by content digest, with their certificate's validity period.
+    verified: std::sync::RwLock<std::collections::HashMap<[u8; 32], identity::Validity>>,
 }
 
 impl IntegrityCache {
@@ -170,22 +174,27 @@ impl IntegrityCache {
 
     /// Whether the row passes its integrity check (cached when it does).
     fn check(&self, e: &TrustEntry, anchors: &TrustAnchors) -> bool {
+        self.validity(e, anchors).is_some()
+    }
+
+    /// The validity period of the row's certificate when the row passes its integrity check
+    /// (cached when it does), else `None`.
+    fn validity(&self, e: &TrustEntry, anchors: &TrustAnchors) -> Option<identity::Validity> {
         let d = Self::digest(e);
         if let Ok(set) = self.verified.read()
-            && set.contains(&d)
+            && let Some(v) = set.get(&d)
         {
-            return true;
+            return Some(*v);
         }
-        if e.to_entry().verify(anchors).is_err() {
-            return false;
-        }
+        e.to_entry().verify(anchors).ok()?;
+        let validity = identity::certificate_validity(e.pem.as_bytes())?;
         if let Ok(mut set) = self.verified.write() {
             if set.len() >= Self::MAX_ENTRIES {
                 set.clear();
             }
-            set.insert(d);
+            set.insert(d, validity);
         }
-        true
+        Some(validity)
     }
 }
 
@@ -238,14 +247,16 @@ impl Gateway {
     pub async fn authenticate(
         &self,
         credentials: Credentials<'_>,
+        now: OffsetDateTime,
     ) -> Result<ClientIdentity, Error> {
         let id = match credentials {
             Credentials::ProxyHeaders {
-                certificate: Some(cert),
-                ..
-            } => identity::identity_from_cert_header(cert)?,
-            Credentials::ProxyHeaders { thumbprint, dn, .. } => {
-                identity::identity_from_headers(thumbprint, dn)?
+                thumbprint,
+                dn,
+                certificate,
+            } => identity::identity_from_proxy_headers(thumbprint, dn, certificate)?,
+            Credentials::RepeatedHeader(header) => {
+                return Err(identity::IdentityError::RepeatedHeader { header }.into());
             }
             Credentials::TlsCertificate(der) => identity::identity_from_certificate(der)?,
             Credentials::None => identity::identity_from_headers(None, None)?,
@@ -254,17 +265,24 @@ impl Gateway {
             .store
             .trust_entry_for(&id.thumbprint, &id.country, CertificateType::Authentication)
             .await?;
-        match entry {
-            // Integrity already established for this exact row: only the revoked flag,
-            // which the signature does not cover, is decided per request.
-            Some(e) if self.integrity.check(&e, &self.anchors) => {
+        // Integrity established once per row content (cached); the revoked flag, which the
+        // signature does not cover, and the validity period are decided per request.
+        let validity = entry
+            .as_ref()
+            .and_then(|e| self.integrity.validity(e, &self.anchors));
+        match (&entry, validity) {
+            // `trust_entry_for` matched thumbprint, country and type.
+            (Some(e), Some(validity)) => {
                 if e.revoked {
                     return Err(identity::IdentityError::Revoked.into());
                 }
+                validity.check(now)?;
             }
-            other => {
-                let entry = other.as_ref().map(TrustEntry::to_entry);
+            _ => {
+                let entry = entry.as_ref().map(TrustEntry::to_entry);
                 identity::authorise(&id, entry.as_ref(), &self.anchors)?;
+                // Authorised but the certificate's validity period is unreadable.
+                return Err(identity::IdentityError::OutsideValidity.into());
             }
         }
         Ok(id)

@@ -106,6 +106,18 @@ pub enum IdentityError {
     /// The entry is revoked.
     #[error("Client certificate is revoked")]
     Revoked,
+    /// The AUTHENTICATION certificate is expired or not yet valid.
+    #[error("Client certificate is outside its validity period")]
+    OutsideValidity,
+    /// An identity header arrived more than once (a proxy that appends instead of replacing).
+    #[error("client certificate header {header} sent more than once")]
+    RepeatedHeader {
+        /// The header.
+        header: &'static str,
+    },
+    /// `X-SSL-Client-Cert` and `X-SSL-Client-SHA256` name different certificates.
+    #[error("client certificate headers name different certificates")]
+    ConflictingHeaders,
 }
 
 impl IdentityError {
@@ -120,6 +132,9 @@ impl IdentityError {
             IdentityError::MissingCountry => "missing-country",
             IdentityError::NotAuthorized { .. } => "not-authorized",
             IdentityError::Revoked => "certificate-revoked",
+            IdentityError::OutsideValidity => "certificate-outside-validity",
+            IdentityError::RepeatedHeader { .. } => "repeated-identity-header",
+            IdentityError::ConflictingHeaders => "conflicting-identity-headers",
         }
     }
 
@@ -129,13 +144,15 @@ impl IdentityError {
             IdentityError::MissingThumbprint
             | IdentityError::UnreadableThumbprint
             | IdentityError::MissingDn
-            | IdentityError::UnreadableCertificate => IdentityErrorKind::Unauthenticated,
+            | IdentityError::UnreadableCertificate
+            | IdentityError::RepeatedHeader { .. }
+            | IdentityError::ConflictingHeaders => IdentityErrorKind::Unauthenticated,
             IdentityError::MalformedDn { .. } | IdentityError::MissingCountry => {
                 IdentityErrorKind::BadRequest
             }
-            IdentityError::NotAuthorized { .. } | IdentityError::Revoked => {
-                IdentityErrorKind::Forbidden
-            }
+            IdentityError::NotAuthorized { .. }
+            | IdentityError::Revoked
+            | IdentityError::OutsideValidity => IdentityErrorKind::Forbidden,
         }
     }
 }
@@ -293,6 +310,66 @@ pub fn identity_from_cert_header(value: &str) -> Result<ClientIdentity, Identity
         return Err(IdentityError::UnreadableCertificate);
     }
     identity_from_certificate(text.as_bytes())
+}
+
+/// A certificate's validity period (`notBefore`, `notAfter`), from PEM or DER; `None` when it
+/// does not parse.
+pub fn certificate_validity(cert: &[u8]) -> Option<Validity> {
+    let der = match std::str::from_utf8(cert) {
+        Ok(text) if text.contains("-----BEGIN") => first_certificate_der(text).ok()?,
+        _ => cert.to_vec(),
+    };
+    let certificate = x509_cert::Certificate::from_der(&der).ok()?;
+    let validity = certificate.tbs_certificate().validity();
+    let instant = |t: x509_cert::time::Time| {
+        let secs = i64::try_from(t.to_unix_duration().as_secs()).ok()?;
+        time::OffsetDateTime::from_unix_timestamp(secs).ok()
+    };
+    Some(Validity {
+        not_before: instant(validity.not_before)?,
+        not_after: instant(validity.not_after)?,
+    })
+}
+
+/// A certificate's validity period, both ends included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Validity {
+    /// `notBefore`.
+    pub not_before: time::OffsetDateTime,
+    /// `notAfter`.
+    pub not_after: time::OffsetDateTime,
+}
+
+impl Validity {
+    /// [`IdentityError::OutsideValidity`] unless `now` lies in the period.
+    pub fn check(&self, now: time::OffsetDateTime) -> Result<(), IdentityError> {
+        if now < self.not_before || now > self.not_after {
+            Err(IdentityError::OutsideValidity)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The identity from a trusted proxy's headers: `X-SSL-Client-Cert` when given (the caller
+/// passes it only when the operator turned it on), else `X-SSL-Client-SHA256` and
+/// `X-SSL-Client-DN`. When the certificate and the thumbprint header both arrive they must name
+/// the same certificate ([`IdentityError::ConflictingHeaders`]).
+pub fn identity_from_proxy_headers(
+    thumbprint: Option<&str>,
+    dn: Option<&str>,
+    certificate: Option<&str>,
+) -> Result<ClientIdentity, IdentityError> {
+    let Some(cert) = certificate else {
+        return identity_from_headers(thumbprint, dn);
+    };
+    let id = identity_from_cert_header(cert)?;
+    if let Some(t) = thumbprint
+        && normalise_thumbprint(t).as_ref() != Some(&id.thumbprint)
+    {
+        return Err(IdentityError::ConflictingHeaders);
+    }
+    Ok(id)
 }
 
 /// The authorisation decision for an identified client (protocol §2 steps 6-7), given the

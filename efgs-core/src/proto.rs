@@ -63,7 +63,12 @@ impl ProtoError {
 /// Decodes a protobuf `DiagnosisKeyBatch`. 0 bytes decode to an empty batch (use
 /// [`decode_body`] for request bodies, where 0 bytes are an error). Never panics.
 pub fn decode_batch(bytes: &[u8]) -> Result<DiagnosisKeyBatch, ProtoError> {
-    decode_limited(bytes, usize::MAX).map(|(batch, _)| batch)
+    match decode_limited(bytes, usize::MAX, usize::MAX) {
+        Ok((batch, _)) => Ok(batch),
+        Err(DecodeStop::Proto(e)) => Err(e),
+        // Unreachable with no limit; reported as the decoding error it would be.
+        Err(DecodeStop::TooManyVisited { .. }) => Err(malformed(0, "too many visited countries")),
+    }
 }
 
 /// Encodes a batch in the protobuf wire format (proto3: default values left out).
@@ -79,7 +84,10 @@ pub fn decode_body(format: BodyFormat, bytes: &[u8]) -> Result<DiagnosisKeyBatch
 
 /// Like [`decode_body`], but a body with more than `max_keys` keys is
 /// [`ProtoError::TooManyKeys`] (reported only when the whole body decodes, so a malformed body
-/// stays a decoding error), and at most `max_keys` keys are held in memory meanwhile.
+/// stays a decoding error), and at most `max_keys` keys are held in memory meanwhile. A key
+/// with more visited countries than [`crate::validate::MAX_VISITED_COUNTRIES`] stops decoding
+/// at once (protobuf: `ValidationError::TooManyVisitedCountries`; JSON:
+/// `JsonError::TooManyVisitedCountries`), before its list is allocated.
 pub fn decode_body_with_limit(
     format: BodyFormat,
     bytes: &[u8],
@@ -89,7 +97,19 @@ pub fn decode_body_with_limit(
         return Err(ProtoError::EmptyBody.into());
     }
     let (batch, count) = match format {
-        BodyFormat::Protobuf => decode_limited(bytes, max_keys)?,
+        BodyFormat::Protobuf => {
+            match decode_limited(bytes, max_keys, crate::validate::MAX_VISITED_COUNTRIES) {
+                Ok(decoded) => decoded,
+                Err(DecodeStop::Proto(e)) => return Err(e.into()),
+                Err(DecodeStop::TooManyVisited { index, count }) => {
+                    return Err(crate::validate::ValidationError::TooManyVisitedCountries {
+                        index,
+                        count,
+                    }
+                    .into());
+                }
+            }
+        }
         BodyFormat::Json => crate::json::parse_limited(bytes, max_keys)?,
     };
     if count > max_keys {
@@ -119,8 +139,48 @@ const WIRE_FIXED32: u64 = 5;
 /// prost's default recursion limit, applied to nested groups in skipped fields.
 const MAX_GROUP_DEPTH: usize = 100;
 
+/// The `visitedCountries` field of `DiagnosisKey`.
+const VISITED_COUNTRIES_FIELD: u32 = 5;
+
+/// Why [`decode_limited`] stopped.
+enum DecodeStop {
+    /// The bytes are not a batch.
+    Proto(ProtoError),
+    /// Key `index` lists `count` visited countries, more than the limit.
+    TooManyVisited { index: usize, count: usize },
+}
+
+impl From<ProtoError> for DecodeStop {
+    fn from(e: ProtoError) -> Self {
+        DecodeStop::Proto(e)
+    }
+}
+
+/// How many times `field` occurs at the top level of a message (no allocation).
+fn count_field(body: &[u8], field: u32) -> Result<usize, ProtoError> {
+    let mut r = Reader {
+        bytes: body,
+        pos: 0,
+    };
+    let mut n = 0usize;
+    while !r.at_end() {
+        let start = r.pos;
+        let (f, wire) = r.key()?;
+        if f == field {
+            n += 1;
+        }
+        r.skip(f, wire, start)?;
+    }
+    Ok(n)
+}
+
 /// Decodes the batch keeping the first `max_keys` keys; returns it with the total key count.
-fn decode_limited(bytes: &[u8], max_keys: usize) -> Result<(DiagnosisKeyBatch, usize), ProtoError> {
+/// A key with more than `max_visited` visited countries stops decoding.
+fn decode_limited(
+    bytes: &[u8],
+    max_keys: usize,
+    max_visited: usize,
+) -> Result<(DiagnosisKeyBatch, usize), DecodeStop> {
     let mut r = Reader { bytes, pos: 0 };
     // A key takes at least 2 bytes; cap the guess so a small limit stays small.
     let mut keys = Vec::with_capacity(
@@ -134,7 +194,7 @@ fn decode_limited(bytes: &[u8], max_keys: usize) -> Result<(DiagnosisKeyBatch, u
         let (field, wire) = r.key()?;
         if field == 1 {
             if wire != WIRE_LEN {
-                return Err(malformed(start, "invalid wire type for field keys"));
+                return Err(malformed(start, "invalid wire type for field keys").into());
             }
             let body_offset;
             let body = {
@@ -142,6 +202,15 @@ fn decode_limited(bytes: &[u8], max_keys: usize) -> Result<(DiagnosisKeyBatch, u
                 body_offset = r.pos;
                 r.take(len)?
             };
+            // Count the visited countries before decoding, so that a key with more than
+            // validation allows is refused without allocating its list.
+            let visited = count_field(body, VISITED_COUNTRIES_FIELD)?;
+            if visited > max_visited {
+                return Err(DecodeStop::TooManyVisited {
+                    index: count,
+                    count: visited,
+                });
+            }
             let key = DiagnosisKey::decode(body).map_err(|source| ProtoError::Key {
                 offset: body_offset,
                 source,

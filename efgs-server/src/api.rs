@@ -33,6 +33,8 @@ pub(crate) enum ClientAuth {
     ProxyHeaders {
         /// The proxies' addresses.
         trusted: Vec<IpCidr>,
+        /// Whether `X-SSL-Client-Cert` is honoured (`auth.proxy_cert_header`).
+        cert_header: bool,
     },
     /// This server terminates TLS and requires client certificates.
     MutualTls,
@@ -169,18 +171,35 @@ fn credentials<'a>(
             Some(der) => Credentials::TlsCertificate(der),
             None => Credentials::None,
         },
-        ClientAuth::ProxyHeaders { trusted } => {
+        ClientAuth::ProxyHeaders {
+            trusted,
+            cert_header,
+        } => {
             let from_proxy = conn.is_some_and(|c| any_contains(trusted, c.remote.ip()));
             if !from_proxy {
-                if headers.contains_key(HEADER_THUMBPRINT) || headers.contains_key(HEADER_DN) {
-                    tracing::warn!("identity headers from an untrusted address ignored");
+                if headers.contains_key(HEADER_THUMBPRINT)
+                    || headers.contains_key(HEADER_DN)
+                    || headers.contains_key(HEADER_CERT)
+                {
+                    // Debug only: a client can send these on every request (no log flooding).
+                    tracing::debug!("identity headers from an untrusted address ignored");
                 }
                 return Credentials::None;
+            }
+            // A proxy that appends instead of replacing lets the client's own header through.
+            for name in [HEADER_THUMBPRINT, HEADER_DN, HEADER_CERT] {
+                if headers.get_all(name).iter().nth(1).is_some() {
+                    return Credentials::RepeatedHeader(name);
+                }
             }
             Credentials::ProxyHeaders {
                 thumbprint: header_str(headers, HEADER_THUMBPRINT),
                 dn: header_str(headers, HEADER_DN),
-                certificate: header_str(headers, HEADER_CERT),
+                certificate: if *cert_header {
+                    header_str(headers, HEADER_CERT)
+                } else {
+                    None
+                },
             }
         }
     }
@@ -205,7 +224,7 @@ where
     }
     let who = match state
         .gateway
-        .authenticate(credentials(&state.auth, conn, headers))
+        .authenticate(credentials(&state.auth, conn, headers), (state.clock)())
         .await
     {
         Ok(who) => who,
@@ -253,7 +272,7 @@ async fn download_handler(
     }
     let who = match state
         .gateway
-        .authenticate(credentials(&state.auth, conn, headers))
+        .authenticate(credentials(&state.auth, conn, headers), (state.clock)())
         .await
     {
         Ok(who) => who,
@@ -306,7 +325,7 @@ async fn audit_handler(
     }
     if let Err(e) = state
         .gateway
-        .authenticate(credentials(&state.auth, conn, headers))
+        .authenticate(credentials(&state.auth, conn, headers), (state.clock)())
         .await
     {
         return error_response(&e, path);

@@ -212,9 +212,13 @@ impl Server {
         } = self;
         let jobs = spawn_jobs(&settings, &gateway, clock.clone());
         let (auth, tls) = match &settings.auth {
-            AuthSettings::ProxyHeaders { trusted } => (
+            AuthSettings::ProxyHeaders {
+                trusted,
+                cert_header,
+            } => (
                 ClientAuth::ProxyHeaders {
                     trusted: trusted.clone(),
+                    cert_header: *cert_header,
                 },
                 None,
             ),

@@ -168,11 +168,14 @@ async fn in_process(gateway: &Gateway, clients: &[Arc<Client>], now: OffsetDateT
             for up in &c.uploads {
                 let t = Instant::now();
                 let who = g
-                    .authenticate(Credentials::ProxyHeaders {
-                        thumbprint: Some(&c.thumbprint),
-                        dn: Some(&c.dn),
-                        certificate: None,
-                    })
+                    .authenticate(
+                        Credentials::ProxyHeaders {
+                            thumbprint: Some(&c.thumbprint),
+                            dn: Some(&c.dn),
+                            certificate: None,
+                        },
+                        now,
+                    )
                     .await
                     .unwrap();
                 let req = UploadRequest {

@@ -426,6 +426,9 @@ impl FederationBuilder {
             setting("auth.trusted_proxies", trusted.join(",")),
             setting("duplicate_hash.secret_file", secret.display().to_string()),
         ];
+        if self.identity == BackendIdentity::CertHeader {
+            env.push(setting("auth.proxy_cert_header", "true"));
+        }
         if let Some(pg) = &self.postgres {
             env.extend([
                 setting("storage", "postgres"),

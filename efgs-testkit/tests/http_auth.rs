@@ -41,6 +41,10 @@ http_tests!(
     auth_headers_from_untrusted_address_403,
     auth_revoked_certificate_refused_on_next_request,
     auth_entry_tampered_after_use_refused_on_next_request,
+    auth_cert_header_ignored_unless_enabled,
+    auth_cert_and_thumbprint_headers_must_agree_403,
+    auth_repeated_identity_header_403,
+    auth_expired_or_future_certificate_403,
 );
 
 /// A download of an invalid date (`/download/s`, as the reference's filter tests use): 403
@@ -313,7 +317,14 @@ async fn auth_cert_header_accepted(b: Backend) {
 
 /// Decisions 2: a certificate header for a certificate not on the list: 403.
 async fn auth_cert_header_unregistered_403(b: Backend) {
-    let fed = b.federation(&["DE"]).await;
+    let fed = b
+        .builder()
+        .await
+        .countries(["DE"])
+        .setting("auth.proxy_cert_header", "true")
+        .build()
+        .await
+        .unwrap();
     let stranger = CertSpec::new(Some("DE"), "stranger", fed.now())
         .generate()
         .unwrap();
@@ -399,4 +410,131 @@ async fn auth_entry_tampered_after_use_refused_on_next_request(b: Backend) {
         after.message().as_deref(),
         Some("Client is not authorized to access the service")
     );
+}
+
+/// Issue 9: `X-SSL-Client-Cert` counts only when `auth.proxy_cert_header` is on. By default a
+/// client (through a proxy that sets only the SHA-256/DN headers) cannot present another
+/// country's certificate PEM, which the audit endpoint hands out, to act as that country.
+async fn auth_cert_header_ignored_unless_enabled(b: Backend) {
+    let fed = b.federation(&["DE", "FR"]).await;
+    let fr_cert = url_encode(&fed["FR"].credentials().auth_cert_pem);
+    let de = &fed["DE"];
+    // DE's own keys, DE's headers, FR's certificate header: the caller is DE (201), not FR
+    // (which would refuse DE's keys with 400).
+    let r = de
+        .upload_request(de.keys(2))
+        .tag("beside-fr-cert")
+        .header("X-SSL-Client-Cert", &fr_cert)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    // Only the certificate header: not honoured, so no identity (403).
+    let (status, _) = probe(&fed, Identity::CertHeader(fr_cert)).await;
+    assert_eq!(status, 403);
+}
+
+/// Issue 9: with the certificate header on, a certificate header and a SHA-256 header that name
+/// different certificates get 403.
+async fn auth_cert_and_thumbprint_headers_must_agree_403(b: Backend) {
+    let fed = b
+        .builder()
+        .await
+        .countries(["DE", "FR"])
+        .setting("auth.proxy_cert_header", "true")
+        .build()
+        .await
+        .unwrap();
+    let fr_cert = url_encode(&fed["FR"].credentials().auth_cert_pem);
+    let de_cert = url_encode(&fed["DE"].credentials().auth_cert_pem);
+    let r = fed["DE"]
+        .download_request("s")
+        .header("X-SSL-Client-Cert", &fr_cert)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+    // The same certificate in both: accepted (400 for the bad date comes after auth).
+    let r = fed["DE"]
+        .download_request("s")
+        .header("X-SSL-Client-Cert", &de_cert)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(stored_keys(&fed).await, 0);
+}
+
+/// Issue 9: an identity header sent twice (a proxy that appends) gets 403, whichever comes
+/// first.
+async fn auth_repeated_identity_header_403(b: Backend) {
+    let fed = b.federation(&["DE", "FR"]).await;
+    let fr = fed["FR"].credentials().clone();
+    for (name, value) in [
+        (
+            "X-SSL-Client-SHA256",
+            fr.auth_thumbprint.as_str().to_owned(),
+        ),
+        ("X-SSL-Client-DN", fr.auth_dn.clone()),
+    ] {
+        let r = fed["DE"]
+            .download_request("s")
+            .header(name, &value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status, 403, "{name} twice");
+    }
+    assert_eq!(
+        upload_as(
+            &fed,
+            Identity::headers(&fed["DE"].credentials().clone()),
+            "ok"
+        )
+        .await,
+        201
+    );
+}
+
+/// Issue 9: an AUTHENTICATION certificate outside its validity period gets 403 (proxy mode).
+async fn auth_expired_or_future_certificate_403(b: Backend) {
+    let fed = b.federation(&["DE"]).await;
+    let now = fed.now();
+    for (name, from, to) in [
+        (
+            "expired",
+            now - time::Duration::days(30),
+            now - time::Duration::days(1),
+        ),
+        (
+            "future",
+            now + time::Duration::days(1),
+            now + time::Duration::days(30),
+        ),
+    ] {
+        let spec = CertSpec {
+            client_auth: true,
+            ..CertSpec::new(Some("DE"), name, now).validity(from, to)
+        };
+        let cert = spec.generate().unwrap();
+        let entry = fed
+            .pki()
+            .sign_entry(&cert.cert_pem, "DE", CertificateType::Authentication)
+            .unwrap();
+        fed.store()
+            .upsert_trust_entry(trust_entry(&entry, now))
+            .await
+            .unwrap();
+        let (status, message) = probe(
+            &fed,
+            Identity::raw(Some(cert.thumbprint.as_str()), Some(&spec.dn_header())),
+        )
+        .await;
+        assert_eq!(status, 403, "{name}");
+        assert_eq!(
+            message.as_deref(),
+            Some("Client certificate is outside its validity period"),
+            "{name}"
+        );
+    }
 }

@@ -7,6 +7,7 @@
 mod support;
 
 use efgs_core::media::BodyFormat;
+use efgs_core::store::TrustListStore as _;
 use efgs_testkit::federation::Federation;
 use efgs_testkit::national::{decode_download, encode_body};
 use efgs_testkit::pki::CertSpec;
@@ -20,6 +21,7 @@ http_tests!(
     mtls_identity_headers_ignored,
     mtls_without_client_certificate_refused,
     mtls_revoked_client_certificate_403,
+    mtls_expired_client_certificate_403,
 );
 
 async fn mtls_fed(b: &Backend, countries: &[&str]) -> Federation {
@@ -171,4 +173,40 @@ async fn mtls_revoked_client_certificate_403(b: Backend) {
         .await
         .unwrap();
     assert_eq!(download(&fed, &client, &[]).await.status, 403);
+}
+
+/// Issue 9: an expired AUTHENTICATION certificate on the trust list completes the handshake
+/// (no client CA configured) and is then refused: 403.
+async fn mtls_expired_client_certificate_403(b: Backend) {
+    let fed = mtls_fed(&b, &["DE"]).await;
+    let now = fed.now();
+    let expired = CertSpec {
+        client_auth: true,
+        ..CertSpec::new(Some("DE"), "expired", now).validity(
+            now - time::Duration::days(30),
+            now - time::Duration::days(1),
+        )
+    }
+    .generate()
+    .unwrap();
+    let entry = fed
+        .pki()
+        .sign_entry(
+            &expired.cert_pem,
+            "DE",
+            efgs_core::model::CertificateType::Authentication,
+        )
+        .unwrap();
+    fed.store()
+        .upsert_trust_entry(efgs_testkit::pki::trust_entry(&entry, now))
+        .await
+        .unwrap();
+    let client = TlsClient::new(
+        &fed.tls().unwrap().ca.cert_der,
+        Some((&expired.cert_der, &expired.key_der)),
+    );
+    assert_eq!(download(&fed, &client, &[]).await.status, 403);
+    let (status, _) = upload(&fed, &client, "DE", 1).await;
+    assert_eq!(status, 403);
+    assert_eq!(stored_keys(&fed).await, 0);
 }

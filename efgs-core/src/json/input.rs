@@ -345,7 +345,12 @@ impl<'a> Parser<'a> {
                 Ok(())
             }),
             "visitedCountries" => p.one_or_list(|p| {
+                let position = p.cur.pos;
                 if let Some(s) = p.string_value()? {
+                    // Stop as soon as the list is longer than validation allows.
+                    if key.visited_countries.len() >= crate::validate::MAX_VISITED_COUNTRIES {
+                        return Err(JsonError::TooManyVisitedCountries { position });
+                    }
                     key.visited_countries.push(s);
                 }
                 Ok(())

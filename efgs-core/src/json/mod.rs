@@ -141,6 +141,14 @@ pub enum JsonError {
         /// The limit.
         limit: usize,
     },
+    /// A key lists more visited countries than the validation allows
+    /// ([`crate::validate::MAX_VISITED_COUNTRIES`]): decoding stops there, so such a body
+    /// never allocates its whole list.
+    #[error("Validation of diagnosis key failed: Too many visited countries (at most 300).")]
+    TooManyVisitedCountries {
+        /// Byte offset of the entry that was one too many.
+        position: usize,
+    },
     /// A field number used as a field name (not supported, see the module documentation).
     #[error(
         "Failed to read request: at byte {position}: field numbers as names are not supported: {name:?}"
@@ -173,6 +181,7 @@ impl JsonError {
             JsonError::UnknownEnumName { .. } => "json-unknown-enum-name",
             JsonError::InvalidBase64 { .. } => "json-invalid-base64",
             JsonError::TooDeep { .. } => "json-too-deep",
+            JsonError::TooManyVisitedCountries { .. } => "too-many-visited-countries",
             JsonError::FieldNumberName { .. } => "json-field-number-name",
             JsonError::TrailingContent { .. } => "json-trailing-content",
         }
@@ -189,6 +198,7 @@ impl JsonError {
             | JsonError::UnknownEnumName { position, .. }
             | JsonError::InvalidBase64 { position, .. }
             | JsonError::TooDeep { position, .. }
+            | JsonError::TooManyVisitedCountries { position }
             | JsonError::FieldNumberName { position, .. }
             | JsonError::TrailingContent { position } => *position,
         }

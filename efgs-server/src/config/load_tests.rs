@@ -72,7 +72,7 @@ fn postgres(s: &Settings) -> &PgConfig {
 
 fn trusts(s: &Settings, ip: &str) -> bool {
     match &s.auth {
-        AuthSettings::ProxyHeaders { trusted } => any_contains(trusted, ip.parse().unwrap()),
+        AuthSettings::ProxyHeaders { trusted, .. } => any_contains(trusted, ip.parse().unwrap()),
         AuthSettings::Mtls { .. } => panic!("not proxy-headers"),
     }
 }

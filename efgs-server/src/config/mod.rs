@@ -242,6 +242,8 @@ pub(crate) struct AuthConfig {
     pub(crate) mode: AuthMode,
     /// Proxy-headers mode: peer addresses whose certificate headers are honoured.
     pub(crate) trusted_proxies: Vec<IpCidr>,
+    /// Proxy-headers mode: whether `X-SSL-Client-Cert` is honoured.
+    pub(crate) proxy_cert_header: bool,
     /// mTLS mode: the server's certificate chain (PEM, leaf first).
     pub(crate) tls_cert: Option<PathBuf>,
     /// mTLS mode: the server's private key (PEM: PKCS#8, PKCS#1 or SEC1).
@@ -257,6 +259,7 @@ impl Default for AuthConfig {
         AuthConfig {
             mode: AuthMode::ProxyHeaders,
             trusted_proxies: vec![IpCidr::LOOPBACK_V4, IpCidr::LOOPBACK_V6],
+            proxy_cert_header: false,
             tls_cert: None,
             tls_key: None,
             client_ca: None,

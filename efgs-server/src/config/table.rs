@@ -234,6 +234,8 @@ settings! {
         "Client authentication: `proxy-headers` (X-SSL-Client-SHA256 / X-SSL-Client-DN / X-SSL-Client-Cert from a TLS-terminating proxy) or `mtls` (this server terminates TLS and requires client certificates).";
     "auth.trusted_proxies" => auth.trusted_proxies:
         "proxy-headers mode: CIDR ranges whose certificate headers are honoured; requests with those headers from anywhere else get 403. Ranges broader than /8 (IPv4) or /16 (IPv6) are refused.";
+    "auth.proxy_cert_header" => auth.proxy_cert_header:
+        "proxy-headers mode: honour `X-SSL-Client-Cert` (URL-encoded PEM, e.g. nginx `$ssl_client_escaped_cert`). Off: only X-SSL-Client-SHA256 / X-SSL-Client-DN count, so a proxy that does not set or overwrite the certificate header cannot let a client present another country's certificate. When both the certificate and the SHA-256 header arrive they must name the same certificate; any identity header sent twice gets 403.";
     "auth.tls_cert" => auth.tls_cert:
         "mtls mode: PEM file with the server certificate chain, leaf first.";
     "auth.tls_key" => auth.tls_key:

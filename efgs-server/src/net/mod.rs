@@ -547,16 +547,25 @@ where
         let hyper_service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
             let guard = RequestGuard::begin(&activity);
             let (mut parts, body) = req.into_parts();
+            let http1 = parts.version < http::Version::HTTP_2;
             parts.extensions.insert(info.clone());
             let body = GuardedBody::new(body, max_body, body_timeout);
             let mut service = service.clone();
             let fut =
                 tower_service::Service::call(&mut service, http::Request::from_parts(parts, body));
             async move {
-                let response = fut.await?;
+                let mut response = fut.await?;
                 // After a 403 the connection is closed: a caller without a valid certificate
-                // gets one answer per connection.
-                guard.responding(response.status() == http::StatusCode::FORBIDDEN);
+                // gets one answer per connection. HTTP/1.1 says so in the response, so that
+                // clients do not reuse the connection (HTTP/2 gets a GOAWAY).
+                let refused = response.status() == http::StatusCode::FORBIDDEN;
+                if refused && http1 {
+                    response.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                guard.responding(refused);
                 Ok::<_, Infallible>(response.map(|inner| TrackedBody {
                     inner,
                     _guard: guard,

@@ -74,7 +74,10 @@ pub(crate) enum StoreSettings {
 #[derive(Clone)]
 pub(crate) enum AuthSettings {
     /// Identity headers honoured from these proxies only.
-    ProxyHeaders { trusted: Vec<IpCidr> },
+    ProxyHeaders {
+        trusted: Vec<IpCidr>,
+        cert_header: bool,
+    },
     /// This server terminates TLS and requires client certificates.
     Mtls { tls: Arc<ServerConfig> },
 }
@@ -276,6 +279,7 @@ fn auth_settings(auth: AuthConfig) -> Result<AuthSettings, ConfigError> {
     let AuthConfig {
         mode,
         trusted_proxies,
+        proxy_cert_header,
         tls_cert,
         tls_key,
         client_ca,
@@ -283,6 +287,7 @@ fn auth_settings(auth: AuthConfig) -> Result<AuthSettings, ConfigError> {
     Ok(match mode {
         AuthMode::ProxyHeaders => AuthSettings::ProxyHeaders {
             trusted: trusted_proxies,
+            cert_header: proxy_cert_header,
         },
         AuthMode::Mtls => {
             let cert = tls_cert
@@ -442,7 +447,7 @@ fn net_limits(http: HttpConfig, max_body_bytes: u64, auth: &AuthSettings) -> Net
         response_timeout: Duration::from_secs(response_timeout_secs),
         max_connections_per_address,
         per_address_exempt: match auth {
-            AuthSettings::ProxyHeaders { trusted } => trusted.clone(),
+            AuthSettings::ProxyHeaders { trusted, .. } => trusted.clone(),
             AuthSettings::Mtls { .. } => Vec::new(),
         },
         ..NetLimits::default()

@@ -47,7 +47,10 @@ fn received(s: &Settings) -> String {
         }
     };
     let auth = match &s.auth {
-        AuthSettings::ProxyHeaders { trusted } => format!("proxy {trusted:?}"),
+        AuthSettings::ProxyHeaders {
+            trusted,
+            cert_header,
+        } => format!("proxy {trusted:?} cert header {cert_header}"),
         AuthSettings::Mtls { tls } => format!("mtls {tls:?}"),
     };
     format!(
@@ -192,6 +195,11 @@ fn every_setting_changes_what_its_part_receives() {
             "auth.trusted_proxies",
             &memory,
             vec![("EFGS_AUTH_TRUSTED_PROXIES", "10.1.0.0/16".into())],
+        ),
+        (
+            "auth.proxy_cert_header",
+            &memory,
+            vec![("EFGS_AUTH_PROXY_CERT_HEADER", "true".into())],
         ),
         (
             "auth.tls_cert",
