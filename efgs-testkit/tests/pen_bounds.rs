@@ -103,7 +103,9 @@ async fn stream_upload(
         sent += prefix.len() as u64;
     }
     while ok && sent < total && !reader.is_finished() {
-        let n = usize::try_from(total - sent).unwrap_or(usize::MAX).min(chunk.len());
+        let n = usize::try_from(total - sent)
+            .unwrap_or(usize::MAX)
+            .min(chunk.len());
         ok = wr.write_all(&frame(&chunk[..n])).await.is_ok();
         sent += n as u64;
     }
@@ -122,11 +124,19 @@ async fn stream_upload(
 /// limit was crossed) within 10 s.
 #[track_caller]
 fn assert_too_large(what: &str, s: &Streamed, chunked: bool) {
-    assert!(s.elapsed < Duration::from_secs(10), "{what}: took {:?}", s.elapsed);
+    assert!(
+        s.elapsed < Duration::from_secs(10),
+        "{what}: took {:?}",
+        s.elapsed
+    );
     match s.reply.status {
         Some(413) => assert_eq!(s.reply.code().as_deref(), Some("body-too-large"), "{what}"),
         None if chunked && s.reply.closed && s.sent > LIMIT => {}
-        other => panic!("{what}: {other:?} after {} bytes: {}", s.sent, s.reply.text()),
+        other => panic!(
+            "{what}: {other:?} after {} bytes: {}",
+            s.sent,
+            s.reply.text()
+        ),
     }
 }
 
@@ -186,7 +196,11 @@ async fn deeply_nested_bodies_400(b: Backend) {
     let deep = "[".repeat(100_000);
     let bodies: Vec<(&str, &str, Vec<u8>)> = vec![
         ("100,000 [", JSON_V1, deep.clone().into_bytes()),
-        ("keys: 100,000 [", JSON_V1, format!("{{\"keys\":{deep}").into_bytes()),
+        (
+            "keys: 100,000 [",
+            JSON_V1,
+            format!("{{\"keys\":{deep}").into_bytes(),
+        ),
         (
             "keyData: 100,000 [",
             JSON_V1,
@@ -229,13 +243,22 @@ async fn deeply_nested_bodies_400(b: Backend) {
         })
         .await;
     for (what, r, took) in &replies {
-        assert_eq!(r.status, 400, "{what}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            400,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         let code = r.code().unwrap_or_default();
         assert!(
             code.starts_with("json-") || code.starts_with("protobuf-"),
             "{what}: {code}"
         );
-        assert!(r.body.len() < 2048, "{what}: a {} byte answer", r.body.len());
+        assert!(
+            r.body.len() < 2048,
+            "{what}: a {} byte answer",
+            r.body.len()
+        );
         assert!(*took < Duration::from_secs(2), "{what}: took {took:?}");
     }
 }
@@ -309,11 +332,20 @@ async fn huge_json_413_or_400(b: Backend) {
         .await;
     assert_too_large("17 MiB of JSON", &padded, false);
     for ((what, _, status, code), (r, took)) in bodies.iter().zip(&replies) {
-        assert_eq!(r.status, *status, "{what}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            *status,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         if let Some(code) = code {
             assert_eq!(r.code().as_deref(), Some(*code), "{what}");
         }
-        assert!(r.body.len() < 2048, "{what}: a {} byte answer", r.body.len());
+        assert!(
+            r.body.len() < 2048,
+            "{what}: a {} byte answer",
+            r.body.len()
+        );
         assert!(*took < Duration::from_secs(5), "{what}: took {took:?}");
     }
 }
@@ -328,9 +360,7 @@ fn bomb_key(scene: &Scene, format: BodyFormat) -> Vec<u8> {
         BodyFormat::Protobuf => efgs_core::proto::encode_batch(&batch),
         BodyFormat::Json => {
             let json = efgs_core::json::to_reference_json(&batch);
-            json[json.find('[').unwrap() + 1..json.rfind(']').unwrap()]
-                .as_bytes()
-                .to_vec()
+            json.as_bytes()[json.find('[').unwrap() + 1..json.rfind(']').unwrap()].to_vec()
         }
     }
 }
@@ -344,39 +374,42 @@ async fn visited_countries_bomb_over_body_limit_413(b: Backend) {
     let nl = Client::country(&scene.fed, "NL");
     let (nl, sc) = (&nl, &scene);
     let (results, _) = scene
-        .under_attack("visited-country bomb over the body limit", move || async move {
-            let mut out = Vec::new();
-            for format in [BodyFormat::Protobuf, BodyFormat::Json] {
-                let key = bomb_key(sc, format);
-                let (prefix, chunk, total) = match format {
-                    BodyFormat::Protobuf => {
-                        let chunk = key.repeat(8);
-                        (Vec::new(), chunk, (key.len() * BOMB_KEYS) as u64)
+        .under_attack(
+            "visited-country bomb over the body limit",
+            move || async move {
+                let mut out = Vec::new();
+                for format in [BodyFormat::Protobuf, BodyFormat::Json] {
+                    let key = bomb_key(sc, format);
+                    let (prefix, chunk, total) = match format {
+                        BodyFormat::Protobuf => {
+                            let chunk = key.repeat(8);
+                            (Vec::new(), chunk, (key.len() * BOMB_KEYS) as u64)
+                        }
+                        BodyFormat::Json => {
+                            let mut one = key.clone();
+                            one.push(b',');
+                            (
+                                b"{\"keys\":[".to_vec(),
+                                one.repeat(8),
+                                (9 + (key.len() + 1) * BOMB_KEYS + 1) as u64,
+                            )
+                        }
+                    };
+                    let head = upload_head(sc, format.content_type());
+                    for chunked in [false, true] {
+                        let base = peak_base();
+                        let s = stream_upload(nl, &head, &prefix, &chunk, total, chunked).await;
+                        let growth = peak_growth(base);
+                        let what = format!(
+                            "{BOMB_KEYS} keys x {VISITED} visited, {format:?}, {total} bytes, {}",
+                            if chunked { "chunked" } else { "Content-Length" }
+                        );
+                        out.push((what, chunked, s, growth));
                     }
-                    BodyFormat::Json => {
-                        let mut one = key.clone();
-                        one.push(b',');
-                        (
-                            b"{\"keys\":[".to_vec(),
-                            one.repeat(8),
-                            (9 + (key.len() + 1) * BOMB_KEYS + 1) as u64,
-                        )
-                    }
-                };
-                let head = upload_head(sc, format.content_type());
-                for chunked in [false, true] {
-                    let base = peak_base();
-                    let s = stream_upload(nl, &head, &prefix, &chunk, total, chunked).await;
-                    let growth = peak_growth(base);
-                    let what = format!(
-                        "{BOMB_KEYS} keys x {VISITED} visited, {format:?}, {total} bytes, {}",
-                        if chunked { "chunked" } else { "Content-Length" }
-                    );
-                    out.push((what, chunked, s, growth));
                 }
-            }
-            out
-        })
+                out
+            },
+        )
         .await;
     for (what, chunked, s, growth) in &results {
         eprintln!(
@@ -430,7 +463,8 @@ async fn visited_countries_bomb_within_body_limit_bounded(b: Backend) {
         let size = body.len();
         let ((r, took, growth), _) = scene
             .under_long_attack("visited-country bomb within the body limit", async {
-                let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let h: Vec<(&str, &str)> =
+                    h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 let base = peak_base();
                 let t = Instant::now();
                 let r = nl.must("POST", "/diagnosiskeys/upload", &h, body).await;

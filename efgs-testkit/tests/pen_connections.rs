@@ -221,7 +221,10 @@ async fn never_read_responses(b: Backend, mode: Mode) {
     );
     for (i, (read, closed)) in outcomes.iter().enumerate() {
         assert!(*closed, "connection {i}: still open");
-        assert!(*read < total, "connection {i}: every answer was sent ({read} bytes)");
+        assert!(
+            *read < total,
+            "connection {i}: every answer was sent ({read} bytes)"
+        );
     }
 }
 
@@ -287,7 +290,6 @@ async fn idle_connections_1000(scene: &Scene, label: &str) {
     stats.assert_served(&label);
     Snapshot::take(fed).await.assert_same(&before, &label);
 }
-
 
 /// Proxy mode, the attackers' address a trusted proxy (all member states come through it, so
 /// it is exempt from the per-address limit): 1,000 connections stay open.

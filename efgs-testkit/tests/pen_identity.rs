@@ -20,9 +20,7 @@ use efgs_testkit::federation::Federation;
 use efgs_testkit::national::url_encode;
 use efgs_testkit::pki::{CertSpec, GeneratedCert, trust_entry};
 use support::Backend;
-use support::attack::{
-    Client, GOOD_IP, Mode, Scene, assert_every_route_refused, every_route,
-};
+use support::attack::{Client, GOOD_IP, Mode, Scene, assert_every_route_refused, every_route};
 use time::Duration;
 
 http_tests!(
@@ -196,7 +194,9 @@ async fn revoked_certificate_403(b: Backend, mode: Mode) {
         .unwrap();
     let client = &Client::country(fed, "NL");
     let (replies, _) = scene
-        .under_attack("revoked certificate", move || every_route(scene, client, "NL", &[]))
+        .under_attack("revoked certificate", move || {
+            every_route(scene, client, "NL", &[])
+        })
         .await;
     assert_every_route_refused("revoked", &replies, 403, &["certificate-revoked"]);
 }
@@ -217,8 +217,16 @@ async fn expired_certificate_403(b: Backend, mode: Mode) {
     let now = fed.now();
     let mut clients = Vec::new();
     for (what, from, to) in [
-        ("expired", now - Duration::days(400), now - Duration::days(1)),
-        ("not yet valid", now + Duration::days(1), now + Duration::days(400)),
+        (
+            "expired",
+            now - Duration::days(400),
+            now - Duration::days(1),
+        ),
+        (
+            "not yet valid",
+            now + Duration::days(1),
+            now + Duration::days(400),
+        ),
     ] {
         let spec = CertSpec {
             client_auth: true,
@@ -270,7 +278,11 @@ async fn other_country_certificate_403(b: Backend, mode: Mode) {
     )];
     if mode == Mode::Proxy {
         let de = fed["DE"].credentials();
-        for dn in ["C=FR", "C=NL,O=efgs-testkit DE,CN=DE national backend", "c = fr"] {
+        for dn in [
+            "C=FR",
+            "C=NL,O=efgs-testkit DE,CN=DE national backend",
+            "c = fr",
+        ] {
             clients.push((
                 format!("DE thumbprint with DN {dn}"),
                 Client::anonymous(fed).with_headers(&[
@@ -405,7 +417,10 @@ async fn revocation_survives_restart(b: Backend) {
         ("EFGS_TRUST_ANCHORS", anchor.display().to_string()),
         ("EFGS_TRUST_IMPORT_DIR", dir.display().to_string()),
         ("EFGS_AUTH_TRUSTED_PROXIES", "127.0.0.0/8".to_owned()),
-        ("EFGS_DUPLICATE_HASH_SECRET_FILE", secret.display().to_string()),
+        (
+            "EFGS_DUPLICATE_HASH_SECRET_FILE",
+            secret.display().to_string(),
+        ),
         ("EFGS_BATCHING_CHECK_SECS", "86400".to_owned()),
         ("EFGS_RETENTION_INTERVAL_SECS", "86400".to_owned()),
     ];
@@ -429,7 +444,12 @@ async fn revocation_survives_restart(b: Backend) {
     let entry = fed.store().trust_entry(&nl).await.unwrap().unwrap();
     let path = format!("/diagnosiskeys/download/{}", fed.today());
     let on_old = Client::country(fed, "NL")
-        .must("GET", &path, &[("accept", support::attack::PB_V1)], Vec::new())
+        .must(
+            "GET",
+            &path,
+            &[("accept", support::attack::PB_V1)],
+            Vec::new(),
+        )
         .await;
     let restarted = reqwest::Client::builder()
         .no_proxy()

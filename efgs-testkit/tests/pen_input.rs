@@ -34,6 +34,9 @@ http_tests!(
 );
 
 const PB: BodyFormat = BodyFormat::Protobuf;
+
+/// An identity-header variant: name, headers, expected status, accepted codes.
+type HeaderVariant<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a [&'a str]);
 const RAW_WAIT: Duration = Duration::from_secs(5);
 
 /// NL (a member state with valid certificates) uploads keys of FR's origin: signed by NL, by
@@ -51,19 +54,19 @@ async fn foreign_origin_keys_400(b: Backend, mode: Mode) {
             vec![
                 (
                     "FR keys signed by NL",
-                    nl.upload(fed, &fr_keys, "NL", "o-1", PB).await,
+                    nl.upload(fed, fr_keys, "NL", "o-1", PB).await,
                 ),
                 (
                     "FR keys signed by FR",
-                    nl.upload(fed, &fr_keys, "FR", "o-2", PB).await,
+                    nl.upload(fed, fr_keys, "FR", "o-2", PB).await,
                 ),
                 (
                     "NL and FR keys signed by NL",
-                    nl.upload(fed, &mixed, "NL", "o-3", PB).await,
+                    nl.upload(fed, mixed, "NL", "o-3", PB).await,
                 ),
                 (
                     "FR keys signed by FR, JSON",
-                    nl.upload(fed, &fr_keys, "FR", "o-4", BodyFormat::Json).await,
+                    nl.upload(fed, fr_keys, "FR", "o-4", BodyFormat::Json).await,
                 ),
             ]
         })
@@ -125,7 +128,11 @@ async fn replayed_batch_signature_400(b: Backend, mode: Mode) {
     let audit = nl
         .must(
             "GET",
-            &format!("/diagnosiskeys/audit/download/{}/{}", fed.today(), scene.tag),
+            &format!(
+                "/diagnosiskeys/audit/download/{}/{}",
+                fed.today(),
+                scene.tag
+            ),
             &[("accept", "application/json")],
             Vec::new(),
         )
@@ -209,8 +216,16 @@ async fn batch_tag_crlf_overlong_non_ascii_400(b: Backend, mode: Mode) {
     let tags: Vec<(&str, &str, &[&str])> = vec![
         ("10 KB", &long, &["batch-tag-too-long"]),
         ("65 characters", &long[..65], &["batch-tag-too-long"]),
-        ("UTF-8", "tag-\u{e9}t\u{e9}", &["missing-header", "batch-tag-character"]),
-        ("Latin-1 byte", "tag-\u{ff}", &["missing-header", "batch-tag-character"]),
+        (
+            "UTF-8",
+            "tag-\u{e9}t\u{e9}",
+            &["missing-header", "batch-tag-character"],
+        ),
+        (
+            "Latin-1 byte",
+            "tag-\u{ff}",
+            &["missing-header", "batch-tag-character"],
+        ),
         ("tab", "tag\t1", &["batch-tag-character", "missing-header"]),
         ("space", "tag 1", &["batch-tag-character"]),
         ("empty", "", &["batch-tag-empty"]),
@@ -292,7 +307,7 @@ async fn identity_headers_crlf_overlong_non_ascii_refused(b: Backend) {
     let long_country = format!("C={}", "N".repeat(10 * 1024));
     let long_cert = "%41".repeat(4 * 1024);
     let nl_crlf = "C=NL%0d%0aC=DE".to_owned();
-    let variants: Vec<(&str, Vec<(&str, &str)>, u16, &[&str])> = vec![
+    let variants: Vec<HeaderVariant<'_>> = vec![
         (
             "10 KB thumbprint",
             vec![("X-SSL-Client-SHA256", &long_hex), ("X-SSL-Client-DN", &dn)],
@@ -301,7 +316,10 @@ async fn identity_headers_crlf_overlong_non_ascii_refused(b: Backend) {
         ),
         (
             "non-ASCII thumbprint",
-            vec![("X-SSL-Client-SHA256", "\u{e9}\u{e9}"), ("X-SSL-Client-DN", &dn)],
+            vec![
+                ("X-SSL-Client-SHA256", "\u{e9}\u{e9}"),
+                ("X-SSL-Client-DN", &dn),
+            ],
             403,
             &["missing-thumbprint", "unreadable-thumbprint"],
         ),
@@ -313,13 +331,19 @@ async fn identity_headers_crlf_overlong_non_ascii_refused(b: Backend) {
         ),
         (
             "10 KB country",
-            vec![("X-SSL-Client-SHA256", &t), ("X-SSL-Client-DN", &long_country)],
+            vec![
+                ("X-SSL-Client-SHA256", &t),
+                ("X-SSL-Client-DN", &long_country),
+            ],
             403,
             &["not-authorized"],
         ),
         (
             "non-ASCII DN",
-            vec![("X-SSL-Client-SHA256", &t), ("X-SSL-Client-DN", "C=N\u{c9}")],
+            vec![
+                ("X-SSL-Client-SHA256", &t),
+                ("X-SSL-Client-DN", "C=N\u{c9}"),
+            ],
             403,
             &["missing-dn", "not-authorized"],
         ),
@@ -402,31 +426,111 @@ async fn identity_headers_crlf_overlong_non_ascii_refused(b: Backend) {
 async fn path_traversal_and_unknown_routes_404(b: Backend, mode: Mode) {
     let scene = Scene::new(&b, mode, |f| f).await;
     let fed = &scene.fed;
-    let nl = Client::country(fed, "NL").from_ip(GOOD_IP);
+    let nl = Client::country(fed, "NL").bound_to(GOOD_IP);
     let today = fed.today();
     let cases: Vec<(&str, String, u16, &str)> = vec![
-        ("GET", "/diagnosiskeys/../../etc/passwd".into(), 404, "not-found"),
-        ("GET", "/diagnosiskeys/download/../../../etc/passwd".into(), 404, "not-found"),
-        ("GET", "/diagnosiskeys/%2e%2e/%2e%2e/etc/passwd".into(), 404, "not-found"),
-        ("GET", "/diagnosiskeys/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd".into(), 404, "not-found"),
-        ("GET", "/diagnosiskeys/download/..%2f..%2fetc%2fpasswd".into(), 400, "invalid-date"),
-        ("GET", "/diagnosiskeys/download/%2e%2e".into(), 400, "invalid-date"),
-        ("GET", "/diagnosiskeys/download/..".into(), 400, "invalid-date"),
-        ("GET", format!("/diagnosiskeys//download/{today}"), 404, "not-found"),
-        ("GET", format!("/diagnosiskeys/download//{today}"), 404, "not-found"),
-        ("GET", format!("/diagnosiskeys/download/{today}/.."), 404, "not-found"),
-        ("GET", format!("/diagnosiskeys/audit/download/{today}/../../x"), 404, "not-found"),
+        (
+            "GET",
+            "/diagnosiskeys/../../etc/passwd".into(),
+            404,
+            "not-found",
+        ),
+        (
+            "GET",
+            "/diagnosiskeys/download/../../../etc/passwd".into(),
+            404,
+            "not-found",
+        ),
+        (
+            "GET",
+            "/diagnosiskeys/%2e%2e/%2e%2e/etc/passwd".into(),
+            404,
+            "not-found",
+        ),
+        (
+            "GET",
+            "/diagnosiskeys/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd".into(),
+            404,
+            "not-found",
+        ),
+        (
+            "GET",
+            "/diagnosiskeys/download/..%2f..%2fetc%2fpasswd".into(),
+            400,
+            "invalid-date",
+        ),
+        (
+            "GET",
+            "/diagnosiskeys/download/%2e%2e".into(),
+            400,
+            "invalid-date",
+        ),
+        (
+            "GET",
+            "/diagnosiskeys/download/..".into(),
+            400,
+            "invalid-date",
+        ),
+        (
+            "GET",
+            format!("/diagnosiskeys//download/{today}"),
+            404,
+            "not-found",
+        ),
+        (
+            "GET",
+            format!("/diagnosiskeys/download//{today}"),
+            404,
+            "not-found",
+        ),
+        (
+            "GET",
+            format!("/diagnosiskeys/download/{today}/.."),
+            404,
+            "not-found",
+        ),
+        (
+            "GET",
+            format!("/diagnosiskeys/audit/download/{today}/../../x"),
+            404,
+            "not-found",
+        ),
         ("GET", "/etc/passwd".into(), 404, "not-found"),
         ("GET", "/".into(), 404, "not-found"),
         ("GET", "/..".into(), 404, "not-found"),
         ("GET", "/diagnosiskeys/callback".into(), 404, "not-found"),
         ("GET", "/diagnosiskeys/upload/..".into(), 404, "not-found"),
         ("GET", format!("/{}", "a/".repeat(2000)), 404, "not-found"),
-        ("GET", "/diagnosiskeys/upload".into(), 405, "method-not-allowed"),
-        ("PUT", "/diagnosiskeys/upload".into(), 405, "method-not-allowed"),
-        ("TRACE", "/diagnosiskeys/upload".into(), 405, "method-not-allowed"),
-        ("DELETE", format!("/diagnosiskeys/download/{today}"), 405, "method-not-allowed"),
-        ("POST", format!("/diagnosiskeys/audit/download/{today}/{}", scene.tag), 405, "method-not-allowed"),
+        (
+            "GET",
+            "/diagnosiskeys/upload".into(),
+            405,
+            "method-not-allowed",
+        ),
+        (
+            "PUT",
+            "/diagnosiskeys/upload".into(),
+            405,
+            "method-not-allowed",
+        ),
+        (
+            "TRACE",
+            "/diagnosiskeys/upload".into(),
+            405,
+            "method-not-allowed",
+        ),
+        (
+            "DELETE",
+            format!("/diagnosiskeys/download/{today}"),
+            405,
+            "method-not-allowed",
+        ),
+        (
+            "POST",
+            format!("/diagnosiskeys/audit/download/{today}/{}", scene.tag),
+            405,
+            "method-not-allowed",
+        ),
     ];
     let (nl, cases_ref) = (&nl, &cases);
     let (replies, _) = scene

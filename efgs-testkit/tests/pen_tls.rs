@@ -178,11 +178,17 @@ async fn tls_1_0_and_1_1_refused(b: Backend) {
         .under_long_attack("TLS 1.0 and 1.1", async {
             let mut runs = Vec::new();
             for v in ["-tls1", "-tls1_1"] {
-                runs.push((v, s_client(&scene, &[v, "-cipher", "DEFAULT:@SECLEVEL=0"], true, b"").await));
+                runs.push((
+                    v,
+                    s_client(&scene, &[v, "-cipher", "DEFAULT:@SECLEVEL=0"], true, b"").await,
+                ));
             }
             let mut hellos = Vec::new();
             for (what, version) in [("TLS 1.0 hello", 0x0301u16), ("TLS 1.1 hello", 0x0302)] {
-                hellos.push((what, hello(&scene, version, &[0xc02b, 0xc009, 0x002f]).await));
+                hellos.push((
+                    what,
+                    hello(&scene, version, &[0xc02b, 0xc009, 0x002f]).await,
+                ));
             }
             let control = (
                 s_client(&scene, &["-tls1_2"], true, b"").await,
@@ -209,7 +215,12 @@ async fn tls_1_0_and_1_1_refused(b: Backend) {
     let ((_, tls12), (_, tls13), modern) = control;
     assert!(established(&tls12), "control TLS 1.2:\n{tls12}");
     assert!(established(&tls13), "control TLS 1.3:\n{tls13}");
-    assert_eq!(modern.first(), Some(&0x16), "control hello: {:02x?}", &modern[..modern.len().min(16)]);
+    assert_eq!(
+        modern.first(),
+        Some(&0x16),
+        "control hello: {:02x?}",
+        &modern[..modern.len().min(16)]
+    );
 }
 
 /// Weak suites with TLS 1.2: RC4-SHA and DES-CBC3-SHA (hand-built hellos, OpenSSL 3 cannot
@@ -220,9 +231,16 @@ async fn weak_cipher_suites_refused(b: Backend) {
     let ((runs, hellos), _) = scene
         .under_long_attack("weak cipher suites", async {
             let mut runs = Vec::new();
-            for cipher in ["ECDHE-ECDSA-AES128-SHA", "AES128-SHA256", "AES128-GCM-SHA256"] {
+            for cipher in [
+                "ECDHE-ECDSA-AES128-SHA",
+                "AES128-SHA256",
+                "AES128-GCM-SHA256",
+            ] {
                 let c = format!("{cipher}:@SECLEVEL=0");
-                runs.push((cipher, s_client(&scene, &["-tls1_2", "-cipher", &c], true, b"").await));
+                runs.push((
+                    cipher,
+                    s_client(&scene, &["-tls1_2", "-cipher", &c], true, b"").await,
+                ));
             }
             let mut hellos = Vec::new();
             for (what, suite) in [

@@ -65,9 +65,8 @@ const PASSWORD_DB: &str = "efgs_password";
 const DUPLICATE_SECRET: &str = "efgs-testkit duplicate hash secret";
 /// The encryption key of the PostgreSQL run.
 const ENCRYPTION_KEY: [u8; 32] = [
-    0x5e, 0xc7, 0x3e, 0x70, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb,
-    0xcc, 0xdd, 0xee, 0xf0, 0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5,
-    0xb4, 0xc3,
+    0x5e, 0xc7, 0x3e, 0x70, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc,
+    0xdd, 0xee, 0xf0, 0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3,
 ];
 
 /// Everything logged by this test binary.
@@ -140,7 +139,10 @@ impl Secrets {
             .decode(lines.concat())
             .unwrap();
         // ECPrivateKey: version 1, then the OCTET STRING of the scalar.
-        if let Some(at) = der.windows(5).position(|w| w == [0x02, 0x01, 0x01, 0x04, 0x20]) {
+        if let Some(at) = der
+            .windows(5)
+            .position(|w| w == [0x02, 0x01, 0x01, 0x04, 0x20])
+        {
             let scalar = &der[at + 5..at + 37];
             self.add(format!("{what} (scalar hex)"), hex::encode(scalar));
             self.add(
@@ -310,12 +312,20 @@ async fn run(b: &Backend, scenario: Scenario, lines: Lines) {
             .setting("database.pool_size", "4")
             .setting("encryption.active_key", "1")
             .setting("encryption.keys", format!("1={hex_key}"));
-        pg = Some((schema.url().to_owned(), url, password, schema.schema().to_owned()));
+        pg = Some((
+            schema.url().to_owned(),
+            url,
+            password,
+            schema.schema().to_owned(),
+        ));
     }
     let fed = builder.build().await.unwrap();
     secrets.private_key("trust anchor key", &fed.pki().anchor_key_pem);
     for c in fed.pki().countries.values() {
-        secrets.private_key(&format!("{} AUTHENTICATION key", c.country), &c.auth_key_pem);
+        secrets.private_key(
+            &format!("{} AUTHENTICATION key", c.country),
+            &c.auth_key_pem,
+        );
         secrets.private_key(&format!("{} SIGNING key", c.country), &c.sign_key_pem);
     }
     let mut bodies = Bodies::default();
@@ -361,7 +371,12 @@ async fn run(b: &Backend, scenario: Scenario, lines: Lines) {
         found.is_empty(),
         "{} secrets leaked, e.g.:\n{}",
         found.len(),
-        found.iter().take(12).cloned().collect::<Vec<_>>().join("\n")
+        found
+            .iter()
+            .take(12)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -478,7 +493,10 @@ async fn run_scenario(fed: &Federation, secrets: &mut Secrets, bodies: &mut Bodi
             "token after key data",
             json.replacen(&format!("\"{b64}\""), &format!("\"{b64}\" x"), 1),
         ),
-        ("key data as a number", json.replacen(&format!("\"{b64}\""), "1e999", 1)),
+        (
+            "key data as a number",
+            json.replacen(&format!("\"{b64}\""), "1e999", 1),
+        ),
     ] {
         let r = de
             .upload_request(k6.clone())
@@ -531,7 +549,9 @@ async fn run_scenario(fed: &Federation, secrets: &mut Secrets, bodies: &mut Bodi
     let r = nl
         .upload_request(nl.keys(1))
         .tag("s-10")
-        .identity(Identity::CertHeader("-----BEGIN%20CERTIFICATE-----%0AAAAA".into()))
+        .identity(Identity::CertHeader(
+            "-----BEGIN%20CERTIFICATE-----%0AAAAA".into(),
+        ))
         .send()
         .await
         .unwrap();
@@ -549,7 +569,10 @@ async fn run_scenario(fed: &Federation, secrets: &mut Secrets, bodies: &mut Bodi
     let a = nl.audit(fed.today(), &tag).await.unwrap();
     assert_eq!(a.status, 200);
     for (what, r) in [
-        ("unknown batch", nl.download(fed.today(), Some("20200101-9"), None).await),
+        (
+            "unknown batch",
+            nl.download(fed.today(), Some("20200101-9"), None).await,
+        ),
         ("bad date", nl.download("2020-13-45", None, None).await),
         ("too old", nl.download("2001-01-01", None, None).await),
     ] {
@@ -558,7 +581,10 @@ async fn run_scenario(fed: &Federation, secrets: &mut Secrets, bodies: &mut Bodi
         bodies.add(what, r.status, &r.body);
     }
     for (what, r) in [
-        ("audit unknown tag", nl.audit(fed.today(), "20200101-1").await),
+        (
+            "audit unknown tag",
+            nl.audit(fed.today(), "20200101-1").await,
+        ),
         ("audit bad date", nl.audit("yesterday", &tag).await),
     ] {
         let r = r.unwrap();

@@ -185,7 +185,10 @@ impl Client {
             Mode::Proxy => {
                 let thumbprint = efgs_core::cert::Thumbprint::of_der(cert_der);
                 c.headers = vec![
-                    ("X-SSL-Client-SHA256".to_owned(), thumbprint.as_str().to_owned()),
+                    (
+                        "X-SSL-Client-SHA256".to_owned(),
+                        thumbprint.as_str().to_owned(),
+                    ),
                     ("X-SSL-Client-DN".to_owned(), dn.to_owned()),
                 ];
             }
@@ -205,7 +208,7 @@ impl Client {
     }
 
     /// From another local (loopback) address.
-    pub fn from_ip(mut self, ip: IpAddr) -> Client {
+    pub fn bound_to(mut self, ip: IpAddr) -> Client {
         self.local = ip;
         self
     }
@@ -318,7 +321,11 @@ impl Client {
         }
         out.extend_from_slice(extra);
         out.extend_from_slice(
-            format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes(),
+            format!(
+                "Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
         );
         out.extend_from_slice(body);
         out
@@ -455,8 +462,14 @@ impl Snapshot {
     #[track_caller]
     pub fn assert_same(&self, before: &Snapshot, what: &str) {
         assert_eq!(self.keys, before.keys, "{what}: key counts changed");
-        assert_eq!(self.pending, before.pending, "{what}: pending uploads changed");
-        assert_eq!(self.uploads, before.uploads, "{what}: upload records changed");
+        assert_eq!(
+            self.pending, before.pending,
+            "{what}: pending uploads changed"
+        );
+        assert_eq!(
+            self.uploads, before.uploads,
+            "{what}: upload records changed"
+        );
         assert_eq!(self.trust, before.trust, "{what}: trust list changed");
         assert_eq!(self.latest, before.latest, "{what}: latest batch changed");
     }
@@ -500,19 +513,24 @@ pub struct GoodStats {
 impl GoodLoop {
     /// Starts the loop against `scene`.
     pub fn start(scene: &Scene) -> GoodLoop {
-        let client = Client::country(&scene.fed, "DE").from_ip(GOOD_IP);
+        let client = Client::country(&scene.fed, "DE").bound_to(GOOD_IP);
         let download = format!("/diagnosiskeys/download/{}", scene.fed.today());
-        let audit = format!("/diagnosiskeys/audit/download/{}/{}", scene.fed.today(), scene.tag);
+        let audit = format!(
+            "/diagnosiskeys/audit/download/{}/{}",
+            scene.fed.today(),
+            scene.tag
+        );
         let expected_keys = scene.seeded.len();
         let stop = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicUsize::new(0));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let task = tokio::spawn({
-            let (stop, done, samples) = (Arc::clone(&stop), Arc::clone(&done), Arc::clone(&samples));
+            let (stop, done, samples) =
+                (Arc::clone(&stop), Arc::clone(&done), Arc::clone(&samples));
             async move {
                 let mut i = 0usize;
                 while !stop.load(Ordering::SeqCst) {
-                    let (path, accept) = if i % 2 == 0 {
+                    let (path, accept) = if i.is_multiple_of(2) {
                         (&download, PB_V1)
                     } else {
                         (&audit, "application/json")
@@ -663,12 +681,17 @@ impl Scene {
             builder = builder.mutual_tls();
         }
         let fed = customise(builder).build().await.unwrap();
-        let fr = Client::country(&fed, "FR").from_ip(GOOD_IP);
+        let fr = Client::country(&fed, "FR").bound_to(GOOD_IP);
         let seeded = fed["FR"].keys(n);
         let r = fr
             .upload(&fed, &seeded, "FR", "seed-1", BodyFormat::Protobuf)
             .await;
-        assert_eq!(r.status, 201, "seeding: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            201,
+            "seeding: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         fed.run_batching_now().await.unwrap();
         let tag = super::tag(fed.today(), 1);
         Scene {
@@ -767,6 +790,12 @@ impl Scene {
     }
 }
 
+/// (route, reply) pairs.
+pub type Routed = Vec<(String, Reply)>;
+
+/// A request of [`every_route`]: name, method, path, headers, body.
+type Planned<'a> = (&'a str, &'a str, String, Vec<(String, String)>, Vec<u8>);
+
 /// Sends one request on every route as `client`: an upload (well-formed, signed by
 /// `upload_country`), downloads with and without `batchTag`, the audit, and unknown paths.
 /// Returns (route, reply) for the known routes and the unknown ones separately.
@@ -775,7 +804,7 @@ pub async fn every_route(
     client: &Client,
     upload_country: &str,
     extra: &[(&str, &str)],
-) -> (Vec<(String, Reply)>, Vec<(String, Reply)>) {
+) -> (Routed, Routed) {
     let today = scene.fed.today();
     let (upload_headers, body) = scene.upload_parts(upload_country, "attack-1");
     let owned = |base: &[(&str, &str)]| -> Vec<(String, String)> {
@@ -789,9 +818,21 @@ pub async fn every_route(
     let tag = scene.tag.clone();
     let download = format!("/diagnosiskeys/download/{today}");
     let audit = format!("/diagnosiskeys/audit/download/{today}/{tag}");
-    let requests: Vec<(&str, &str, String, Vec<(String, String)>, Vec<u8>)> = vec![
-        ("upload", "POST", "/diagnosiskeys/upload".to_owned(), upload, body),
-        ("download", "GET", download.clone(), owned(&[("accept", PB_V1)]), Vec::new()),
+    let requests: Vec<Planned<'_>> = vec![
+        (
+            "upload",
+            "POST",
+            "/diagnosiskeys/upload".to_owned(),
+            upload,
+            body,
+        ),
+        (
+            "download",
+            "GET",
+            download.clone(),
+            owned(&[("accept", PB_V1)]),
+            Vec::new(),
+        ),
         (
             "download+tag",
             "GET",
@@ -799,7 +840,13 @@ pub async fn every_route(
             owned(&[("accept", JSON_V1), ("batchTag", &tag)]),
             Vec::new(),
         ),
-        ("audit", "GET", audit, owned(&[("accept", "application/json")]), Vec::new()),
+        (
+            "audit",
+            "GET",
+            audit,
+            owned(&[("accept", "application/json")]),
+            Vec::new(),
+        ),
     ];
     let mut known = Vec::new();
     for (name, method, path, h, body) in requests {
@@ -829,7 +876,7 @@ pub async fn every_route(
 #[track_caller]
 pub fn assert_every_route_refused(
     label: &str,
-    (known, unknown): &(Vec<(String, Reply)>, Vec<(String, Reply)>),
+    (known, unknown): &(Routed, Routed),
     status: u16,
     codes: &[&str],
 ) {
@@ -838,7 +885,7 @@ pub fn assert_every_route_refused(
     }
     for (route, r) in unknown {
         assert!(
-            matches!(r.status, 403 | 404 | 405),
+            (403..=405).contains(&r.status),
             "{label}: {route}: {} {}",
             r.status,
             String::from_utf8_lossy(&r.body)
