@@ -424,9 +424,11 @@ async fn visited_countries_bomb_over_body_limit_413(b: Backend) {
 }
 
 /// As many keys with 10,000 visited countries each as fit under the body limit (about 400 in
-/// protobuf, 320 in JSON): 400 `too-many-visited-countries`, within 5 s, and decoding stops at
-/// the first key over the limit: the peak RSS grows by at most 96 MiB (the 16 MiB body is
-/// held while it is read).
+/// protobuf, 320 in JSON): 400 or 413 (a problem answer), and decoding stops at the first key
+/// over the limit: the answer comes within 1 s and the peak RSS grows by at most 96 MiB (the
+/// 16 MiB body is held while it is read). The RSS figure is an upper bound only: memory the
+/// allocator kept from an earlier case is reused without growing the RSS (the JSON case, run
+/// second, shows less than the protobuf one).
 async fn visited_countries_bomb_within_body_limit_bounded(b: Backend) {
     let _heavy = HEAVY.lock().await;
     let scene = Scene::new(&b, Mode::Proxy, |f| f).await;
@@ -483,8 +485,16 @@ async fn visited_countries_bomb_within_body_limit_bounded(b: Backend) {
         results.push((format, r, took, growth));
     }
     for (format, r, took, growth) in results {
-        r.assert_problem(&format!("{format:?}"), 400, &["too-many-visited-countries"]);
-        assert!(took < Duration::from_secs(5), "{format:?}: took {took:?}");
+        // 400 (the visited-country rule) or 413, whichever code the decoder's early stop uses.
+        assert!(
+            matches!(r.status, 400 | 413) && r.code().is_some(),
+            "{format:?}: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        // Reading 16 MiB and stopping at the first key takes well under a second; decoding
+        // 4 million strings takes 1.5-3 s in a debug build.
+        assert!(took < Duration::from_secs(1), "{format:?}: took {took:?}");
         assert!(
             growth < 96 * 1024,
             "{format:?}: peak RSS grew by {} MiB while decoding",
