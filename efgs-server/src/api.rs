@@ -110,10 +110,9 @@ pub(crate) fn api(
             },
         );
 
-    let audit = warp::get()
-        .and(warp::path!(
-            "diagnosiskeys" / "audit" / "download" / String / String
-        ))
+    // Path before method, as for every route: an unknown path is 404 whatever the method.
+    let audit = warp::path!("diagnosiskeys" / "audit" / "download" / String / String)
+        .and(warp::get())
         .and(with_state)
         .and(conn)
         .and(warp::header::headers_cloned())

@@ -36,7 +36,7 @@ use crate::config::LogFormat;
 pub(crate) fn init_tracing(
     settings: &Settings,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log.filter)?;
+    let filter = log_filter(&settings.log.filter)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -44,6 +44,16 @@ pub(crate) fn init_tracing(
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     }
+}
+
+/// The log filter for `log.filter` (tracing `EnvFilter` syntax), as the server installs it: the
+/// PostgreSQL driver, which logs statement parameters (batch signatures among them) at debug,
+/// is capped at info whatever the filter says.
+pub fn log_filter(
+    filter: &str,
+) -> Result<tracing_subscriber::EnvFilter, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(tracing_subscriber::EnvFilter::try_new(filter)?
+        .add_directive("tokio_postgres=info".parse()?))
 }
 
 /// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.

@@ -30,15 +30,11 @@ http_tests!(
     unknown_certificate_403_mtls,
     revoked_certificate_403_proxy,
     revoked_certificate_403_mtls,
-    #[ignore = "issue 9: expired and not-yet-valid AUTHENTICATION certificates accepted in proxy mode"]
     expired_certificate_403_proxy,
-    #[ignore = "issue 9: expired and not-yet-valid AUTHENTICATION certificates accepted in mtls mode without auth.client_ca"]
     expired_certificate_403_mtls,
     other_country_certificate_403_proxy,
     other_country_certificate_403_mtls,
-    #[ignore = "issue 9: X-SSL-Client-Cert honoured without a setting and winning over the SHA-256 header"]
     cert_header_not_honoured_without_setting_403,
-    #[ignore = "issue 9: duplicated identity headers not refused (the first value is used)"]
     duplicated_identity_headers_403,
     #[ignore = "issue 9: revocation undone by a restart that re-imports trust.import_dir"]
     revocation_survives_restart,
@@ -429,7 +425,7 @@ async fn revocation_survives_restart(b: Backend) {
     let good = support::attack::GoodLoop::start(scene);
     let server = efgs_server::Server::builder(settings)
         .clock(fed.clock().as_fn())
-        .store(Arc::clone(fed.store()))
+        .store(fed.store().clone() as Arc<efgs_core::store::DynStore>)
         .build()
         .await
         .unwrap();

@@ -29,7 +29,6 @@ http_tests!(
     identity_headers_crlf_overlong_non_ascii_refused,
     path_traversal_and_unknown_routes_404_proxy,
     path_traversal_and_unknown_routes_404_mtls,
-    #[ignore = "issue 9 (found by this suite): an unknown path with a method other than GET answers 405, not 404 as docs/API-ERRORS.md says (the audit route checks the method before the path)"]
     unknown_path_with_other_method_404,
 );
 
@@ -279,7 +278,11 @@ async fn batch_tag_crlf_overlong_non_ascii_400(b: Backend, mode: Mode) {
                 }
                 let req = nl.raw_request("POST", "/diagnosiskeys/upload", &extra, body);
                 let r = nl.raw(&req, RAW_WAIT).await.unwrap();
-                r.assert_refused(&format!("raw batchTag {what}"), &[400]);
+                // The injected line repeats an identity header: in proxy mode refused (403)
+                // before the tag is read (mtls ignores the headers: 400 for the tag); the other
+                // malformed tags are 400.
+                let expected: &[u16] = if line.is_empty() { &[400, 403] } else { &[400] };
+                r.assert_refused(&format!("raw batchTag {what}"), expected);
             }
         })
         .await;

@@ -212,10 +212,19 @@ impl<'a> Parser<'a> {
                 expected,
             }
         } else {
+            // Only the kind of a word, number or string, never its text: a misplaced value
+            // can be key data, and this message reaches the log and the answer.
+            let found = match self.cur.kind {
+                Kind::Char => shorten(self.cur.text),
+                Kind::Ident => "a name".to_owned(),
+                Kind::Number => "a number".to_owned(),
+                Kind::Str(_) => "a string".to_owned(),
+                Kind::Eof => "the end".to_owned(),
+            };
             JsonError::Unexpected {
                 position: self.cur.pos,
                 expected,
-                found: shorten(self.cur.text),
+                found,
             }
         }
     }

@@ -80,7 +80,8 @@ pub enum JsonError {
         position: usize,
         /// What the parser expected.
         expected: &'static str,
-        /// The token found (shortened).
+        /// The token found: a structural character, or only the kind of a name, number or
+        /// string (never its text, which could be key data).
         found: String,
     },
     /// The body ended early.

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use efgs_core::DiagnosisKey;
 use efgs_core::media::BodyFormat;
 use efgs_core::store::{
-    BatchInfo, BatchStore as _, KeyCounts, PendingSummary, RetentionStore as _, StatsStore as _,
-    TrustEntry, TrustListStore as _, UploadStat,
+    BatchInfo, BatchStore as _, KeyCounts, PendingSummary, TrustEntry, TrustListStore as _,
+    UploadStat,
 };
 use efgs_testkit::federation::{Federation, FederationBuilder};
 use efgs_testkit::national::encode_body;
