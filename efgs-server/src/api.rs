@@ -49,6 +49,8 @@ pub(crate) struct AppState {
     pub(crate) auth: ClientAuth,
     /// The request body limit in bytes (413 beyond it, never buffered whole).
     pub(crate) body_limit: u64,
+    /// The bytes all uploads in flight may hold together (503 beyond it).
+    pub(crate) uploads_in_flight: Arc<UploadBudget>,
     /// The clock.
     pub(crate) clock: Clock,
 }
@@ -60,6 +62,33 @@ impl std::fmt::Debug for AppState {
             .field("auth", &self.auth)
             .field("body_limit", &self.body_limit)
             .finish_non_exhaustive()
+    }
+}
+
+/// The bytes that uploads in flight may hold together (`upload.max_in_flight_bytes`), in
+/// KiB permits: each upload reserves its `Content-Length` (or the body limit when it has none)
+/// before its body is read, and holds it until it is answered.
+#[derive(Debug)]
+pub(crate) struct UploadBudget {
+    permits: tokio::sync::Semaphore,
+}
+
+impl UploadBudget {
+    const UNIT: u64 = 1024;
+
+    pub(crate) fn new(max_bytes: u64) -> Self {
+        let units = max_bytes
+            .div_ceil(Self::UNIT)
+            .min(tokio::sync::Semaphore::MAX_PERMITS as u64);
+        UploadBudget {
+            permits: tokio::sync::Semaphore::new(usize::try_from(units).unwrap_or(usize::MAX)),
+        }
+    }
+
+    /// Reserves room for `bytes`, or `None` when the budget is spent (never waits).
+    fn reserve(&self, bytes: u64) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let units = u32::try_from(bytes.div_ceil(Self::UNIT).max(1)).unwrap_or(u32::MAX);
+        self.permits.try_acquire_many(units).ok()
     }
 }
 
@@ -234,6 +263,27 @@ where
         Err(e) => return error_response(&e.into(), PATH),
     };
     let length = header_str(headers, "content-length").and_then(|v| v.parse::<u64>().ok());
+    // Memory held by uploads in flight is bounded: beyond the budget, 503 with Retry-After
+    // before the body is read (a body over the limit gets its 413 first).
+    let too_long = length.is_some_and(|l| l > state.body_limit);
+    let wanted = length.unwrap_or(state.body_limit).min(state.body_limit);
+    let reserved = (!too_long)
+        .then(|| state.uploads_in_flight.reserve(wanted))
+        .flatten();
+    if reserved.is_none() && !too_long {
+        tracing::info!(
+            status = 503,
+            code = "uploads-in-flight-limit",
+            "upload refused: upload.max_in_flight_bytes in use"
+        );
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "uploads-in-flight-limit",
+            "Too many uploads in flight; retry later",
+            None,
+            Some(PATH),
+        );
+    }
     let bytes: Bytes = match read_limited(body, length, state.body_limit).await {
         Ok(b) => b,
         Err(e) => return body_error(&e, PATH),

@@ -32,7 +32,7 @@ use efgs_store_postgres::{ConnectError, PgStore};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
-use crate::api::{AppState, ClientAuth, api};
+use crate::api::{AppState, ClientAuth, UploadBudget, api};
 use crate::config::{ConfigError, invalid, invalid_because};
 use crate::jobs::Jobs;
 use crate::net::serve_connections;
@@ -237,6 +237,7 @@ impl Server {
             gateway,
             auth,
             body_limit: settings.body_limit,
+            uploads_in_flight: Arc::new(UploadBudget::new(settings.uploads_in_flight)),
             clock,
         };
         serve_connections(listener, tls, api(state), &settings.net, shutdown).await;

@@ -162,6 +162,16 @@ impl Config {
         // Sizes and counts.
         nonzero("upload.max_keys", self.upload.max_keys as u64)?;
         nonzero("upload.max_body_bytes", self.upload.max_body_bytes)?;
+        if self.upload.max_in_flight_bytes < self.upload.max_body_bytes {
+            return Err(invalid(
+                "upload.max_in_flight_bytes",
+                format!(
+                    "{} is below upload.max_body_bytes ({}): an upload of the largest allowed \
+                     size could never be received",
+                    self.upload.max_in_flight_bytes, self.upload.max_body_bytes
+                ),
+            ));
+        }
         nonzero("batching.max_keys", self.batching.max_keys as u64)?;
         if self.upload.max_keys > self.batching.max_keys {
             return Err(invalid(

@@ -287,6 +287,8 @@ pub(crate) struct UploadConfig {
     pub(crate) max_keys: usize,
     /// Maximum request body size in bytes (413 above, without reading the rest).
     pub(crate) max_body_bytes: u64,
+    /// Bytes all uploads in flight may hold together (503 above).
+    pub(crate) max_in_flight_bytes: u64,
 }
 
 impl Default for UploadConfig {
@@ -294,6 +296,7 @@ impl Default for UploadConfig {
         UploadConfig {
             max_keys: 5000,
             max_body_bytes: 16 * 1024 * 1024,
+            max_in_flight_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -250,6 +250,8 @@ settings! {
         "Maximum keys per upload; more gives 413. Must not exceed batching.max_keys.";
     "upload.max_body_bytes" => upload.max_body_bytes:
         "Maximum request body in bytes; larger bodies get 413 without being read whole.";
+    "upload.max_in_flight_bytes" => upload.max_in_flight_bytes:
+        "Bytes that all uploads being received and processed may hold together (each counts its Content-Length, or upload.max_body_bytes without one); beyond it an upload gets 503 with Retry-After before its body is read. At least upload.max_body_bytes.";
     "download.max_age_days" => download.max_age_days:
         "Days back that download and audit serve (older dates give 410).";
     "download.cache_max_bytes" => download.cache_max_bytes:

@@ -45,6 +45,7 @@ pub struct Settings {
     pub(crate) policy: GatewayPolicy,
     pub(crate) duplicate_hash_secret: Option<Secret>,
     pub(crate) body_limit: u64,
+    pub(crate) uploads_in_flight: u64,
     pub(crate) net: NetLimits,
     pub(crate) batching_job: JobSchedule,
     pub(crate) retention_job: JobSchedule,
@@ -162,6 +163,7 @@ impl Settings {
         let UploadConfig {
             max_keys,
             max_body_bytes,
+            max_in_flight_bytes,
         } = upload;
         let policy = gateway_policy(max_keys, download, &batching, &retention, signature);
         let DuplicateHashConfig {
@@ -179,6 +181,7 @@ impl Settings {
             policy,
             duplicate_hash_secret: secret,
             body_limit: max_body_bytes,
+            uploads_in_flight: max_in_flight_bytes,
             net,
             batching_job,
             retention_job,

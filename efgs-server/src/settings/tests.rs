@@ -55,13 +55,14 @@ fn received(s: &Settings) -> String {
     };
     format!(
         "listen={} store={store} auth={auth} anchors={:?} import={:?} policy={:?} dup={:?} \
-         body={} net={:?} batching={:?} retention={:?} log={:?}",
+         body={} in_flight={} net={:?} batching={:?} retention={:?} log={:?}",
         s.listen,
         s.anchors,
         s.import_dir,
         s.policy,
         s.duplicate_hash_secret.as_ref().map(Secret::expose),
         s.body_limit,
+        s.uploads_in_flight,
         s.net,
         s.batching_job,
         s.retention_job,
@@ -244,6 +245,11 @@ fn every_setting_changes_what_its_part_receives() {
             "upload.max_body_bytes",
             &memory,
             vec![("EFGS_UPLOAD_MAX_BODY_BYTES", "1000".into())],
+        ),
+        (
+            "upload.max_in_flight_bytes",
+            &memory,
+            vec![("EFGS_UPLOAD_MAX_IN_FLIGHT_BYTES", "20000000".into())],
         ),
         (
             "download.max_age_days",
