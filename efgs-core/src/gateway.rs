@@ -243,7 +243,8 @@ impl Gateway {
 
     /// Identifies and authorises a caller (protocol §2): the certificate thumbprint and country
     /// must be a valid, non-revoked AUTHENTICATION entry on the trust list. The lookup runs on
-    /// every request, so a revocation takes effect on the next one.
+    /// every request and the revoked flag is never cached, so a revocation written by any
+    /// instance on the same store (or the operator's command) takes effect on the next one.
     pub async fn authenticate(
         &self,
         credentials: Credentials<'_>,

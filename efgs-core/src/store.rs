@@ -18,7 +18,7 @@
 //!
 //! The protocol rules a store applies are functions of efgs-core, called by every backend:
 //! [`UploadOutcome::for_taken_tag`] (the `batchTag` rule), [`KeyConflicts::find`] (the 207
-//! rule) and [`crate::batching::plan_batch`] (which uploads form the next batch, its tag and
+//! rule), [`Upserted::for_stored`] (the trust-list upsert rule: revocation is one-way) and [`crate::batching::plan_batch`] (which uploads form the next batch, its tag and
 //! instant). A backend contributes atomicity and persistence, not rules.
 //!
 //! The server holds an `Arc<`[`DynStore`]`>`. Every trait has forwarding impls for `Arc<T>` and
@@ -44,8 +44,10 @@
 //!   follow the order in which the inserts took effect, except that a backend may number an
 //!   upload before it commits; such an upload simply joins a later batch.
 //! - **Outcomes and errors.** The expected results of an upload (stored, replayed, tag already
-//!   used, duplicate keys) are [`UploadOutcome`] values returned in `Ok`. [`StoreError`]
-//!   describes storage failures only; backend-specific errors only appear as its `source`.
+//!   used, duplicate keys) are [`UploadOutcome`] values returned in `Ok`, those of a
+//!   trust-list upsert (inserted, replaced, unchanged, kept revoked, refused for another
+//!   country or type) [`Upserted`] values. [`StoreError`] describes storage failures only;
+//!   backend-specific errors only appear as its `source`.
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -258,21 +260,115 @@ impl TrustEntry {
     }
 }
 
-/// Whether [`TrustListStore::upsert_trust_entry`] added or replaced a row.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What [`TrustListStore::upsert_trust_entry`] did with an entry: the outcome of the upsert
+/// rule ([`Upserted::for_stored`]). Every variant is an expected outcome, not a failure;
+/// storage failures are [`StoreError`]s.
+///
+/// Not `#[non_exhaustive]`: the import reports every variant, and a new one must not compile
+/// without being reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
 pub enum Upserted {
-    /// No entry had this thumbprint.
+    /// No entry had this thumbprint: the entry was stored as given.
     Inserted,
-    /// The entry with this thumbprint was replaced.
+    /// The entry with this thumbprint (same country and type, not revoked) was replaced: its
+    /// PEM, signature and `created_at` are the new ones, and it is revoked if the new entry is.
     Replaced,
+    /// The same entry is already stored (same country, type, PEM, signature and revoked
+    /// flag): nothing changed, `created_at` included. Importing the same entries again is
+    /// idempotent.
+    Unchanged,
+    /// The stored entry is revoked and the new one is not: the stored entry was left exactly
+    /// as it was. Revocation is one-way; only [`TrustListStore::readmit_trust_entry`] clears
+    /// it.
+    KeptRevoked,
+    /// The stored entry with this thumbprint has another country or type: the upsert was
+    /// refused and the stored entry left as it was (a certificate cannot change owner or
+    /// purpose; it needs a new certificate).
+    Conflict {
+        /// The stored entry's country.
+        country: String,
+        /// The stored entry's type.
+        cert_type: CertificateType,
+    },
+}
+
+impl Upserted {
+    /// The upsert rule, the one implementation every store calls, in the same atomic step as
+    /// the write that follows: what upserting `new` does when `stored` is the entry with the
+    /// same thumbprint (if any). The store writes `new` (with `created_at` at store precision)
+    /// exactly when the outcome [`Upserted::writes`]; otherwise nothing changes.
+    ///
+    /// 1. No stored entry: [`Upserted::Inserted`].
+    /// 2. Another country or type: [`Upserted::Conflict`] with the stored ones.
+    /// 3. The stored entry is revoked: [`Upserted::KeptRevoked`] unless `new` is revoked too
+    ///    ([`Upserted::Unchanged`]); a revoked entry is never changed by an upsert.
+    /// 4. Same PEM, signature and revoked flag: [`Upserted::Unchanged`].
+    /// 5. Otherwise [`Upserted::Replaced`] (a re-signed entry, or `new` revokes it).
+    pub fn for_stored(stored: Option<&TrustEntry>, new: &TrustEntry) -> Self {
+        let Some(stored) = stored else {
+            return Upserted::Inserted;
+        };
+        if stored.country != new.country || stored.cert_type != new.cert_type {
+            return Upserted::Conflict {
+                country: stored.country.clone(),
+                cert_type: stored.cert_type,
+            };
+        }
+        if stored.revoked {
+            return if new.revoked {
+                Upserted::Unchanged
+            } else {
+                Upserted::KeptRevoked
+            };
+        }
+        if stored.pem == new.pem && stored.signature == new.signature && !new.revoked {
+            Upserted::Unchanged
+        } else {
+            Upserted::Replaced
+        }
+    }
+
+    /// Whether the store writes the new entry ([`Upserted::Inserted`], [`Upserted::Replaced`]).
+    pub fn writes(&self) -> bool {
+        matches!(self, Upserted::Inserted | Upserted::Replaced)
+    }
+
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Upserted::Inserted => "inserted",
+            Upserted::Replaced => "replaced",
+            Upserted::Unchanged => "unchanged",
+            Upserted::KeptRevoked => "kept-revoked",
+            Upserted::Conflict { .. } => "country-or-type-differs",
+        }
+    }
+}
+
+/// What [`TrustListStore::readmit_trust_entry`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Readmission {
+    /// The entry was revoked and is not any more.
+    Readmitted,
+    /// The entry was not revoked: nothing changed.
+    NotRevoked,
 }
 
 /// Trust-list entries. Stores keep rows as given; checking the operator signature and the
 /// revoked flag is the caller's job (`efgs_core::trust`).
+///
+/// **Revocation is one-way.** Once an entry is revoked, no upsert clears the flag (whatever
+/// the new entry says, however often it is imported, re-signed or not); only
+/// [`TrustListStore::readmit_trust_entry`], the operator's explicit command naming the
+/// thumbprint, does. A thumbprint never changes country or type.
 #[async_trait]
 pub trait TrustListStore: Send + Sync + Debug + 'static {
-    /// Inserts `entry`, or replaces every field of the entry with the same thumbprint
-    /// (including country, type and revoked flag). Thumbprints are unique across types.
+    /// Applies the upsert rule [`Upserted::for_stored`] to `entry` and the stored entry with
+    /// the same thumbprint, atomically (a concurrent revocation is never lost): inserts it,
+    /// replaces the stored one, or leaves the stored one as it was, and returns which.
+    /// Thumbprints are unique across types.
     async fn upsert_trust_entry(&self, entry: TrustEntry) -> Result<Upserted, StoreError>;
 
     /// The entry with this thumbprint, revoked or not; `None` if there is none.
@@ -281,6 +377,12 @@ pub trait TrustListStore: Send + Sync + Debug + 'static {
     /// Marks the entry revoked (idempotent). [`StoreError::NotFound`] if there is no entry
     /// with this thumbprint.
     async fn revoke_trust_entry(&self, thumbprint: &Thumbprint) -> Result<(), StoreError>;
+
+    /// Clears the revoked flag of the entry (the operator's `trust-list readmit`), changing
+    /// nothing else; [`Readmission::NotRevoked`] (and no change) when it was not revoked.
+    /// [`StoreError::NotFound`] if there is no entry with this thumbprint.
+    async fn readmit_trust_entry(&self, thumbprint: &Thumbprint)
+    -> Result<Readmission, StoreError>;
 
     /// All entries, revoked ones included, ordered by country, then type name
     /// ([`CertificateType::as_str`]: `AUTHENTICATION` < `CALLBACK` < `SIGNING`), then
@@ -797,6 +899,7 @@ macro_rules! __for_each_store_trait {
             fn upsert_trust_entry(&self, entry: TrustEntry) -> Result<Upserted, StoreError>;
             fn trust_entry(&self, thumbprint: &Thumbprint) -> Result<Option<TrustEntry>, StoreError>;
             fn revoke_trust_entry(&self, thumbprint: &Thumbprint) -> Result<(), StoreError>;
+            fn readmit_trust_entry(&self, thumbprint: &Thumbprint) -> Result<Readmission, StoreError>;
             fn list_trust_entries(&self) -> Result<Vec<TrustEntry>, StoreError>;
         });
 
@@ -918,6 +1021,56 @@ mod tests {
         assert_eq!(taken.code(), "batch-tag-exists");
     }
 
+    fn trust(country: &str, cert_type: CertificateType, revoked: bool) -> TrustEntry {
+        TrustEntry {
+            thumbprint: Thumbprint::from_digest(&[1; 32]),
+            country: country.to_owned(),
+            cert_type,
+            pem: "pem".to_owned(),
+            signature: "sig".to_owned(),
+            revoked,
+            created_at: datetime!(2026-11-28 10:00 UTC),
+        }
+    }
+
+    #[test]
+    fn upsert_rule_never_clears_a_revocation_nor_changes_country_or_type() {
+        use CertificateType::{Authentication as Auth, Signing};
+        let active = trust("DE", Auth, false);
+        let revoked = trust("DE", Auth, true);
+        let rule = Upserted::for_stored;
+        assert_eq!(rule(None, &active), Upserted::Inserted);
+        assert_eq!(rule(None, &revoked), Upserted::Inserted);
+        let mut later = active.clone();
+        later.created_at = datetime!(2026-11-29 10:00 UTC);
+        assert_eq!(rule(Some(&active), &later), Upserted::Unchanged);
+        let mut resigned = later.clone();
+        resigned.signature = "other".to_owned();
+        assert_eq!(rule(Some(&active), &resigned), Upserted::Replaced);
+        assert_eq!(rule(Some(&active), &revoked), Upserted::Replaced);
+        // A revoked entry stays as it is, re-signed or not.
+        assert_eq!(rule(Some(&revoked), &active), Upserted::KeptRevoked);
+        assert_eq!(rule(Some(&revoked), &resigned), Upserted::KeptRevoked);
+        assert_eq!(rule(Some(&revoked), &revoked), Upserted::Unchanged);
+        // Country or type never change, revoked or not.
+        for stored in [&active, &revoked] {
+            for new in [trust("FR", Auth, false), trust("DE", Signing, false)] {
+                let out = rule(Some(stored), &new);
+                assert_eq!(
+                    out,
+                    Upserted::Conflict {
+                        country: "DE".to_owned(),
+                        cert_type: Auth
+                    }
+                );
+                assert!(!out.writes());
+                assert_eq!(out.code(), "country-or-type-differs");
+            }
+        }
+        assert!(Upserted::Inserted.writes() && Upserted::Replaced.writes());
+        assert!(!Upserted::Unchanged.writes() && !Upserted::KeptRevoked.writes());
+    }
+
     #[derive(Debug)]
     struct Nothing;
 
@@ -930,6 +1083,11 @@ mod tests {
             Ok(None)
         }
         async fn revoke_trust_entry(&self, _: &Thumbprint) -> Result<(), StoreError> {
+            Err(StoreError::NotFound {
+                what: "trust-list entry",
+            })
+        }
+        async fn readmit_trust_entry(&self, _: &Thumbprint) -> Result<Readmission, StoreError> {
             Err(StoreError::NotFound {
                 what: "trust-list entry",
             })

@@ -1,4 +1,5 @@
-//! The command line: `serve [--check]`, `migrate`, `trust-list sign|import|revoke|list`.
+//! The command line: `serve [--check]`, `migrate`,
+//! `trust-list sign|import|revoke|readmit|list`.
 //! [`run`] is all of `main`, so tests run the binary's exact path in-process.
 
 use std::ffi::OsString;
@@ -9,11 +10,12 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use efgs_core::cert::Thumbprint;
 use efgs_core::model::CertificateType;
+use efgs_core::store::Readmission;
 use efgs_core::trust::{TrustAnchorSigner, thumbprint_starts_with_zero_byte};
 use time::OffsetDateTime;
 
 use crate::config::settings_help;
-use crate::server::{ServeError, Server, import_trust_entries, open_store};
+use crate::server::{ImportReport, ServeError, Server, import_trust_entries, open_store};
 use crate::settings::Settings;
 
 /// Exit code of a refused configuration (`EX_CONFIG`).
@@ -55,13 +57,22 @@ enum TrustListCommand {
     /// needs no configuration). Writes the entry as JSON.
     Sign(SignArgs),
     /// Import signed entries (a JSON file or a directory of them) into the configured store.
-    /// Idempotent; entries whose signature, thumbprint or country do not check are refused.
+    /// Idempotent; entries whose signature, thumbprint or country do not check, or whose
+    /// thumbprint is stored with another country or type, are refused. A revoked certificate
+    /// stays revoked (see `readmit`).
     Import {
         /// File or directory.
         path: PathBuf,
     },
-    /// Revoke a certificate by thumbprint (64 hex characters); effective on the next request.
+    /// Revoke a certificate by thumbprint (64 hex characters); effective on the next request
+    /// of every instance. No import or restart undoes it; only `readmit` does.
     Revoke {
+        /// The certificate's SHA-256 thumbprint.
+        thumbprint: String,
+    },
+    /// Re-admit a revoked certificate by thumbprint (64 hex characters): the only way to clear
+    /// a revocation. Logged as a warning with the thumbprint and the OS user.
+    Readmit {
         /// The certificate's SHA-256 thumbprint.
         thumbprint: String,
     },
@@ -164,6 +175,7 @@ where
             .map(|(_, v)| PathBuf::from(v))
             .filter(|p| !p.as_os_str().is_empty())
     });
+    let operator = os_user(&env);
     let settings = match Settings::load(config_file.as_deref(), env) {
         Ok(settings) => settings,
         Err(e) => {
@@ -186,7 +198,7 @@ where
             .await
             .map(|_| println!("migrations applied"))
             .map_err(Into::into),
-        Command::TrustList(tl) => trust_list(settings, tl).await,
+        Command::TrustList(tl) => trust_list(settings, tl, operator.as_deref()).await,
     };
     let code = match &result {
         Ok(()) => return ExitCode::SUCCESS,
@@ -277,11 +289,27 @@ fn sign_entry(args: &SignArgs) -> Result<(), CommandError> {
     }
 }
 
-/// `trust-list import|revoke|list`.
-async fn trust_list(settings: Settings, cmd: TrustListCommand) -> Result<(), CommandError> {
+/// The operator running a command, for the log: `USER`, else `LOGNAME`, of `env`.
+fn os_user(env: &[(OsString, OsString)]) -> Option<String> {
+    ["USER", "LOGNAME"].iter().find_map(|name| {
+        env.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.to_string_lossy().into_owned())
+            .filter(|v| !v.is_empty())
+    })
+}
+
+/// `trust-list import|revoke|readmit|list`; `operator` is the OS user, for the log.
+async fn trust_list(
+    settings: Settings,
+    cmd: TrustListCommand,
+    operator: Option<&str>,
+) -> Result<(), CommandError> {
     let changes = matches!(
         cmd,
-        TrustListCommand::Import { .. } | TrustListCommand::Revoke { .. }
+        TrustListCommand::Import { .. }
+            | TrustListCommand::Revoke { .. }
+            | TrustListCommand::Readmit { .. }
     );
     if changes && settings.is_memory_store() {
         return Err(CommandError::MemoryStore);
@@ -297,12 +325,18 @@ async fn trust_list(settings: Settings, cmd: TrustListCommand) -> Result<(), Com
                 OffsetDateTime::now_utc(),
             )
             .await?;
+            report.log();
             println!(
-                "imported: {} inserted, {} already present, {} refused",
+                "imported: {} inserted, {} replaced, {} unchanged, {} kept revoked, {} refused",
                 report.inserted,
                 report.replaced,
+                report.unchanged,
+                report.kept_revoked.len(),
                 report.refused.len()
             );
+            for what in &report.kept_revoked {
+                println!("kept revoked {what}: {}", ImportReport::READMIT_HINT);
+            }
             for (what, why) in &report.refused {
                 println!("refused {what}: {why}");
             }
@@ -317,7 +351,27 @@ async fn trust_list(settings: Settings, cmd: TrustListCommand) -> Result<(), Com
                 .revoke_trust_entry(&t)
                 .await
                 .map_err(ServeError::Store)?;
+            tracing::warn!(thumbprint = %t, os_user = operator, "trust-list entry revoked");
             println!("revoked {t}");
+            Ok(())
+        }
+        TrustListCommand::Readmit { thumbprint } => {
+            let t = Thumbprint::parse_hex(&thumbprint).ok_or(CommandError::Thumbprint)?;
+            match store
+                .readmit_trust_entry(&t)
+                .await
+                .map_err(ServeError::Store)?
+            {
+                Readmission::Readmitted => {
+                    tracing::warn!(
+                        thumbprint = %t,
+                        os_user = operator,
+                        "revoked trust-list entry re-admitted"
+                    );
+                    println!("re-admitted {t}");
+                }
+                Readmission::NotRevoked => println!("{t} is not revoked; nothing changed"),
+            }
             Ok(())
         }
         TrustListCommand::List => {

@@ -87,7 +87,7 @@ impl ServeError {
     }
 }
 
-/// Builds a [`Server`]; see the [module documentation](self).
+/// Builds a [`Server`]: the settings, plus a driven clock or a given store for tests.
 #[must_use]
 pub struct ServerBuilder {
     settings: Settings,
@@ -140,15 +140,7 @@ impl ServerBuilder {
             let report =
                 import_trust_entries(gateway.store().as_ref(), gateway.anchors(), dir, clock())
                     .await?;
-            tracing::info!(
-                inserted = report.inserted,
-                replaced = report.replaced,
-                refused = report.refused.len(),
-                "trust list imported"
-            );
-            for (what, why) in &report.refused {
-                tracing::warn!(entry = %what, reason = %why, "trust-list entry refused");
-            }
+            report.log();
         }
         Ok(Server {
             settings,
@@ -292,15 +284,48 @@ fn hasher(settings: &Settings) -> Result<DuplicateHasher, ConfigError> {
 pub(crate) struct ImportReport {
     /// Entries inserted.
     pub(crate) inserted: usize,
-    /// Entries replaced (already present).
+    /// Entries replaced (already present, re-signed, or revoked by the entry).
     pub(crate) replaced: usize,
-    /// Entries refused, with the file and reason.
+    /// Entries already stored exactly so: nothing changed.
+    pub(crate) unchanged: usize,
+    /// Entries whose stored entry is revoked and stays revoked, as `file (thumbprint)`: an
+    /// import never re-admits (`trust-list readmit` does).
+    pub(crate) kept_revoked: Vec<String>,
+    /// Entries refused, with the file and reason (bad signature, thumbprint or country; a
+    /// thumbprint already stored with another country or type).
     pub(crate) refused: Vec<(String, String)>,
+}
+
+impl ImportReport {
+    /// How to clear a revocation, for the reports.
+    pub(crate) const READMIT_HINT: &'static str = "an import never re-admits a revoked certificate: `efgs-server trust-list readmit \
+         <thumbprint>` does";
+
+    /// Logs the report: one `info` line with the counts, one `warn` line per entry kept
+    /// revoked and per entry refused.
+    pub(crate) fn log(&self) {
+        tracing::info!(
+            inserted = self.inserted,
+            replaced = self.replaced,
+            unchanged = self.unchanged,
+            kept_revoked = self.kept_revoked.len(),
+            refused = self.refused.len(),
+            "trust list imported"
+        );
+        for what in &self.kept_revoked {
+            tracing::warn!(entry = %what, hint = Self::READMIT_HINT, "trust-list entry kept revoked");
+        }
+        for (what, why) in &self.refused {
+            tracing::warn!(entry = %what, reason = %why, "trust-list entry refused");
+        }
+    }
 }
 
 /// Imports signed trust-list entries from a JSON file or every `*.json` file of a directory.
 /// Entries whose signature, thumbprint or subject country do not check are refused with the
-/// reason; importing the same entries again is idempotent.
+/// reason, and so are entries whose thumbprint is stored with another country or type (the
+/// stored entry stays as it was). A revoked entry stays revoked, whatever the file says.
+/// Importing the same entries again changes nothing.
 pub(crate) async fn import_trust_entries(
     store: &DynStore,
     anchors: &TrustAnchors,
@@ -335,10 +360,9 @@ pub(crate) async fn import_trust_entries(
             }
         };
         for entry in entries {
+            let what = format!("{name} ({})", entry.thumbprint);
             if let Err(e) = entry.verify_for_import(anchors) {
-                report
-                    .refused
-                    .push((format!("{name} ({})", entry.thumbprint), e.to_string()));
+                report.refused.push((what, e.to_string()));
                 continue;
             }
             match store
@@ -347,6 +371,17 @@ pub(crate) async fn import_trust_entries(
             {
                 Upserted::Inserted => report.inserted += 1,
                 Upserted::Replaced => report.replaced += 1,
+                Upserted::Unchanged => report.unchanged += 1,
+                Upserted::KeptRevoked => report.kept_revoked.push(what),
+                Upserted::Conflict { country, cert_type } => report.refused.push((
+                    what,
+                    format!(
+                        "the thumbprint is on the trust list as {country} {cert_type}, the \
+                         entry says {} {}: a certificate cannot change its country or type \
+                         (the stored entry is unchanged)",
+                        entry.country, entry.cert_type
+                    ),
+                )),
             }
         }
     }

@@ -11,8 +11,9 @@
 //! last handle drops the data ("reopening" a memory store means cloning its `Arc`).
 //!
 //! The protocol rules come from efgs-core, as for every backend: the `batchTag` rule
-//! (`UploadOutcome::for_taken_tag`), the duplicate rule (`KeyConflicts::find`) and the batch
-//! planner (`batching::plan_batch`); this crate adds the state and the lock. Duplicate
+//! (`UploadOutcome::for_taken_tag`), the duplicate rule (`KeyConflicts::find`), the
+//! trust-list upsert rule (`Upserted::for_stored`) and the batch planner
+//! (`batching::plan_batch`); this crate adds the state and the lock. Duplicate
 //! detection is O(1) per key (a hash set of the callers' key hashes); keys are moved into the
 //! store without copying. See `benches/ingest.rs` for the ingest rate.
 
@@ -29,9 +30,9 @@ use efgs_core::cert::Thumbprint;
 use efgs_core::model::FormatVersion;
 use efgs_core::store::{
     AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat, KeyConflicts,
-    KeyCounts, KeyHash, KeyHashState, KeyStore, NewUpload, PendingSummary, RetentionStore,
-    StatsStore, StoreError, StoreInspect, TrustEntry, TrustListStore, UploadInfo, UploadOutcome,
-    UploadReceipt, UploadStat, UploadStore, Upserted, to_store_precision,
+    KeyCounts, KeyHash, KeyHashState, KeyStore, NewUpload, PendingSummary, Readmission,
+    RetentionStore, StatsStore, StoreError, StoreInspect, TrustEntry, TrustListStore, UploadInfo,
+    UploadOutcome, UploadReceipt, UploadStat, UploadStore, Upserted, to_store_precision,
 };
 use efgs_core::tag::BatchTag;
 use time::OffsetDateTime;
@@ -241,10 +242,11 @@ impl TrustListStore for MemoryStore {
     async fn upsert_trust_entry(&self, mut entry: TrustEntry) -> Result<Upserted, StoreError> {
         entry.created_at = to_store_precision(entry.created_at);
         let mut s = self.write();
-        Ok(match s.trust.insert(entry.thumbprint.clone(), entry) {
-            Some(_) => Upserted::Replaced,
-            None => Upserted::Inserted,
-        })
+        let outcome = Upserted::for_stored(s.trust.get(&entry.thumbprint), &entry);
+        if outcome.writes() {
+            s.trust.insert(entry.thumbprint.clone(), entry);
+        }
+        Ok(outcome)
     }
 
     async fn trust_entry(&self, thumbprint: &Thumbprint) -> Result<Option<TrustEntry>, StoreError> {
@@ -257,6 +259,22 @@ impl TrustListStore for MemoryStore {
                 e.revoked = true;
                 Ok(())
             }
+            None => Err(StoreError::NotFound {
+                what: "trust-list entry",
+            }),
+        }
+    }
+
+    async fn readmit_trust_entry(
+        &self,
+        thumbprint: &Thumbprint,
+    ) -> Result<Readmission, StoreError> {
+        match self.write().trust.get_mut(thumbprint) {
+            Some(e) if e.revoked => {
+                e.revoked = false;
+                Ok(Readmission::Readmitted)
+            }
+            Some(_) => Ok(Readmission::NotRevoked),
             None => Err(StoreError::NotFound {
                 what: "trust-list entry",
             }),

@@ -29,7 +29,9 @@
 //!   on keys, `UNIQUE (tag)` and `UNIQUE (batch_date, seq)` on batches, `UNIQUE (thumbprint)` on
 //!   the trust list.
 //! - **Protocol rules from efgs-core:** the `batchTag` rule (`UploadOutcome::for_taken_tag`),
-//!   the duplicate rule behind the 207 lists (`KeyConflicts::find`) and the batch planner
+//!   the duplicate rule behind the 207 lists (`KeyConflicts::find`), the trust-list upsert
+//!   rule (`Upserted::for_stored`: revocation is one-way, a thumbprint keeps its country and
+//!   type; applied under a `SELECT … FOR UPDATE` row lock) and the batch planner
 //!   (`batching::plan_batch`) are efgs-core functions, shared with every backend; this crate
 //!   supplies the rows they read and the transactions around them.
 //! - **Batching:** `create_next_batch` runs in one transaction holding a transaction-level

@@ -10,9 +10,9 @@ use efgs_core::cert::Thumbprint;
 use efgs_core::model::{CertificateType, DiagnosisKey, FormatVersion};
 use efgs_core::store::{
     AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat, KeyConflicts,
-    KeyCounts, KeyHash, KeyStore, NewUpload, PendingSummary, RetentionStore, StatsStore,
-    StoreError, StoreInspect, TrustEntry, TrustListStore, UploadInfo, UploadOutcome, UploadReceipt,
-    UploadStat, UploadStore, Upserted, to_store_precision,
+    KeyCounts, KeyHash, KeyStore, NewUpload, PendingSummary, Readmission, RetentionStore,
+    StatsStore, StoreError, StoreInspect, TrustEntry, TrustListStore, UploadInfo, UploadOutcome,
+    UploadReceipt, UploadStat, UploadStore, Upserted, to_store_precision,
 };
 use efgs_core::tag::BatchTag;
 use prost::Message;
@@ -236,44 +236,133 @@ fn trust_entry(row: &Row) -> Result<TrustEntry, PgError> {
     })
 }
 
+impl PgStore {
+    /// One transaction: insert the entry if its thumbprint is new, otherwise lock the stored
+    /// row (a concurrent revocation waits, and is never overwritten), apply
+    /// `Upserted::for_stored` and write only what the rule says.
+    async fn upsert_trust(&self, mut entry: TrustEntry) -> Result<Upserted, PgError> {
+        entry.created_at = to_store_precision(entry.created_at);
+        let mut client = self.db.client().await?;
+        let tx = client.transaction().await?;
+        let params: [&(dyn ToSql + Sync); 7] = [
+            &entry.thumbprint.as_str(),
+            &entry.country,
+            &entry.cert_type.as_str(),
+            &entry.pem,
+            &entry.signature,
+            &entry.revoked,
+            &entry.created_at,
+        ];
+        // Waits for a concurrent insert of the same thumbprint to commit or roll back.
+        let insert = cached(
+            &tx,
+            "INSERT INTO certificates \
+               (thumbprint, country, cert_type, pem, signature, revoked, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (thumbprint) DO NOTHING",
+        )
+        .await?;
+        if tx.execute(&insert, &params).await? == 1 {
+            tx.commit().await?;
+            return Ok(Upserted::Inserted);
+        }
+        let row = tx
+            .query_opt(
+                &cached(
+                    &tx,
+                    &format!(
+                        "SELECT {TRUST_COLUMNS} FROM certificates WHERE thumbprint = $1 \
+                         FOR UPDATE"
+                    ),
+                )
+                .await?,
+                &[&entry.thumbprint.as_str()],
+            )
+            .await?;
+        let stored = row.as_ref().map(trust_entry).transpose()?;
+        let outcome = Upserted::for_stored(stored.as_ref(), &entry);
+        match (&outcome, stored) {
+            // Deleted between the two statements (never by this crate): store it now. A
+            // concurrent insert in between is a unique violation (`AlreadyExists`).
+            (Upserted::Inserted, _) => {
+                tx.execute(
+                    &cached(
+                        &tx,
+                        "INSERT INTO certificates \
+                           (thumbprint, country, cert_type, pem, signature, revoked, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .await?,
+                    &params,
+                )
+                .await?;
+            }
+            // Country and type are equal (the rule refuses any change); a revoked flag
+            // stays set even if the rule were ever wrong.
+            (Upserted::Replaced, _) => {
+                tx.execute(
+                    &cached(
+                        &tx,
+                        "UPDATE certificates SET pem = $2, signature = $3, \
+                           revoked = revoked OR $4, created_at = $5 \
+                         WHERE thumbprint = $1",
+                    )
+                    .await?,
+                    &[
+                        &entry.thumbprint.as_str(),
+                        &entry.pem,
+                        &entry.signature,
+                        &entry.revoked,
+                        &entry.created_at,
+                    ],
+                )
+                .await?;
+            }
+            _ => {}
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Clears the revoked flag under a row lock; `None` when there is no such entry.
+    async fn readmit_trust(&self, thumbprint: &Thumbprint) -> Result<Option<Readmission>, PgError> {
+        let mut client = self.db.client().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                &cached(
+                    &tx,
+                    "SELECT revoked FROM certificates WHERE thumbprint = $1 FOR UPDATE",
+                )
+                .await?,
+                &[&thumbprint.as_str()],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let revoked: bool = row.try_get(0)?;
+        if !revoked {
+            return Ok(Some(Readmission::NotRevoked));
+        }
+        tx.execute(
+            &cached(
+                &tx,
+                "UPDATE certificates SET revoked = false WHERE thumbprint = $1",
+            )
+            .await?,
+            &[&thumbprint.as_str()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Readmission::Readmitted))
+    }
+}
+
 #[async_trait]
 impl TrustListStore for PgStore {
     async fn upsert_trust_entry(&self, entry: TrustEntry) -> Result<Upserted, StoreError> {
-        let client = self.db.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "INSERT INTO certificates \
-                   (thumbprint, country, cert_type, pem, signature, revoked, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (thumbprint) DO UPDATE SET \
-                   country = EXCLUDED.country, cert_type = EXCLUDED.cert_type, \
-                   pem = EXCLUDED.pem, signature = EXCLUDED.signature, \
-                   revoked = EXCLUDED.revoked, created_at = EXCLUDED.created_at \
-                 RETURNING (xmax = 0)",
-            )
-            .await
-            .map_err(PgError::from)?;
-        let row = client
-            .query_one(
-                &stmt,
-                &[
-                    &entry.thumbprint.as_str(),
-                    &entry.country,
-                    &entry.cert_type.as_str(),
-                    &entry.pem,
-                    &entry.signature,
-                    &entry.revoked,
-                    &to_store_precision(entry.created_at),
-                ],
-            )
-            .await
-            .map_err(PgError::from)?;
-        let inserted: bool = row.try_get(0).map_err(PgError::from)?;
-        Ok(if inserted {
-            Upserted::Inserted
-        } else {
-            Upserted::Replaced
-        })
+        Ok(self.upsert_trust(entry).await?)
     }
 
     async fn trust_entry(&self, thumbprint: &Thumbprint) -> Result<Option<TrustEntry>, StoreError> {
@@ -310,6 +399,17 @@ impl TrustListStore for PgStore {
             });
         }
         Ok(())
+    }
+
+    async fn readmit_trust_entry(
+        &self,
+        thumbprint: &Thumbprint,
+    ) -> Result<Readmission, StoreError> {
+        self.readmit_trust(thumbprint)
+            .await?
+            .ok_or(StoreError::NotFound {
+                what: "trust-list entry",
+            })
     }
 
     async fn list_trust_entries(&self) -> Result<Vec<TrustEntry>, StoreError> {

@@ -33,7 +33,7 @@ use efgs_core::canonical::DuplicateHasher;
 use efgs_core::gateway::{Credentials, Gateway, UploadRequest};
 use efgs_core::media::BodyFormat;
 use efgs_core::model::FormatVersion;
-use efgs_core::store::{DynStore, UploadOutcome};
+use efgs_core::store::{DynStore, UploadOutcome, Upserted};
 use efgs_store_memory::MemoryStore;
 use efgs_testkit::federation::Federation;
 use efgs_testkit::national::{HEADER_DN, HEADER_THUMBPRINT, encode_body};
@@ -142,10 +142,11 @@ async fn fresh_gateway(fed: &Federation) -> Gateway {
     let store: Arc<DynStore> = Arc::new(MemoryStore::new());
     let start = fed.pki().created_at;
     for entry in fed.pki().entries() {
-        store
+        let out = store
             .upsert_trust_entry(trust_entry(entry, start))
             .await
             .unwrap();
+        assert_eq!(out, Upserted::Inserted);
     }
     Gateway::new(
         store,

@@ -34,8 +34,8 @@ use efgs_core::cert::Thumbprint;
 use efgs_core::model::{CertificateType, FormatVersion};
 use efgs_core::store::{
     BatchInfo, CleanupReport, CreatedBatch, DownloadStat, DynInspectableStore, KeyConflicts,
-    KeyCounts, NewUpload, PendingSummary, StoreError, TrustEntry, TrustListStoreExt, UploadOutcome,
-    UploadReceipt, UploadStat, Upserted,
+    KeyCounts, NewUpload, PendingSummary, Readmission, StoreError, TrustEntry, TrustListStoreExt,
+    UploadOutcome, UploadReceipt, UploadStat, Upserted,
 };
 use efgs_core::tag::BatchTag;
 use time::macros::datetime;
@@ -56,11 +56,18 @@ pub trait StoreFactory: Send + Sync {
 /// Behaviours taking a fresh store.
 pub const STORE_BEHAVIOURS: &[&str] = &[
     "trust_upsert_then_get_roundtrip",
-    "trust_upsert_replaces_every_field",
+    "trust_upsert_of_a_resigned_entry_replaces_it",
+    "trust_plain_reimport_is_idempotent",
     "trust_lookup_needs_matching_country_and_type",
     "trust_thumbprint_is_unique_across_types",
+    "trust_upsert_changing_country_or_type_is_refused",
     "trust_revoke_is_idempotent_and_keeps_the_rest",
     "trust_revoke_unknown_is_not_found",
+    "trust_reimport_of_a_revoked_entry_keeps_it_revoked",
+    "trust_upsert_may_revoke_but_never_readmits",
+    "trust_readmit_clears_only_the_revoked_flag",
+    "trust_readmit_unknown_is_not_found",
+    "trust_concurrent_reimports_never_undo_a_revocation",
     "trust_list_is_ordered_and_includes_revoked",
     "upload_then_download_roundtrip",
     "upload_receipt_and_info_describe_the_upload",
@@ -112,6 +119,7 @@ pub const STORE_BEHAVIOURS: &[&str] = &[
 pub const FACTORY_BEHAVIOURS: &[&str] = &[
     "reopened_store_sees_acknowledged_data",
     "reopened_store_continues_the_batch_chain",
+    "reopened_store_keeps_a_revocation_against_reimport",
 ];
 
 /// Expands the suite into one `#[tokio::test]` per behaviour inside `mod $backend`.
@@ -125,11 +133,18 @@ macro_rules! conformance_tests {
             $backend, $factory,
             store: [
                 trust_upsert_then_get_roundtrip,
-                trust_upsert_replaces_every_field,
+                trust_upsert_of_a_resigned_entry_replaces_it,
+                trust_plain_reimport_is_idempotent,
                 trust_lookup_needs_matching_country_and_type,
                 trust_thumbprint_is_unique_across_types,
+                trust_upsert_changing_country_or_type_is_refused,
                 trust_revoke_is_idempotent_and_keeps_the_rest,
                 trust_revoke_unknown_is_not_found,
+                trust_reimport_of_a_revoked_entry_keeps_it_revoked,
+                trust_upsert_may_revoke_but_never_readmits,
+                trust_readmit_clears_only_the_revoked_flag,
+                trust_readmit_unknown_is_not_found,
+                trust_concurrent_reimports_never_undo_a_revocation,
                 trust_list_is_ordered_and_includes_revoked,
                 upload_then_download_roundtrip,
                 upload_receipt_and_info_describe_the_upload,
@@ -179,6 +194,7 @@ macro_rules! conformance_tests {
             factory: [
                 reopened_store_sees_acknowledged_data,
                 reopened_store_continues_the_batch_chain,
+                reopened_store_keeps_a_revocation_against_reimport,
             ],
         }
     };
@@ -331,6 +347,13 @@ fn entry(n: u8, country: &str, cert_type: CertificateType) -> TrustEntry {
     }
 }
 
+/// Upserts an entry whose thumbprint is new.
+async fn inserted(store: &DynInspectableStore, e: TrustEntry) {
+    let what = e.thumbprint.to_string();
+    let out = store.upsert_trust_entry(e).await.unwrap();
+    assert_eq!(out, Upserted::Inserted, "upsert of the new entry {what}");
+}
+
 const MIN_TIME: OffsetDateTime = datetime!(1970-01-01 00:00 UTC);
 
 // ---------------------------------------------------------------------------------------------
@@ -349,14 +372,14 @@ pub async fn trust_upsert_then_get_roundtrip(store: Arc<DynInspectableStore>) {
     assert_eq!(store.trust_entry(&unknown).await.unwrap(), None);
 }
 
-/// A second upsert with the same thumbprint replaces every field.
-pub async fn trust_upsert_replaces_every_field(store: Arc<DynInspectableStore>) {
+/// A re-signed entry (same thumbprint, country and type; other PEM text and signature)
+/// replaces the stored one: PEM, signature and `created_at` are the new ones.
+pub async fn trust_upsert_of_a_resigned_entry_replaces_it(store: Arc<DynInspectableStore>) {
     let e = entry(1, "DE", CertificateType::Authentication);
-    store.upsert_trust_entry(e.clone()).await.unwrap();
-    let mut e2 = entry(1, "FR", CertificateType::Callback);
+    inserted(&store, e.clone()).await;
+    let mut e2 = e.clone();
     e2.pem = "-----BEGIN CERTIFICATE-----\nother\n-----END CERTIFICATE-----\n".to_owned();
     e2.signature = "b3RoZXI=".to_owned();
-    e2.revoked = true;
     e2.created_at = at(60);
     assert_eq!(
         store.upsert_trust_entry(e2.clone()).await.unwrap(),
@@ -369,10 +392,31 @@ pub async fn trust_upsert_replaces_every_field(store: Arc<DynInspectableStore>) 
     assert_eq!(store.list_trust_entries().await.unwrap(), vec![e2]);
 }
 
+/// Upserting the entry already stored (a plain re-import at the next start, with a later
+/// `created_at`) is `Unchanged` and changes nothing, `created_at` included.
+pub async fn trust_plain_reimport_is_idempotent(store: Arc<DynInspectableStore>) {
+    let e = entry(1, "DE", CertificateType::Signing);
+    let other = entry(2, "FR", CertificateType::Authentication);
+    inserted(&store, e.clone()).await;
+    inserted(&store, other.clone()).await;
+    let before = store.list_trust_entries().await.unwrap();
+    for n in 1..=3 {
+        let mut again = e.clone();
+        again.created_at = at(60 * n);
+        assert_eq!(
+            store.upsert_trust_entry(again).await.unwrap(),
+            Upserted::Unchanged,
+            "re-import {n}"
+        );
+    }
+    assert_eq!(store.list_trust_entries().await.unwrap(), before);
+    assert_eq!(store.trust_entry(&e.thumbprint).await.unwrap(), Some(e));
+}
+
 /// The (thumbprint, country, type) lookup finds the entry only when all three match.
 pub async fn trust_lookup_needs_matching_country_and_type(store: Arc<DynInspectableStore>) {
     let e = entry(2, "DE", CertificateType::Signing);
-    store.upsert_trust_entry(e.clone()).await.unwrap();
+    inserted(&store, e.clone()).await;
     let tp = &e.thumbprint.clone();
     assert_eq!(
         store
@@ -397,33 +441,71 @@ pub async fn trust_lookup_needs_matching_country_and_type(store: Arc<DynInspecta
     );
 }
 
-/// One thumbprint is one entry, whatever its type: re-registering it as another type
-/// replaces it.
+/// One thumbprint is one entry, whatever its type: registering it again as another type is
+/// refused (`Conflict` naming the stored type) and the one entry stays.
 pub async fn trust_thumbprint_is_unique_across_types(store: Arc<DynInspectableStore>) {
     let auth = entry(3, "DE", CertificateType::Authentication);
     let sign = entry(3, "DE", CertificateType::Signing);
-    store.upsert_trust_entry(auth.clone()).await.unwrap();
+    inserted(&store, auth.clone()).await;
     assert_eq!(
         store.upsert_trust_entry(sign.clone()).await.unwrap(),
-        Upserted::Replaced
+        Upserted::Conflict {
+            country: "DE".to_owned(),
+            cert_type: CertificateType::Authentication
+        }
     );
     let list = store.list_trust_entries().await.unwrap();
-    assert_eq!(list, vec![sign]);
+    assert_eq!(list, vec![auth.clone()]);
     assert_eq!(
         store
-            .trust_entry_for(&auth.thumbprint, "DE", CertificateType::Authentication)
+            .trust_entry_for(&sign.thumbprint, "DE", CertificateType::Signing)
             .await
             .unwrap(),
         None
     );
 }
 
+/// An upsert that would change the country, the type or both of a stored thumbprint is
+/// refused with the stored country and type, and the stored entry stays exactly as it was,
+/// revoked or not.
+pub async fn trust_upsert_changing_country_or_type_is_refused(store: Arc<DynInspectableStore>) {
+    let active = entry(1, "DE", CertificateType::Signing);
+    let revoked = entry(2, "IT", CertificateType::Authentication);
+    inserted(&store, active.clone()).await;
+    inserted(&store, revoked.clone()).await;
+    store.revoke_trust_entry(&revoked.thumbprint).await.unwrap();
+    let before = store.list_trust_entries().await.unwrap();
+    for stored in [&active, &revoked] {
+        let changes = [
+            ("FR", stored.cert_type),
+            (stored.country.as_str(), CertificateType::Callback),
+            ("FR", CertificateType::Callback),
+        ];
+        for (country, cert_type) in changes {
+            let mut new = entry(0, country, cert_type);
+            new.thumbprint = stored.thumbprint.clone();
+            new.created_at = at(60);
+            assert_eq!(
+                store.upsert_trust_entry(new).await.unwrap(),
+                Upserted::Conflict {
+                    country: stored.country.clone(),
+                    cert_type: stored.cert_type
+                },
+                "{} {} -> {country} {cert_type}",
+                stored.country,
+                stored.cert_type
+            );
+        }
+    }
+    assert_eq!(store.list_trust_entries().await.unwrap(), before);
+}
+
 /// Revoking sets the flag, changes nothing else, and may be repeated.
 pub async fn trust_revoke_is_idempotent_and_keeps_the_rest(store: Arc<DynInspectableStore>) {
     let e = entry(4, "IT", CertificateType::Signing);
     let other = entry(5, "IT", CertificateType::Signing);
-    store.upsert_trust_entry(e.clone()).await.unwrap();
-    store.upsert_trust_entry(other.clone()).await.unwrap();
+    inserted(&store, e.clone()).await;
+    inserted(&store, other.clone()).await;
     store.revoke_trust_entry(&e.thumbprint).await.unwrap();
     let mut expected = e.clone();
     expected.revoked = true;
@@ -450,6 +532,187 @@ pub async fn trust_revoke_unknown_is_not_found(store: Arc<DynInspectableStore>) 
     assert!(store.list_trust_entries().await.unwrap().is_empty());
 }
 
+/// Revocation is one-way: upserting a revoked entry again as not revoked (a re-import at the
+/// next start, also re-signed with another PEM text and signature) is `KeptRevoked` and leaves
+/// the stored entry exactly as it was.
+pub async fn trust_reimport_of_a_revoked_entry_keeps_it_revoked(store: Arc<DynInspectableStore>) {
+    let e = entry(4, "DE", CertificateType::Authentication);
+    inserted(&store, e.clone()).await;
+    store.revoke_trust_entry(&e.thumbprint).await.unwrap();
+    let mut expected = e.clone();
+    expected.revoked = true;
+    let mut plain = e.clone();
+    plain.created_at = at(60);
+    let mut resigned = plain.clone();
+    resigned.pem = "-----BEGIN CERTIFICATE-----\nresigned\n-----END CERTIFICATE-----\n".to_owned();
+    resigned.signature = "cmVzaWduZWQ=".to_owned();
+    for new in [plain, resigned] {
+        assert_eq!(
+            store.upsert_trust_entry(new).await.unwrap(),
+            Upserted::KeptRevoked
+        );
+        assert_eq!(
+            store.trust_entry(&e.thumbprint).await.unwrap(),
+            Some(expected.clone())
+        );
+    }
+    // A revoked entry imported as revoked changes nothing either.
+    let mut revoked = e.clone();
+    revoked.revoked = true;
+    revoked.created_at = at(120);
+    assert_eq!(
+        store.upsert_trust_entry(revoked).await.unwrap(),
+        Upserted::Unchanged
+    );
+    assert_eq!(store.list_trust_entries().await.unwrap(), vec![expected]);
+}
+
+/// An upsert may revoke (an entry imported with `revoked: true`), but the next upsert of the
+/// entry as not revoked does not undo it.
+pub async fn trust_upsert_may_revoke_but_never_readmits(store: Arc<DynInspectableStore>) {
+    let e = entry(5, "FR", CertificateType::Signing);
+    inserted(&store, e.clone()).await;
+    let mut revoking = e.clone();
+    revoking.revoked = true;
+    revoking.created_at = at(60);
+    assert_eq!(
+        store.upsert_trust_entry(revoking.clone()).await.unwrap(),
+        Upserted::Replaced
+    );
+    assert_eq!(
+        store.trust_entry(&e.thumbprint).await.unwrap(),
+        Some(revoking.clone())
+    );
+    let mut active = e.clone();
+    active.created_at = at(120);
+    assert_eq!(
+        store.upsert_trust_entry(active).await.unwrap(),
+        Upserted::KeptRevoked
+    );
+    assert_eq!(
+        store.trust_entry(&e.thumbprint).await.unwrap(),
+        Some(revoking)
+    );
+}
+
+/// Re-admitting clears the revoked flag and nothing else; re-admitting an entry that is not
+/// revoked is `NotRevoked` and changes nothing. After a re-admission, imports behave as for
+/// any active entry.
+pub async fn trust_readmit_clears_only_the_revoked_flag(store: Arc<DynInspectableStore>) {
+    let e = entry(6, "NL", CertificateType::Authentication);
+    let other = entry(7, "NL", CertificateType::Authentication);
+    inserted(&store, e.clone()).await;
+    inserted(&store, other.clone()).await;
+    store.revoke_trust_entry(&e.thumbprint).await.unwrap();
+    store.revoke_trust_entry(&other.thumbprint).await.unwrap();
+    assert_eq!(
+        store.readmit_trust_entry(&e.thumbprint).await.unwrap(),
+        Readmission::Readmitted
+    );
+    assert_eq!(
+        store.trust_entry(&e.thumbprint).await.unwrap(),
+        Some(e.clone())
+    );
+    let mut other_revoked = other.clone();
+    other_revoked.revoked = true;
+    assert_eq!(
+        store.trust_entry(&other.thumbprint).await.unwrap(),
+        Some(other_revoked)
+    );
+    assert_eq!(
+        store.readmit_trust_entry(&e.thumbprint).await.unwrap(),
+        Readmission::NotRevoked
+    );
+    assert_eq!(
+        store.trust_entry(&e.thumbprint).await.unwrap(),
+        Some(e.clone())
+    );
+    let mut again = e.clone();
+    again.created_at = at(60);
+    assert_eq!(
+        store.upsert_trust_entry(again).await.unwrap(),
+        Upserted::Unchanged
+    );
+    store.revoke_trust_entry(&e.thumbprint).await.unwrap();
+    assert_eq!(
+        store.upsert_trust_entry(e.clone()).await.unwrap(),
+        Upserted::KeptRevoked,
+        "revoked again after a re-admission"
+    );
+}
+
+/// Re-admitting an unknown thumbprint is `NotFound` and creates nothing.
+pub async fn trust_readmit_unknown_is_not_found(store: Arc<DynInspectableStore>) {
+    let tp = Thumbprint::from_digest(&[8; 32]);
+    let r = store.readmit_trust_entry(&tp).await;
+    assert!(matches!(r, Err(StoreError::NotFound { .. })), "got {r:?}");
+    assert!(store.list_trust_entries().await.unwrap().is_empty());
+}
+
+/// Upserts racing a revocation (several instances re-importing at start while the operator
+/// revokes): every upsert that starts after the revocation returned is `KeptRevoked`, and the
+/// entry ends revoked.
+pub async fn trust_concurrent_reimports_never_undo_a_revocation(store: Arc<DynInspectableStore>) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let e = entry(9, "DE", CertificateType::Signing);
+    inserted(&store, e.clone()).await;
+    let revoked = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for t in 0..8u8 {
+        let (store, revoked, done, base) =
+            (store.clone(), revoked.clone(), done.clone(), e.clone());
+        tasks.push(tokio::spawn(async move {
+            // Upserts before the revocation, then at least five that start after it.
+            let mut after = 0;
+            for i in 0..10_000u32 {
+                // Alternate between two signatures, so that an upsert of an active entry
+                // writes.
+                let mut new = base.clone();
+                new.signature = format!("c2lnbmF0dXJl{}", (u32::from(t) + i) % 2);
+                new.created_at = at(i64::from(i));
+                let after_revoke = revoked.load(Ordering::SeqCst);
+                let out = store.upsert_trust_entry(new).await.unwrap();
+                done.fetch_add(1, Ordering::SeqCst);
+                if after_revoke {
+                    assert_eq!(out, Upserted::KeptRevoked, "task {t}, upsert {i}");
+                    after += 1;
+                    if after == 5 {
+                        return;
+                    }
+                } else {
+                    assert!(
+                        matches!(
+                            out,
+                            Upserted::Replaced | Upserted::Unchanged | Upserted::KeptRevoked
+                        ),
+                        "task {t}, upsert {i}: {out:?}"
+                    );
+                }
+                tokio::task::yield_now().await;
+            }
+            panic!("task {t}: the revocation never came");
+        }));
+    }
+    while done.load(Ordering::SeqCst) < 24 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    store.revoke_trust_entry(&e.thumbprint).await.unwrap();
+    revoked.store(true, Ordering::SeqCst);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stored = store.trust_entry(&e.thumbprint).await.unwrap().unwrap();
+    assert!(
+        stored.revoked,
+        "a concurrent re-import undid the revocation"
+    );
+    assert_eq!(
+        (stored.country.as_str(), stored.cert_type),
+        ("DE", CertificateType::Signing)
+    );
+}
+
 /// The list holds revoked entries too, ordered by country, type name, thumbprint.
 pub async fn trust_list_is_ordered_and_includes_revoked(store: Arc<DynInspectableStore>) {
     let entries = [
@@ -461,7 +724,7 @@ pub async fn trust_list_is_ordered_and_includes_revoked(store: Arc<DynInspectabl
         entry(0x01, "IT", CertificateType::Authentication),
     ];
     for e in &entries {
-        store.upsert_trust_entry(e.clone()).await.unwrap();
+        inserted(&store, e.clone()).await;
     }
     store
         .revoke_trust_entry(&entries[1].thumbprint)
@@ -1908,11 +2171,8 @@ pub async fn reopened_store_sees_acknowledged_data(factory: &dyn StoreFactory) {
     let store = factory.open().await;
     let mut g = KeyGen::new(43);
     let e = entry(1, "DE", CertificateType::Signing);
-    store.upsert_trust_entry(e.clone()).await.unwrap();
-    store
-        .upsert_trust_entry(entry(2, "FR", CertificateType::Authentication))
-        .await
-        .unwrap();
+    inserted(&store, e.clone()).await;
+    inserted(&store, entry(2, "FR", CertificateType::Authentication)).await;
     store
         .revoke_trust_entry(&entry(2, "FR", CertificateType::Authentication).thumbprint)
         .await
@@ -1988,6 +2248,29 @@ pub async fn reopened_store_continues_the_batch_chain(factory: &dyn StoreFactory
     assert_eq!(b2.batch.tag, tag("20261128-2"));
     assert_eq!(b2.previous, Some(b1.batch.tag));
     assert_eq!(batch(&store, &b1.batch.tag).await.link, Some(b2.batch.tag));
+}
+
+/// A revocation survives a reopen (a restart), and re-importing the entry through the new
+/// handle keeps it revoked.
+pub async fn reopened_store_keeps_a_revocation_against_reimport(factory: &dyn StoreFactory) {
+    let store = factory.open().await;
+    let e = entry(1, "DE", CertificateType::Authentication);
+    inserted(&store, e.clone()).await;
+    store.revoke_trust_entry(&e.thumbprint).await.unwrap();
+    drop(store);
+    let store = factory.open().await;
+    let mut reimport = e.clone();
+    reimport.created_at = at(60);
+    assert_eq!(
+        store.upsert_trust_entry(reimport).await.unwrap(),
+        Upserted::KeptRevoked
+    );
+    let mut expected = e;
+    expected.revoked = true;
+    assert_eq!(
+        store.trust_entry(&expected.thumbprint).await.unwrap(),
+        Some(expected)
+    );
 }
 
 #[cfg(test)]

@@ -19,6 +19,10 @@
 //! [`efgs_server::Server`]: the composition root `efgs-server serve` runs, including the
 //! trust-list import at start. Only the clock (and, when given, the store) are injected.
 //!
+//! [`Federation::instance`] starts a second server from the same settings and files on the
+//! same store (several instances behind a load balancer), and [`Federation::restart`] stops
+//! the server and starts a new one that way (a restart, importing `trust.import_dir` again).
+//!
 //! The store is a fresh `MemoryStore` unless one is given; [`PostgresSchema`] gives a fresh
 //! schema on the PostgreSQL database named by `EFGS_TEST_DATABASE_URL`
 //! ([`FederationBuilder::postgres`]).
@@ -328,7 +332,7 @@ impl FederationBuilder {
         let pki = Pki::generate(&self.countries, start)?;
         let files = tempfile::tempdir()?;
         let mut env = self.settings_env(&pki, &files)?;
-        let (tls, scheme) = if self.mutual_tls {
+        let tls = if self.mutual_tls {
             let (ca, leaf) = pki.tls_server()?;
             let cert = files.path().join("server.pem");
             let key = files.path().join("server.key");
@@ -337,12 +341,10 @@ impl FederationBuilder {
             env.push(setting("auth.mode", "mtls"));
             env.push(setting("auth.tls_cert", cert.display().to_string()));
             env.push(setting("auth.tls_key", key.display().to_string()));
-            (Some(TlsServer { ca, leaf }), "https")
+            Some(TlsServer { ca, leaf })
         } else {
-            (None, "http")
+            None
         };
-        let settings = efgs_server::Settings::load(None, env)?;
-        let mut server = efgs_server::Server::builder(settings).clock(clock.as_fn());
         // The store the tests inspect: the one given; for PostgreSQL a second handle on the
         // schema the server opens from its settings; else a memory store handed to the server.
         let injected = match (&self.store, &self.postgres) {
@@ -350,54 +352,32 @@ impl FederationBuilder {
             (None, Some(_)) => None,
             (None, None) => Some(Arc::new(MemoryStore::new()) as Arc<DynInspectableStore>),
         };
-        if let Some(store) = &injected {
-            server = server.store(store.clone() as Arc<DynStore>);
-        }
-        let server = server.build().await?;
+        let launch = Launch {
+            env,
+            injected: injected.clone(),
+            mutual_tls: self.mutual_tls,
+            identity: self.identity,
+            bind: self.bind,
+        };
+        let running = launch.start(&pki, &clock).await?;
         let store = match (injected, &self.postgres) {
             (Some(store), _) => store,
             (None, Some(schema)) => schema.store().await?,
             (None, None) => unreachable!("a store is injected unless PostgreSQL is configured"),
         };
-        let gateway = server.gateway().clone();
-        let listener = server.bind().await?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| FederationError::Bind {
-                addr: self.bind,
-                source,
-            })?;
-        let base_url = format!("{scheme}://{addr}");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.serve(listener, async move {
-            // A dropped sender also stops the server.
-            let _ = stopped.await;
-        }));
-
-        let mut backends = BTreeMap::new();
-        for (country, creds) in &pki.countries {
-            let identity = match (self.mutual_tls, self.identity) {
-                (true, _) => Identity::None,
-                (false, BackendIdentity::Headers) => Identity::headers(creds),
-                (false, BackendIdentity::CertHeader) => Identity::cert_header(creds),
-            };
-            let backend = NationalBackend::new(&base_url, creds, clock.as_fn())?
-                .with_identity(identity)
-                .with_visited_pool(pki.countries.keys().cloned());
-            backends.insert(country.clone(), backend);
-        }
         Ok(Federation {
-            base_url,
-            addr,
+            base_url: running.base_url,
+            addr: running.addr,
             pki,
-            gateway,
+            gateway: running.gateway,
             store,
             clock,
-            backends,
+            backends: running.backends,
             tls,
-            _files: files,
-            stop: Some(stop),
-            task: Some(task),
+            launch: Arc::new(launch),
+            _files: Arc::new(files),
+            stop: Some(running.stop),
+            task: Some(running.task),
         })
     }
 
@@ -444,6 +424,76 @@ impl FederationBuilder {
         }
         env.extend(self.settings.iter().map(|(k, v)| setting(k, v.clone())));
         Ok(env)
+    }
+}
+
+/// How a federation's server is started: its `EFGS_*` settings (naming the federation's
+/// files) and the store handed to it, kept so that [`Federation::instance`] and
+/// [`Federation::restart`] start more servers exactly the same way.
+struct Launch {
+    env: Vec<(String, String)>,
+    injected: Option<Arc<DynInspectableStore>>,
+    mutual_tls: bool,
+    identity: BackendIdentity,
+    bind: SocketAddr,
+}
+
+/// A started server and its backends.
+struct Running {
+    base_url: String,
+    addr: SocketAddr,
+    gateway: Gateway,
+    backends: BTreeMap<String, NationalBackend>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), efgs_server::ServeError>>,
+}
+
+impl Launch {
+    /// Loads the settings, builds the server the operator's way (opening the store unless one
+    /// is injected, importing `trust.import_dir`), serves it and makes one backend per
+    /// country of `pki`.
+    async fn start(&self, pki: &Pki, clock: &TestClock) -> Result<Running, FederationError> {
+        let settings = efgs_server::Settings::load(None, self.env.clone())?;
+        let mut server = efgs_server::Server::builder(settings).clock(clock.as_fn());
+        if let Some(store) = &self.injected {
+            server = server.store(store.clone() as Arc<DynStore>);
+        }
+        let server = server.build().await?;
+        let gateway = server.gateway().clone();
+        let listener = server.bind().await?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| FederationError::Bind {
+                addr: self.bind,
+                source,
+            })?;
+        let scheme = if self.mutual_tls { "https" } else { "http" };
+        let base_url = format!("{scheme}://{addr}");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(listener, async move {
+            // A dropped sender also stops the server.
+            let _ = stopped.await;
+        }));
+        let mut backends = BTreeMap::new();
+        for (country, creds) in &pki.countries {
+            let identity = match (self.mutual_tls, self.identity) {
+                (true, _) => Identity::None,
+                (false, BackendIdentity::Headers) => Identity::headers(creds),
+                (false, BackendIdentity::CertHeader) => Identity::cert_header(creds),
+            };
+            let backend = NationalBackend::new(&base_url, creds, clock.as_fn())?
+                .with_identity(identity)
+                .with_visited_pool(pki.countries.keys().cloned());
+            backends.insert(country.clone(), backend);
+        }
+        Ok(Running {
+            base_url,
+            addr,
+            gateway,
+            backends,
+            stop,
+            task,
+        })
     }
 }
 
@@ -592,7 +642,8 @@ pub struct Federation {
     clock: TestClock,
     backends: BTreeMap<String, NationalBackend>,
     tls: Option<TlsServer>,
-    _files: tempfile::TempDir,
+    launch: Arc<Launch>,
+    _files: Arc<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), efgs_server::ServeError>>>,
 }
@@ -695,8 +746,48 @@ impl Federation {
         self.store.revoke_trust_entry(thumbprint).await
     }
 
-    /// Stops the server gracefully and waits for it.
-    pub async fn shutdown(mut self) -> Result<(), FederationError> {
+    /// Re-admits the revoked trust-list entry with this thumbprint (the operator's
+    /// `trust-list readmit`).
+    pub async fn readmit(
+        &self,
+        thumbprint: &Thumbprint,
+    ) -> Result<efgs_core::store::Readmission, StoreError> {
+        self.store.readmit_trust_entry(thumbprint).await
+    }
+
+    /// Starts another instance of the gateway beside this one: a new server built the
+    /// operator's way from the same settings (the same trust anchors, the same
+    /// `trust.import_dir`, which it imports again at start) on the same store, listening on
+    /// a new port, with its own backends for the same countries. Both serve until stopped;
+    /// the files stay until the last of them is dropped.
+    pub async fn instance(&self) -> Result<Federation, FederationError> {
+        let running = self.launch.start(&self.pki, &self.clock).await?;
+        Ok(Federation {
+            base_url: running.base_url,
+            addr: running.addr,
+            pki: self.pki.clone(),
+            gateway: running.gateway,
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            backends: running.backends,
+            tls: self.tls.clone(),
+            launch: self.launch.clone(),
+            _files: self._files.clone(),
+            stop: Some(running.stop),
+            task: Some(running.task),
+        })
+    }
+
+    /// Restarts the gateway: stops this server gracefully, then starts a new one as
+    /// [`Federation::instance`] does (same settings and store, `trust.import_dir` imported
+    /// again). The new server listens on a new port; the returned federation's backends use
+    /// it (backends replaced with [`Federation::set_backend`] are made anew).
+    pub async fn restart(mut self) -> Result<Federation, FederationError> {
+        self.stop_server().await?;
+        self.instance().await
+    }
+
+    async fn stop_server(&mut self) -> Result<(), FederationError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -704,6 +795,11 @@ impl Federation {
             Some(task) => Ok(task.await??),
             None => Ok(()),
         }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn shutdown(mut self) -> Result<(), FederationError> {
+        self.stop_server().await
     }
 }
 

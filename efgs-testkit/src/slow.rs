@@ -11,9 +11,9 @@ use efgs_core::cert::Thumbprint;
 use efgs_core::model::DiagnosisKey;
 use efgs_core::store::{
     AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat,
-    DynInspectableStore, KeyCounts, KeyStore, NewUpload, PendingSummary, RetentionStore,
-    StatsStore, StoreError, StoreInspect, TrustEntry, TrustListStore, UploadInfo, UploadOutcome,
-    UploadStat, UploadStore, Upserted,
+    DynInspectableStore, KeyCounts, KeyStore, NewUpload, PendingSummary, Readmission,
+    RetentionStore, StatsStore, StoreError, StoreInspect, TrustEntry, TrustListStore, UploadInfo,
+    UploadOutcome, UploadStat, UploadStore, Upserted,
 };
 use efgs_core::tag::BatchTag;
 use time::OffsetDateTime;

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use efgs_core::callback_url::IpCidr;
 use efgs_core::media::BodyFormat;
 use efgs_core::model::CertificateType;
-use efgs_core::store::TrustListStore as _;
+use efgs_core::store::{TrustListStore as _, Upserted};
 use efgs_testkit::federation::{BackendIdentity, Federation};
 use efgs_testkit::national::{Identity, url_encode};
 use efgs_testkit::pki::{CertSpec, trust_entry};
@@ -279,10 +279,12 @@ async fn auth_entry_failing_integrity_check_403(b: Backend) {
         .unwrap();
     // Another entry's signature: valid Base64, wrong message.
     entry.signature = fed["DE"].credentials().entries[1].signature.clone();
-    fed.store()
+    let out = fed
+        .store()
         .upsert_trust_entry(trust_entry(&entry, fed.now()))
         .await
         .unwrap();
+    assert_eq!(out, Upserted::Inserted);
     let (status, _) = probe(
         &fed,
         Identity::raw(Some(cert.thumbprint.as_str()), Some(&spec.dn_header())),
@@ -400,10 +402,16 @@ async fn auth_entry_tampered_after_use_refused_on_next_request(b: Backend) {
         .find(|e| e.cert_type == CertificateType::Signing)
         .unwrap();
     auth.signature = other.signature.clone();
-    fed.store()
+    let out = fed
+        .store()
         .upsert_trust_entry(trust_entry(&auth, fed.now()))
         .await
         .unwrap();
+    assert_eq!(
+        out,
+        Upserted::Replaced,
+        "a re-signed entry replaces the row"
+    );
     let after = de.download(fed.today(), None, Some(PB_V1)).await.unwrap();
     assert_eq!(after.status, 403);
     assert_eq!(
@@ -521,7 +529,8 @@ async fn auth_expired_or_future_certificate_403(b: Backend) {
             .pki()
             .sign_entry(&cert.cert_pem, "DE", CertificateType::Authentication)
             .unwrap();
-        fed.store()
+        let _ = fed
+            .store()
             .upsert_trust_entry(trust_entry(&entry, now))
             .await
             .unwrap();

@@ -197,7 +197,8 @@ async fn mtls_expired_client_certificate_403(b: Backend) {
             efgs_core::model::CertificateType::Authentication,
         )
         .unwrap();
-    fed.store()
+    let _ = fed
+        .store()
         .upsert_trust_entry(efgs_testkit::pki::trust_entry(&entry, now))
         .await
         .unwrap();

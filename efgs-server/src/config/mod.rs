@@ -511,7 +511,7 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The configuration file is not valid TOML for [`Config`] (unknown keys included).
+    /// The configuration file is not valid TOML for the configuration (unknown keys included).
     #[error("configuration file {path}: {source}")]
     Parse {
         /// The file (or `<string>`).

@@ -33,8 +33,9 @@ use crate::config::{
 use crate::jobs::JobSchedule;
 use crate::net::{NetLimits, server_tls_config};
 
-/// The server's settings, resolved once from the configuration (see the
-/// [module documentation](self)). Build them with [`Settings::load`].
+/// The server's settings, resolved once from the configuration: every file a setting names is
+/// read here, once, into the settings type of the part that uses it. Build them with
+/// [`Settings::load`].
 #[derive(Clone)]
 pub struct Settings {
     pub(crate) listen: SocketAddr,
