@@ -45,14 +45,14 @@ pub(crate) struct Sealed {
 }
 
 /// The configured ciphers.
-pub(crate) struct KeyRing {
+pub(crate) struct Ciphers {
     ciphers: BTreeMap<KeyId, Aes256Gcm>,
     active: KeyId,
 }
 
-impl std::fmt::Debug for KeyRing {
+impl std::fmt::Debug for Ciphers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRing")
+        f.debug_struct("Ciphers")
             .field("active", &self.active)
             .field("ids", &self.ciphers.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
@@ -67,14 +67,14 @@ fn aad(key_id: KeyId, dup_hash: &[u8]) -> Vec<u8> {
     aad
 }
 
-impl KeyRing {
+impl Ciphers {
     pub(crate) fn new(keys: &EncryptionKeys) -> Self {
         let ciphers = keys
             .keys
             .iter()
             .map(|(id, key)| (*id, Aes256Gcm::new(&(*key).into())))
             .collect();
-        KeyRing {
+        Ciphers {
             ciphers,
             active: keys.active,
         }
@@ -169,8 +169,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn ring(active: KeyId) -> KeyRing {
-        KeyRing::new(&EncryptionKeys::new(active, [(1, [7; 32]), (2, [9; 32])]).unwrap())
+    fn ring(active: KeyId) -> Ciphers {
+        Ciphers::new(&EncryptionKeys::new(active, [(1, [7; 32]), (2, [9; 32])]).unwrap())
     }
 
     #[test]
@@ -242,7 +242,7 @@ mod tests {
         let pt = hex_vec(
             "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
         );
-        let ring = KeyRing::new(&EncryptionKeys::single(0, key).unwrap());
+        let ring = Ciphers::new(&EncryptionKeys::single(0, key).unwrap());
         let s = ring.seal_with_nonce(b"", &pt, nonce).unwrap();
         let expected_ct = hex_vec(
             "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",

@@ -1,7 +1,7 @@
 //! The connection pool, and connecting (schema, migrations).
 
 use crate::config::PgConfig;
-use crate::crypto::KeyRing;
+use crate::crypto::Ciphers;
 use crate::error::PgError;
 use crate::migrate;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
@@ -13,7 +13,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 /// Pool plus ciphers: what every store operation needs.
 pub(crate) struct Db {
     pub(crate) pool: Pool,
-    pub(crate) ring: KeyRing,
+    pub(crate) ring: Ciphers,
     pub(crate) schema: Option<String>,
 }
 
@@ -87,7 +87,7 @@ impl Db {
             .map_err(|e| PgError::Config(format!("connection pool: {e}")))?;
         let db = Db {
             pool,
-            ring: KeyRing::new(&cfg.encryption),
+            ring: Ciphers::new(&cfg.encryption),
             schema: cfg.schema.clone(),
         };
         let mut client = db.client().await?;

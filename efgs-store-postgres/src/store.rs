@@ -22,7 +22,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
 use crate::config::PgConfig;
-use crate::crypto::KeyRing;
+use crate::crypto::Ciphers;
 use crate::db::Db;
 use crate::error::{ConnectError, PgError};
 use crate::migrate::LOCK_CLASS;
@@ -82,7 +82,7 @@ impl PgStore {
         let update = tx
             .prepare("UPDATE keys SET key_id = $3, nonce = $4, payload = $5 WHERE upload_id = $1 AND position = $2")
             .await?;
-        let nonces = KeyRing::nonces(rows.len())?;
+        let nonces = Ciphers::nonces(rows.len())?;
         for (row, nonce) in rows.iter().zip(nonces) {
             let upload_id: i64 = row.try_get(0)?;
             let position: i32 = row.try_get(1)?;
@@ -465,7 +465,7 @@ impl PgStore {
     /// Seals every key (AES-256-GCM, fresh nonce each) and sorts the rows by hash, so that
     /// concurrent uploads sharing keys take the index locks in one order and cannot deadlock.
     fn seal_rows(&self, upload: &NewUpload) -> Result<Vec<KeyRow>, PgError> {
-        let nonces = KeyRing::nonces(upload.keys.len())?;
+        let nonces = Ciphers::nonces(upload.keys.len())?;
         let mut rows = Vec::with_capacity(upload.keys.len());
         let mut plain = Vec::with_capacity(128);
         for (i, (key, nonce)) in upload.keys.iter().zip(nonces).enumerate() {
