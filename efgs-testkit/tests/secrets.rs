@@ -207,12 +207,18 @@ async fn password_role(admin_url: &str, schema: &str) -> (String, String) {
     let role = format!("role_{schema}");
     let password = format!("Pw-{}-s3cr3t", &schema[4..]);
     admin
-        .batch_execute(&format!(
-            "CREATE ROLE {role} LOGIN PASSWORD '{password}'; \
-             GRANT CREATE ON DATABASE {PASSWORD_DB} TO {role};"
-        ))
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
         .await
         .unwrap();
+    // Tests running at once grant on the same database row: PostgreSQL may answer "tuple
+    // concurrently updated"; try again.
+    let grant = format!("GRANT CREATE ON DATABASE {PASSWORD_DB} TO {role}");
+    let mut attempt = 0;
+    while let Err(e) = admin.batch_execute(&grant).await {
+        attempt += 1;
+        assert!(attempt < 20, "GRANT failed: {e}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let port = admin_url
         .rsplit(':')
         .next()

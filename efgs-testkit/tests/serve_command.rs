@@ -82,12 +82,18 @@ async fn password_role(admin_url: &str) -> (String, String, String) {
     let role = format!("role_{}", schema.schema());
     let password = format!("pw-{}", schema.schema());
     admin
-        .batch_execute(&format!(
-            "CREATE ROLE {role} LOGIN PASSWORD '{password}'; \
-             GRANT CREATE ON DATABASE {PASSWORD_DB} TO {role};"
-        ))
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
         .await
         .unwrap();
+    // Tests running at once grant on the same database row: PostgreSQL may answer "tuple
+    // concurrently updated"; try again.
+    let grant = format!("GRANT CREATE ON DATABASE {PASSWORD_DB} TO {role}");
+    let mut attempt = 0;
+    while let Err(e) = admin.batch_execute(&grant).await {
+        attempt += 1;
+        assert!(attempt < 20, "GRANT failed: {e}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     (role, password, schema.schema().to_owned())
 }
 
