@@ -39,11 +39,8 @@ impl Config {
         Ok(cfg)
     }
 
-    fn parse_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            source: Box::new(e),
-        })
+    pub(super) fn parse_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| parse_error(text, path, &e))
     }
 
     fn rebase_paths(&mut self, base: &Path) {
@@ -362,4 +359,49 @@ fn conflict(setting: &str, file_setting: &str) -> ConfigError {
         setting: setting.to_owned(),
         file_setting: file_setting.to_owned(),
     }
+}
+
+/// A TOML error without the file's text: `toml`'s own `Display` quotes the offending line, and
+/// serde's messages quote the offending value (`invalid type: string "…"`), either of which may be
+/// a secret (hardening issue, low item; `config::tests::parse_errors_do_not_echo_the_file`).
+fn parse_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = e.span().map_or((0, 0), |span| {
+        let before = &text.as_bytes()[..span.start.min(text.len())];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        (line, before.len() - line_start + 1)
+    });
+    ConfigError::Parse {
+        path: path.to_owned(),
+        line,
+        column,
+        message: without_quoted_values(e.message()),
+    }
+}
+
+/// `message` with the contents of every `"…"` replaced by `…` (serde quotes values with double
+/// quotes; key names, which it quotes with backticks, stay).
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quote: Option<char> = None;
+    for c in message.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' {
+                    quote = Some(c);
+                }
+            }
+        }
+    }
+    if quote.is_some() {
+        out.push('…');
+    }
+    out
 }

@@ -512,12 +512,19 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The configuration file is not valid TOML for the configuration (unknown keys included).
-    #[error("configuration file {path}: {source}")]
+    ///
+    /// The message names the line and column but never quotes the file: the offending line may
+    /// hold a secret (see [`parse_error`](crate::config::load)).
+    #[error("configuration file {path}, line {line}, column {column}: {message}")]
     Parse {
         /// The file (or `<string>`).
         path: PathBuf,
-        /// The parser's message, with line and column.
-        source: Box<toml::de::Error>,
+        /// 1-based line of the error (0 when the parser gave no position).
+        line: usize,
+        /// 1-based column of the error (0 when the parser gave no position).
+        column: usize,
+        /// The parser's message with every quoted value replaced by `"…"`.
+        message: String,
     },
     /// An `EFGS_*` variable has a value that does not parse.
     #[error("{var}: {reason}")]

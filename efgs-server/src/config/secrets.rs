@@ -46,33 +46,90 @@ impl DatabaseUrl {
     }
 
     /// The connection string with any password replaced by `[redacted]`: the userinfo password
-    /// of a URL and every `password=` parameter (URL query or key/value form).
+    /// of a URL, every `password=` query parameter of a URL, and every `password` keyword of the
+    /// key/value form (`password = 'quoted \' value'` included, as libpq parses it).
     pub(crate) fn redacted(&self) -> String {
-        let mut s = self.0.clone();
-        if let Some(scheme_end) = s.find("://") {
-            let rest_start = scheme_end + 3;
-            let authority_end = s[rest_start..]
-                .find(['/', '?', '#'])
-                .map_or(s.len(), |i| rest_start + i);
-            if let Some(at) = s[rest_start..authority_end].rfind('@') {
-                let at = rest_start + at;
-                if let Some(colon) = s[rest_start..at].find(':') {
-                    s.replace_range(rest_start + colon + 1..at, "[redacted]");
-                }
+        let s = &self.0;
+        let is_url = ["postgres://", "postgresql://"]
+            .iter()
+            .any(|p| s.len() >= p.len() && s[..p.len()].eq_ignore_ascii_case(p));
+        match s.find("://") {
+            Some(scheme_end) if is_url => redact_url(s, scheme_end + 3),
+            _ => redact_key_value(s),
+        }
+    }
+}
+
+/// A URL: the userinfo password, then each `password=` query parameter up to `&` or `#`.
+fn redact_url(s: &str, rest_start: usize) -> String {
+    let mut s = s.to_owned();
+    let authority_end = s[rest_start..]
+        .find(['/', '?', '#'])
+        .map_or(s.len(), |i| rest_start + i);
+    if let Some(at) = s[rest_start..authority_end].rfind('@') {
+        let at = rest_start + at;
+        if let Some(colon) = s[rest_start..at].find(':') {
+            s.replace_range(rest_start + colon + 1..at, "[redacted]");
+        }
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s.as_str();
+    while let Some(pos) = find_ascii_ci(rest, "password=") {
+        let value_start = pos + "password=".len();
+        out.push_str(&rest[..value_start]);
+        out.push_str("[redacted]");
+        let tail = &rest[value_start..];
+        rest = &tail[tail.find(['&', '#']).unwrap_or(tail.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The key/value form: `keyword = value` pairs separated by white space, where a value is
+/// either unquoted (up to white space) or single-quoted with `\` escapes.
+fn redact_key_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    loop {
+        let Some(pos) = find_ascii_ci(rest, "password") else {
+            break;
+        };
+        let at_word_start = pos == 0 || rest.as_bytes()[pos - 1].is_ascii_whitespace();
+        let after_key = &rest[pos + "password".len()..];
+        let after_eq = after_key.trim_start().strip_prefix('=');
+        match after_eq {
+            Some(after_eq) if at_word_start => {
+                let value = after_eq.trim_start();
+                out.push_str(&rest[..pos]);
+                out.push_str("password=[redacted]");
+                rest = &value[value_len(value)..];
+            }
+            _ => {
+                out.push_str(&rest[..pos + "password".len()]);
+                rest = after_key;
             }
         }
-        let mut out = String::with_capacity(s.len());
-        let mut rest = s.as_str();
-        while let Some(pos) = find_ascii_ci(rest, "password=") {
-            let value_start = pos + "password=".len();
-            out.push_str(&rest[..value_start]);
-            out.push_str("[redacted]");
-            let tail = &rest[value_start..];
-            let end = tail.find([' ', '&', '#']).unwrap_or(tail.len());
-            rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Length in bytes of the value at the start of `v`: a single-quoted string with `\` escapes
+/// (an unterminated one runs to the end), or everything up to white space.
+fn value_len(v: &str) -> usize {
+    if let Some(inner) = v.strip_prefix('\'') {
+        let mut escaped = false;
+        for (i, c) in inner.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '\'' => return i + 2,
+                _ => {}
+            }
         }
-        out.push_str(rest);
-        out
+        v.len()
+    } else {
+        v.find(|c: char| c.is_ascii_whitespace()).unwrap_or(v.len())
     }
 }
 

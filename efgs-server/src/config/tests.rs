@@ -58,3 +58,48 @@ fn every_setting_round_trips_through_env() {
         assert_eq!(s.show(&c), shown, "{}", s.key);
     }
 }
+
+#[test]
+fn parse_errors_do_not_echo_the_file() {
+    // A secret pasted into a setting of the wrong type, and a line the TOML parser cannot read.
+    for text in [
+        "[http]\nmax_connections = \"hunter2-s3cr3t\"\n",
+        "[database]\nurl = postgres://efgs:hunter2-s3cr3t@db/efgs\n",
+        "[database]\nurl = \"postgres://efgs:hunter2-s3cr3t@db/efgs\n",
+    ] {
+        let err = Config::parse_toml(text, Path::new("efgs.toml")).unwrap_err();
+        let shown = err.to_string();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+        assert!(shown.contains("line 2"), "{shown}");
+        assert_eq!(err.code(), "config-parse");
+    }
+    // Key names stay, so the operator can still find the mistake.
+    let err = Config::parse_toml("[http]\nmax_conections = 4\n", Path::new("efgs.toml")).unwrap_err();
+    assert!(err.to_string().contains("max_conections"), "{err}");
+}
+
+#[test]
+fn database_url_redaction_of_quoted_and_spaced_values() {
+    for url in [
+        "host=db password='hunter2 s3cr3t' dbname=efgs",
+        "host=db password = hunter2 dbname=efgs",
+        "host=db password='hunter2\\' s3cr3t' dbname=efgs",
+        "host=db PASSWORD=hunter2",
+        "postgres://db/efgs?password=hunter2%20s3cr3t#frag",
+        "postgres://efgs:hunter2@db/efgs?password=hunter2",
+        "postgresql://efgs:hunter2%40x@db:5432/efgs",
+    ] {
+        let u = DatabaseUrl::new(url);
+        let shown = u.redacted();
+        assert!(!shown.contains("hunter2"), "{url} -> {shown}");
+        assert!(!shown.contains("s3cr3t"), "{url} -> {shown}");
+        assert!(shown.contains("[redacted]"), "{url} -> {shown}");
+    }
+    // What is not a password stays readable.
+    let u = DatabaseUrl::new("host=db user=efgs password='a b' dbname=efgs sslmode=require");
+    assert_eq!(
+        u.redacted(),
+        "host=db user=efgs password=[redacted] dbname=efgs sslmode=require"
+    );
+}
