@@ -20,6 +20,7 @@ use bytes::Bytes;
 use time::{Duration, OffsetDateTime};
 
 use crate::media::BodyFormat;
+use crate::single_flight::{SingleFlight, Turn};
 use crate::tag::BatchTag;
 
 /// Limits of the download response cache.
@@ -76,6 +77,8 @@ struct Inner {
 pub(crate) struct DownloadCache {
     policy: DownloadCachePolicy,
     inner: RwLock<Inner>,
+    /// Bodies being encoded: concurrent misses of one key share one encoding.
+    encoding: SingleFlight<CacheKey, CachedBody>,
 }
 
 impl DownloadCache {
@@ -83,7 +86,14 @@ impl DownloadCache {
         DownloadCache {
             policy,
             inner: RwLock::default(),
+            encoding: SingleFlight::default(),
         }
+    }
+
+    /// After a miss: encode the body ([`Turn::Lead`]) or wait for the request that already
+    /// does ([`Turn::Wait`]).
+    pub(crate) fn turn(&self, key: &CacheKey) -> Turn<'_, CacheKey, CachedBody> {
+        self.encoding.turn(key)
     }
 
     fn fresh(&self, filled: OffsetDateTime, now: OffsetDateTime) -> bool {

@@ -6,6 +6,7 @@
 //! protocol outcomes are values ([`UploadOutcome`]); failures are [`crate::Error`]s. The HTTP
 //! layer maps both to statuses with one table and does nothing else.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,15 +15,17 @@ use time::OffsetDateTime;
 
 use crate::Error;
 use crate::audit::{self, AuditEntry, AuditError};
-use crate::batch_signature::{self, SignaturePolicy, VerifiedSigner};
+use crate::batch_signature::{self, SignaturePolicy};
 use crate::batching::{self, BatchingPolicy};
 use crate::canonical::{self, DuplicateHasher};
+use crate::cert::Thumbprint;
 use crate::download::{self, DownloadError, DownloadPolicy};
 use crate::download_cache::{CacheKey, CachedBody, DownloadCache, DownloadCachePolicy};
 use crate::identity::{self, ClientIdentity};
 use crate::media::BodyFormat;
 use crate::model::{CertificateType, DiagnosisKeyBatch, FormatVersion};
 use crate::retention::{self, RetentionPolicy};
+use crate::single_flight::Turn;
 use crate::store::{
     CleanupReport, CreatedBatch, DownloadStat, DynStore, NewKey, NewUpload, TrustEntry,
     TrustListStoreExt, UploadOutcome,
@@ -332,10 +335,23 @@ impl Gateway {
             ));
         }
 
+        // The cheap check first: the claimed signer must be a trusted SIGNING entry before a
+        // public-key operation is spent on its signature (hardening issue, low items).
+        let claim = batch_signature::signer_claim(signature)?;
+        self.check_signer_trusted(&claim.thumbprint, &claim.country)
+            .await?;
         let signer =
             batch_signature::verify_detached(signature, &canonical, now, &self.policy.signature)?;
-        self.check_signer_trusted(&signer).await?;
         batch_signature::ensure_signer_country(&batch.keys, &signer)?;
+        // Every origin equals both the signer's and the caller's country, which ties the two
+        // together; an empty batch has no origin, so it is tied directly (protocol §4.3).
+        if batch.keys.is_empty() && signer.country != who.country {
+            return Err(batch_signature::SignatureError::SignerNotUploader {
+                certificate_country: signer.country,
+                uploader_country: who.country.clone(),
+            }
+            .into());
+        }
         validate::check_origins(&batch.keys, &who.country)?;
 
         let hashes = self.hasher.hash_all(&batch.keys);
@@ -359,14 +375,14 @@ impl Gateway {
         Ok(self.store.insert_upload(upload).await?)
     }
 
-    async fn check_signer_trusted(&self, signer: &VerifiedSigner) -> Result<(), Error> {
+    async fn check_signer_trusted(
+        &self,
+        thumbprint: &Thumbprint,
+        country: &str,
+    ) -> Result<(), Error> {
         let entry = self
             .store
-            .trust_entry_for(
-                &signer.thumbprint,
-                &signer.country,
-                CertificateType::Signing,
-            )
+            .trust_entry_for(thumbprint, country, CertificateType::Signing)
             .await?
             .ok_or(RequestError::UntrustedSigner("not on the trust list"))?;
         if entry.revoked {
@@ -421,21 +437,19 @@ impl Gateway {
         };
         let cached = match self.downloads.get(&key, now) {
             Some(hit) => hit,
-            None => {
-                let keys = self
-                    .store
-                    .batch_keys(&batch.tag, Some(&who.country))
-                    .await?;
-                let fresh = CachedBody {
-                    number_of_keys: keys.len() as u64,
-                    body: Bytes::from(crate::proto::encode_body(
-                        format,
-                        &DiagnosisKeyBatch { keys },
-                    )),
-                };
-                self.downloads.put(key, fresh.clone(), now);
-                fresh
-            }
+            None => match self.downloads.turn(&key) {
+                Turn::Lead(lead) => {
+                    let fresh = self.encode_download(&batch.tag, who, format).await?;
+                    self.downloads.put(key, fresh.clone(), now);
+                    lead.finish(fresh.clone());
+                    fresh
+                }
+                Turn::Wait(wait) => match wait.await {
+                    Some(shared) => shared,
+                    // The encoding request failed or went away: do it here.
+                    None => self.encode_download(&batch.tag, who, format).await?,
+                },
+            },
         };
         self.store
             .record_download(DownloadStat {
@@ -451,6 +465,23 @@ impl Gateway {
             format,
             body: cached.body,
             number_of_keys: cached.number_of_keys,
+        })
+    }
+
+    /// The body of a download: the batch's keys without the caller's country's, encoded.
+    async fn encode_download(
+        &self,
+        tag: &BatchTag,
+        who: &ClientIdentity,
+        format: BodyFormat,
+    ) -> Result<CachedBody, Error> {
+        let keys = self.store.batch_keys(tag, Some(&who.country)).await?;
+        Ok(CachedBody {
+            number_of_keys: keys.len() as u64,
+            body: Bytes::from(crate::proto::encode_body(
+                format,
+                &DiagnosisKeyBatch { keys },
+            )),
         })
     }
 
@@ -479,17 +510,24 @@ impl Gateway {
             .into());
         }
         let mut out = Vec::with_capacity(groups.len());
+        // One lookup per distinct certificate, not two per upload: a batch of many small
+        // uploads by a few countries names a few certificates many times.
+        let mut entries: HashMap<(Thumbprint, String, CertificateType), Option<TrustEntry>> =
+            HashMap::new();
         for g in groups {
-            let auth = self
-                .verified_entry(
-                    &g.uploader_thumbprint,
-                    &g.country,
-                    CertificateType::Authentication,
-                )
-                .await?;
-            let sign = self
-                .verified_entry(&g.signing_thumbprint, &g.country, CertificateType::Signing)
-                .await?;
+            let mut lookup = async |thumbprint: &Thumbprint, cert_type| -> Result<_, Error> {
+                let k = (thumbprint.clone(), g.country.clone(), cert_type);
+                if let Some(found) = entries.get(&k) {
+                    return Ok(found.clone());
+                }
+                let found = self
+                    .verified_entry(thumbprint, &g.country, cert_type)
+                    .await?;
+                entries.insert(k, found.clone());
+                Ok(found)
+            };
+            let auth = lookup(&g.uploader_thumbprint, CertificateType::Authentication).await?;
+            let sign = lookup(&g.signing_thumbprint, CertificateType::Signing).await?;
             out.push(AuditEntry {
                 country: g.country,
                 uploaded_time: g.uploaded_at,

@@ -23,6 +23,7 @@ pub mod media;
 pub mod model;
 pub mod proto;
 pub mod retention;
+mod single_flight;
 pub mod store;
 pub mod tag;
 pub mod trust;

@@ -161,6 +161,64 @@ fn cms_verify_seed_outcomes() {
             .code(),
         "signature-attribute-invalid"
     );
+    // Found by review (hardening issue): `openssl_ec_attr` with its signing time replaced by
+    // the GeneralizedTime 99991231235959-2359, whose instant in UTC lies after year 9999; the
+    // conversion panicked and the upload's connection closed without an answer.
+    assert_eq!(
+        verify("regression_signing_time_overflow")
+            .unwrap_err()
+            .code(),
+        "signature-attribute-invalid"
+    );
+    // Representable signing times spliced in the same way parse; the changed signed
+    // attributes then fail the signature (and nothing panics on the way).
+    for name in [
+        "signing_time_generalized_fraction",
+        "signing_time_utc_offset",
+    ] {
+        assert_eq!(
+            verify(name).unwrap_err().code(),
+            "signature-bad-signature",
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn signing_time_corpus() {
+    let mut accepted = std::collections::BTreeMap::new();
+    let n = replay("signing_time", |data| {
+        accepted.insert(data.to_vec(), checks::signing_time(data));
+    });
+    assert!(n >= 10);
+    let outcome = |name: &str| checks::signing_time(&seed("signing_time", name));
+    for refused in [
+        "overflow_late",
+        "generalized_local_refused",
+        "utc_truncated",
+        "multibyte",
+    ] {
+        assert_eq!(outcome(refused), None, "{refused}");
+    }
+    let t = |name: &str| outcome(name).unwrap_or_else(|| panic!("{name} refused"));
+    assert_eq!(t("utc_z"), time::macros::datetime!(2026-11-29 12:00 UTC));
+    // Year 0000 at +23:59 is still representable (the year before: -0001).
+    assert_eq!(
+        t("overflow_early"),
+        time::macros::datetime!(-0001-12-31 0:01 UTC)
+    );
+    assert_eq!(
+        t("utc_no_seconds_offset"),
+        time::macros::datetime!(2050-01-01 01:29 UTC)
+    );
+    assert_eq!(
+        t("generalized_long_fraction"),
+        time::macros::datetime!(2030-01-01 00:00:00.123456789 UTC)
+    );
+    assert_eq!(
+        t("leap_day"),
+        time::macros::datetime!(2024-02-29 23:59:59.999 UTC)
+    );
 }
 
 #[test]

@@ -87,22 +87,59 @@ async fn foreign_origin_keys_400_mtls(b: Backend) {
     foreign_origin_keys_400(b, Mode::Mtls).await;
 }
 
-/// NL uploads its own keys with a valid signature by FR's signing certificate: 400.
+/// NL uploads its own keys with a valid signature by FR's signing certificate: 400. So does
+/// an empty upload by NL signed by FR (no key origin ties the signer to the caller there).
+/// A signature by an NL certificate that is not on the trust list is refused as untrusted
+/// before any public-key operation: its signature over other keys would fail verification,
+/// but the trust-list lookup answers first.
 async fn signature_by_other_country_400(b: Backend, mode: Mode) {
     let scene = Scene::new(&b, mode, |f| f).await;
     let fed = &scene.fed;
     let nl = Client::country(fed, "NL");
     let keys = fed["NL"].keys(3);
-    let (r, _) = scene
-        .under_attack("signature by another country", || {
-            nl.upload(fed, &keys, "FR", "s-1", PB)
+    let unknown = efgs_testkit::pki::CertSpec::new(Some("NL"), "NL unknown signer", fed.now())
+        .generate()
+        .unwrap();
+    let unknown =
+        efgs_core::batch_signature::BatchSigner::from_der(&unknown.cert_der, &unknown.key_der)
+            .unwrap();
+    let foreign_content = efgs_core::canonical::canonical_batch_bytes(&fed["NL"].keys(2));
+    let unknown_signature = unknown.sign(&foreign_content, fed.now()).unwrap();
+    let (nl, keys, unknown_signature) = (&nl, &keys, &unknown_signature);
+    let (replies, _) = scene
+        .under_attack("signature by another country", move || async move {
+            vec![
+                (
+                    "NL keys signed by FR",
+                    nl.upload(fed, keys, "FR", "s-1", PB).await,
+                    &["signature-country-mismatch"][..],
+                ),
+                (
+                    "an empty NL upload (JSON) signed by FR",
+                    nl.upload(fed, &[], "FR", "s-2", BodyFormat::Json).await,
+                    &["signature-signer-not-uploader"][..],
+                ),
+                (
+                    "NL keys, another batch's signature by an unknown NL certificate",
+                    nl.must(
+                        "POST",
+                        "/diagnosiskeys/upload",
+                        &[
+                            ("content-type", PB_V1),
+                            ("batchTag", "s-3"),
+                            ("batchSignature", unknown_signature),
+                        ],
+                        encode_body(keys, PB),
+                    )
+                    .await,
+                    &["untrusted-signer"][..],
+                ),
+            ]
         })
         .await;
-    r.assert_problem(
-        "NL keys signed by FR",
-        400,
-        &["signature-country-mismatch", "untrusted-signer"],
-    );
+    for (what, r, codes) in &replies {
+        r.assert_problem(what, 400, codes);
+    }
 }
 
 async fn signature_by_other_country_400_proxy(b: Backend) {

@@ -345,3 +345,44 @@ pub fn identity(data: &[u8]) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// signing_time
+// ---------------------------------------------------------------------------------------------
+
+/// `signing_time`: the signing-time parser on any value. Byte 0 picks the type (even: UTCTime,
+/// odd: GeneralizedTime), the rest (at most 127 bytes) is the value. Never panics (the
+/// hardening issue's `99991231235959-2359` overflowed the instant); an accepted value is ASCII,
+/// lies in the type's year range (one day of zone offset either side), and the instant it
+/// names, written back as a GeneralizedTime in UTC, parses to itself.
+pub fn signing_time(data: &[u8]) -> Option<OffsetDateTime> {
+    let (kind, value) = data.split_first()?;
+    let value = &value[..value.len().min(127)];
+    let tag = if kind % 2 == 0 { 0x17 } else { 0x18 };
+    let mut der = vec![tag, value.len() as u8];
+    der.extend_from_slice(value);
+    let t = efgs_core::batch_signature::parse_signing_time_der(&der)?;
+    assert!(value.is_ascii(), "accepted a non-ASCII time");
+    let years = if tag == 0x17 { 1949..=2050 } else { -1..=10000 };
+    assert!(years.contains(&t.year()), "year {} out of range", t.year());
+    let back = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}.{:09}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond()
+    );
+    if (0..=9999).contains(&t.year()) {
+        let mut der = vec![0x18, back.len() as u8];
+        der.extend_from_slice(back.as_bytes());
+        assert_eq!(
+            efgs_core::batch_signature::parse_signing_time_der(&der),
+            Some(t),
+            "{back} does not parse back"
+        );
+    }
+    Some(t)
+}

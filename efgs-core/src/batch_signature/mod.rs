@@ -42,9 +42,17 @@ mod verify;
 
 pub use algorithms::{EcCurve, HashAlgorithm, SignatureScheme};
 pub use sign::{BatchSigner, SignerInputError};
-pub use verify::{verify_detached, verify_detached_der};
+pub use verify::{signer_claim, verify_detached, verify_detached_der};
 
 use time::OffsetDateTime;
+
+/// Parses the DER of a UTCTime or GeneralizedTime exactly as the signing-time attribute is
+/// parsed; `None` where verification would answer `signature-attribute-invalid`. For the
+/// `signing_time` fuzz target and its corpus test, not a stable API.
+#[doc(hidden)]
+pub fn parse_signing_time_der(der: &[u8]) -> Option<OffsetDateTime> {
+    asn1_time::parse(&ber::Tlv::read_exact(der).ok()?)
+}
 
 /// Which algorithms the verifier accepts beyond the fixed list of decisions item 4.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +71,15 @@ impl Default for SignaturePolicy {
             min_rsa_bits: 2048,
         }
     }
+}
+
+/// Who a `batchSignature` says signed it, before anything is verified ([`signer_claim`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignerClaim {
+    /// SHA-256 of the signer certificate as received.
+    pub thumbprint: crate::cert::Thumbprint,
+    /// The single `C` of the certificate subject.
+    pub country: String,
 }
 
 /// The outcome of a successful [`verify_detached`]: who signed, and how.
@@ -227,6 +244,17 @@ pub enum SignatureError {
         /// The certificate's country.
         certificate_country: String,
     },
+    /// An empty batch signed by a certificate of another country than the caller's (with keys,
+    /// [`SignatureError::CountryMismatch`] or the origin rule catches this).
+    #[error(
+        "the signer certificate country {certificate_country} is not the uploader's country {uploader_country}"
+    )]
+    SignerNotUploader {
+        /// The certificate's country.
+        certificate_country: String,
+        /// The authenticated caller's country.
+        uploader_country: String,
+    },
     /// Signing: the certificate or key PEM/DER could not be read.
     #[error("cannot read {what}: {source}")]
     InvalidSignerInput {
@@ -280,6 +308,7 @@ impl SignatureError {
             }
             SignatureError::BadSignature => "signature-bad-signature",
             SignatureError::CountryMismatch { .. } => "signature-country-mismatch",
+            SignatureError::SignerNotUploader { .. } => "signature-signer-not-uploader",
             SignatureError::InvalidSignerInput { .. } => "signer-invalid-input",
             SignatureError::KeyMismatch => "signer-key-mismatch",
             SignatureError::SigningFailed { .. } => "signer-failed",

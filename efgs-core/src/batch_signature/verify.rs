@@ -10,7 +10,7 @@ use x509_cert::serial_number::SerialNumber;
 
 use super::algorithms::{self, AlgId, PublicKey, oid};
 use super::ber::{BerError, Tlv, tag};
-use super::{SignatureError, SignaturePolicy, VerifiedSigner, asn1_time};
+use super::{SignatureError, SignaturePolicy, SignerClaim, VerifiedSigner, asn1_time};
 
 /// Standard alphabet; padding optional; no whitespace; non-zero trailing bits tolerated (as
 /// `java.util.Base64`).
@@ -49,24 +49,7 @@ pub fn verify_detached_der(
     now: OffsetDateTime,
     policy: &SignaturePolicy,
 ) -> Result<VerifiedSigner, SignatureError> {
-    if cms.is_empty() {
-        return Err(SignatureError::Empty);
-    }
-    let signed_data = parse_content_info(cms)?;
-    let sd = parse_signed_data(&signed_data)?;
-    let si_tlv = sd
-        .signer_infos
-        .first()
-        .ok_or(SignatureError::NoSignerInfo)?;
-    let si = parse_signer_info(si_tlv)?;
-
-    // Step 4: the signer certificate, by SignerIdentifier.
-    let (cert_der, cert) = sd
-        .certificates
-        .iter()
-        .filter_map(|raw| decode_certificate(raw).map(|c| (*raw, c)))
-        .find(|(_, c)| si.sid.matches(c))
-        .ok_or(SignatureError::SignerCertificateMissing)?;
+    let (si, cert_der, cert) = signer_parts(cms)?;
     let tbs = cert.tbs_certificate();
 
     // Step 5: validity, strictly.
@@ -80,12 +63,7 @@ pub fn verify_detached_der(
     }
 
     // Step 6: exactly one C.
-    let countries = crate::cert::countries_in(tbs.subject());
-    let country = match crate::cert::single_country(tbs.subject()) {
-        Some(c) => c,
-        None if countries.is_empty() => return Err(SignatureError::CountryMissing),
-        None => return Err(SignatureError::CountryAmbiguous { countries }),
-    };
+    let country = signer_country(tbs.subject())?;
 
     // Algorithm policy (decisions item 4).
     let key = PublicKey::from_spki(tbs.subject_public_key_info(), policy.min_rsa_bits)?;
@@ -191,6 +169,57 @@ pub fn verify_detached_der(
         signing_time,
         signed_attributes: si.signed_attrs.is_some(),
     })
+}
+
+/// Who claims to have signed a `batchSignature` header value: the thumbprint and country of
+/// the signer certificate, found exactly as [`verify_detached`] finds it, with the same errors,
+/// but without checking validity, algorithms or the signature itself.
+///
+/// It is cheap (parsing only), so a caller can look the signer up on the trust list before it
+/// spends a public-key operation on a signature by a certificate it would refuse anyway (the
+/// gateway does; hardening issue, low items). A `SignerClaim` proves nothing: only
+/// [`verify_detached`] does.
+pub fn signer_claim(signature_b64: &str) -> Result<SignerClaim, SignatureError> {
+    let bytes = BASE64
+        .decode(signature_b64)
+        .map_err(|source| SignatureError::Base64 { source })?;
+    let (_, cert_der, cert) = signer_parts(&bytes)?;
+    Ok(SignerClaim {
+        thumbprint: crate::cert::Thumbprint::of_der(cert_der),
+        country: signer_country(cert.tbs_certificate().subject())?,
+    })
+}
+
+/// Steps 1-4: ContentInfo, SignedData, the first SignerInfo and its certificate.
+fn signer_parts(cms: &[u8]) -> Result<(SignerInfoParts<'_>, &[u8], Certificate), SignatureError> {
+    if cms.is_empty() {
+        return Err(SignatureError::Empty);
+    }
+    let signed_data = parse_content_info(cms)?;
+    let sd = parse_signed_data(&signed_data)?;
+    let si_tlv = sd
+        .signer_infos
+        .first()
+        .ok_or(SignatureError::NoSignerInfo)?;
+    let si = parse_signer_info(si_tlv)?;
+    // Step 4: the signer certificate, by SignerIdentifier.
+    let (cert_der, cert) = sd
+        .certificates
+        .iter()
+        .filter_map(|raw| decode_certificate(raw).map(|c| (*raw, c)))
+        .find(|(_, c)| si.sid.matches(c))
+        .ok_or(SignatureError::SignerCertificateMissing)?;
+    Ok((si, cert_der, cert))
+}
+
+/// Step 6: the subject's single `C`.
+fn signer_country(subject: &Name) -> Result<String, SignatureError> {
+    let countries = crate::cert::countries_in(subject);
+    match crate::cert::single_country(subject) {
+        Some(c) => Ok(c),
+        None if countries.is_empty() => Err(SignatureError::CountryMissing),
+        None => Err(SignatureError::CountryAmbiguous { countries }),
+    }
 }
 
 fn to_offset(t: x509_cert::time::Time) -> Result<OffsetDateTime, SignatureError> {

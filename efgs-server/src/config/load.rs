@@ -368,7 +368,10 @@ fn parse_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
     let (line, column) = e.span().map_or((0, 0), |span| {
         let before = &text.as_bytes()[..span.start.min(text.len())];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         (line, before.len() - line_start + 1)
     });
     ConfigError::Parse {

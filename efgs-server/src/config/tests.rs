@@ -75,7 +75,8 @@ fn parse_errors_do_not_echo_the_file() {
         assert_eq!(err.code(), "config-parse");
     }
     // Key names stay, so the operator can still find the mistake.
-    let err = Config::parse_toml("[http]\nmax_conections = 4\n", Path::new("efgs.toml")).unwrap_err();
+    let err =
+        Config::parse_toml("[http]\nmax_conections = 4\n", Path::new("efgs.toml")).unwrap_err();
     assert!(err.to_string().contains("max_conections"), "{err}");
 }
 
