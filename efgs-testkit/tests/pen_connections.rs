@@ -26,6 +26,8 @@ http_tests!(
     slow_body_and_headers_408_or_closed_mtls,
     never_read_responses_dropped_proxy,
     never_read_responses_dropped_mtls,
+    h2_zero_window_dropped_proxy,
+    h2_zero_window_dropped_mtls,
     idle_connections_1000_through_trusted_proxy,
     idle_connections_1000_direct_proxy_mode,
     idle_connections_1000_mtls,
@@ -234,6 +236,105 @@ async fn never_read_responses_dropped_proxy(b: Backend) {
 
 async fn never_read_responses_dropped_mtls(b: Backend) {
     never_read_responses(b, Mode::Mtls).await;
+}
+
+/// HTTP/2 with a zero flow-control window (hardening issue: "over HTTP/2 a zero
+/// flow-control window does the same"): `http.response_timeout_secs = 1`, a 5,000-key batch;
+/// 4 connections (h2c with prior knowledge in proxy mode, h2 inside TLS in mtls mode) announce
+/// `SETTINGS_INITIAL_WINDOW_SIZE = 0`, open 40 download streams each and never send a
+/// WINDOW_UPDATE. The server can send the response headers but no body byte; it must drop
+/// each connection once the response deadline passes, while the good client is served.
+async fn h2_zero_window(b: Backend, mode: Mode) {
+    const CONNECTIONS: usize = 4;
+    const STREAMS: usize = 40;
+    let _heavy = HEAVY.lock().await;
+    let scene = Scene::with_seed(&b, mode, 5000, |f| {
+        f.setting("http.response_timeout_secs", "1")
+    })
+    .await;
+    let nl = Client::country(&scene.fed, "NL");
+    let path = format!("/diagnosiskeys/download/{}", scene.fed.today());
+    let authority = match mode {
+        Mode::Proxy => "http://localhost",
+        Mode::Mtls => "https://localhost",
+    };
+    let (outcomes, stats) = scene
+        .under_long_attack("HTTP/2 zero window", async {
+            let mut conns = Vec::new();
+            for _ in 0..CONNECTIONS {
+                let io = nl.connect().await.unwrap();
+                let (client, connection) = h2::client::Builder::new()
+                    .initial_window_size(0)
+                    .handshake::<_, bytes::Bytes>(io)
+                    .await
+                    .unwrap();
+                let started = Instant::now();
+                let driver = tokio::spawn(async move {
+                    let ended = connection.await;
+                    (started.elapsed(), ended.is_err())
+                });
+                let mut client = client.ready().await.unwrap();
+                let mut responses = Vec::new();
+                for _ in 0..STREAMS {
+                    let mut req =
+                        hyper::Request::get(format!("{authority}{path}")).header("accept", PB_V1);
+                    for (k, v) in nl.identity_headers() {
+                        req = req.header(k.as_str(), v.as_str());
+                    }
+                    let (response, _) = client.send_request(req.body(()).unwrap(), true).unwrap();
+                    responses.push(response);
+                    client = client.ready().await.unwrap();
+                }
+                conns.push((client, responses, driver));
+            }
+            let mut out = Vec::new();
+            for (client, responses, driver) in conns {
+                let mut heads = 0;
+                let mut body_bytes = 0;
+                for response in responses {
+                    // Headers may arrive (they need no window); a body byte cannot.
+                    if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(5), response).await
+                    {
+                        heads += 1;
+                        assert_eq!(r.status(), 200);
+                        let mut body = r.into_body();
+                        while let Ok(Some(Ok(chunk))) =
+                            tokio::time::timeout(Duration::from_millis(50), body.data()).await
+                        {
+                            body_bytes += chunk.len();
+                        }
+                    }
+                }
+                let ended = tokio::time::timeout(Duration::from_secs(10), driver).await;
+                drop(client);
+                out.push((heads, body_bytes, ended.map(|r| r.unwrap()).ok()));
+            }
+            out
+        })
+        .await;
+    eprintln!(
+        "PENTEST {}: {CONNECTIONS} HTTP/2 connections x {STREAMS} streams with a zero window: (headers, body bytes, (closed after, with error)) {:?}; good client {}; VmHWM {} MiB",
+        scene.label("HTTP/2 zero window"),
+        outcomes,
+        stats.summary(),
+        peak_rss_kib() / 1024
+    );
+    for (i, (_, body_bytes, ended)) in outcomes.iter().enumerate() {
+        assert_eq!(*body_bytes, 0, "connection {i}: a zero window carried data");
+        let (after, _) = ended.unwrap_or_else(|| panic!("connection {i}: still open after 10 s"));
+        assert!(
+            after < Duration::from_secs(15),
+            "connection {i}: closed only after {after:?}"
+        );
+    }
+}
+
+async fn h2_zero_window_dropped_proxy(b: Backend) {
+    h2_zero_window(b, Mode::Proxy).await;
+}
+
+async fn h2_zero_window_dropped_mtls(b: Backend) {
+    h2_zero_window(b, Mode::Mtls).await;
 }
 
 /// Opens 1,000 connections from 127.0.0.1: half send nothing, half a partial request (a
