@@ -90,10 +90,7 @@ fn redact_url(s: &str, rest_start: usize) -> String {
 fn redact_key_value(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    loop {
-        let Some(pos) = find_ascii_ci(rest, "password") else {
-            break;
-        };
+    while let Some(pos) = find_ascii_ci(rest, "password") {
         let at_word_start = pos == 0 || rest.as_bytes()[pos - 1].is_ascii_whitespace();
         let after_key = &rest[pos + "password".len()..];
         let after_eq = after_key.trim_start().strip_prefix('=');
