@@ -45,6 +45,7 @@ use time::{Date, Duration, OffsetDateTime};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::harness::write_private;
 use crate::national::{Identity, NationalBackend, NationalError};
 use crate::pki::{GeneratedCert, Pki, PkiError};
 
@@ -503,17 +504,6 @@ fn setting(key: &str, value: impl Into<String>) -> (String, String) {
         format!("EFGS_{}", key.replace('.', "_").to_ascii_uppercase()),
         value.into(),
     )
-}
-
-/// Writes a file only its owner can read (the server refuses secret files others can read).
-fn write_private(path: &std::path::Path, content: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, content)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
 }
 
 /// The encryption key of federations and [`PostgresSchema::store`] on PostgreSQL.

@@ -20,6 +20,7 @@ pub mod demo;
 pub mod faulty;
 pub mod federation;
 pub mod generate;
+pub mod harness;
 pub mod national;
 pub mod pki;
 pub mod slow;

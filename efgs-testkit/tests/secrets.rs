@@ -13,12 +13,13 @@
 #[macro_use]
 mod support;
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use efgs_core::DiagnosisKey;
 use efgs_core::media::BodyFormat;
 use efgs_testkit::federation::{Federation, FederationBuilder};
+use efgs_testkit::harness::{CapturedLog, PasswordRole};
 use efgs_testkit::national::{Identity, encode_body};
 use efgs_testkit::pki::CertSpec;
 use support::Backend;
@@ -57,8 +58,6 @@ enum Lines {
     ButDriver,
 }
 
-/// The database the test cluster guards with SCRAM passwords (scripts/pg-test-cluster.sh).
-const PASSWORD_DB: &str = "efgs_password";
 /// The federation's duplicate-hash secret (efgs_testkit::federation's default).
 const DUPLICATE_SECRET: &str = "efgs-testkit duplicate hash secret";
 /// The encryption key of the PostgreSQL run.
@@ -67,26 +66,12 @@ const ENCRYPTION_KEY: [u8; 32] = [
     0xdd, 0xee, 0xf0, 0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3,
 ];
 
-/// Everything logged by this test binary.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Installs the global subscriber (once): every crate at `debug`, text without colours, into
 /// a buffer.
-fn log() -> &'static Captured {
-    static LOG: OnceLock<Captured> = OnceLock::new();
+fn log() -> &'static CapturedLog {
+    static LOG: OnceLock<CapturedLog> = OnceLock::new();
     LOG.get_or_init(|| {
-        let captured = Captured::default();
+        let captured = CapturedLog::default();
         let writer = captured.clone();
         tracing_subscriber::fmt()
             // `log.filter = debug`, installed the way efgs-server installs it.
@@ -183,77 +168,6 @@ impl Bodies {
     }
 }
 
-/// A login role with a password, allowed to create schemas in [`PASSWORD_DB`]; returns
-/// (url without password, password).
-async fn password_role(admin_url: &str, schema: &str) -> (String, String) {
-    let (admin, conn) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let exists = admin
-        .query_opt(
-            "SELECT 1 FROM pg_database WHERE datname = $1",
-            &[&PASSWORD_DB],
-        )
-        .await
-        .unwrap()
-        .is_some();
-    if !exists {
-        // Another test binary may race here; a duplicate is fine.
-        let _ = admin
-            .batch_execute(&format!("CREATE DATABASE {PASSWORD_DB}"))
-            .await;
-    }
-    let role = format!("role_{schema}");
-    let password = format!("Pw-{}-s3cr3t", &schema[4..]);
-    admin
-        .batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
-        .await
-        .unwrap();
-    // Tests running at once grant on the same database row: PostgreSQL may answer "tuple
-    // concurrently updated"; try again.
-    let grant = format!("GRANT CREATE ON DATABASE {PASSWORD_DB} TO {role}");
-    let mut attempt = 0;
-    while let Err(e) = admin.batch_execute(&grant).await {
-        attempt += 1;
-        assert!(attempt < 20, "GRANT failed: {e}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let port = admin_url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    (
-        format!("postgres://{role}@127.0.0.1:{port}/{PASSWORD_DB}"),
-        password,
-    )
-}
-
-/// Drops the role's schema and the role.
-async fn drop_password_role(admin_url: &str, url: &str, password: &str, schema: &str) {
-    let mut cfg: tokio_postgres::Config = url.parse().unwrap();
-    cfg.password(password);
-    if let Ok((client, conn)) = cfg.connect(tokio_postgres::NoTls).await {
-        tokio::spawn(conn);
-        let _ = client
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .await;
-    }
-    if let Ok((admin, conn)) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls).await {
-        tokio::spawn(conn);
-        let role = format!("role_{schema}");
-        let _ = admin
-            .batch_execute(&format!(
-                "REVOKE CREATE ON DATABASE {PASSWORD_DB} FROM {role}; DROP ROLE IF EXISTS {role}"
-            ))
-            .await;
-    }
-}
-
 /// The representative scenario; on PostgreSQL the driver's own lines are left to
 /// [`postgres_driver_logs_no_secrets`].
 async fn secrets_never_logged_nor_answered(b: Backend) {
@@ -299,8 +213,9 @@ async fn run(b: &Backend, scenario: Scenario, lines: Lines) {
     if let Backend::Postgres(schema) = b {
         // The test's own administration (CREATE ROLE ... PASSWORD) is not the gateway's log.
         let quiet = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
-        let (url, password) = password_role(schema.url(), schema.schema()).await;
+        let role = PasswordRole::create(schema.url()).await.unwrap();
         drop(quiet);
+        let (url, password) = (role.url.clone(), role.password.clone());
         secrets.add("database password", password.clone());
         let hex_key = hex::encode(ENCRYPTION_KEY);
         secrets.add("encryption key (hex)", hex_key.clone());
@@ -313,16 +228,11 @@ async fn run(b: &Backend, scenario: Scenario, lines: Lines) {
             .setting("storage", "postgres")
             .setting("database.url", url.clone())
             .setting("database.password", password.clone())
-            .setting("database.schema", schema.schema())
+            .setting("database.schema", role.schema.clone())
             .setting("database.pool_size", "4")
             .setting("encryption.active_key", "1")
             .setting("encryption.keys", format!("1={hex_key}"));
-        pg = Some((
-            schema.url().to_owned(),
-            url,
-            password,
-            schema.schema().to_owned(),
-        ));
+        pg = Some(role);
     }
     let fed = builder.build().await.unwrap();
     secrets.private_key("trust anchor key", &fed.pki().anchor_key_pem);
@@ -339,13 +249,13 @@ async fn run(b: &Backend, scenario: Scenario, lines: Lines) {
         Scenario::MalformedJson => malformed_json(&fed, &mut secrets, &mut bodies).await,
     }
     fed.shutdown().await.unwrap();
-    if let Some((admin, url, password, schema)) = &pg {
+    if let Some(role) = &pg {
         let quiet = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
-        drop_password_role(admin, url, password, schema).await;
+        role.drop_role().await;
         drop(quiet);
     }
 
-    let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    let text = log.text();
     assert!(text.contains("request refused"), "the log was not captured");
     let mut found = Vec::new();
     let mut checked = 0;

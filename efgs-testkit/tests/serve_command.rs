@@ -8,94 +8,16 @@
 mod support;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use efgs_core::media::BodyFormat;
-use efgs_testkit::federation::{PostgresSchema, TestClock};
+use efgs_testkit::federation::TestClock;
+use efgs_testkit::harness::{CapturedLog, PasswordRole, free_port, write_private};
 use efgs_testkit::national::NationalBackend;
 use efgs_testkit::pki::Pki;
 use tokio::sync::oneshot;
-
-/// The database the test cluster guards with SCRAM passwords (scripts/pg-test-cluster.sh).
-const PASSWORD_DB: &str = "efgs_password";
-
-fn write_private(path: &Path, content: &[u8]) {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::write(path, content).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Log lines written while a future runs on this thread (the test runtime is single-threaded).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A login role with a password, allowed to create schemas in [`PASSWORD_DB`].
-async fn password_role(admin_url: &str) -> (String, String, String) {
-    let (admin, conn) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
-        .await
-        .expect("connect as the test cluster's superuser");
-    tokio::spawn(conn);
-    let exists = admin
-        .query_opt(
-            "SELECT 1 FROM pg_database WHERE datname = $1",
-            &[&PASSWORD_DB],
-        )
-        .await
-        .unwrap()
-        .is_some();
-    if !exists {
-        // Two test binaries may race here; a duplicate is fine.
-        let _ = admin
-            .batch_execute(&format!("CREATE DATABASE {PASSWORD_DB}"))
-            .await;
-    }
-    let schema = PostgresSchema::new(admin_url).await.unwrap();
-    let role = format!("role_{}", schema.schema());
-    let password = format!("pw-{}", schema.schema());
-    admin
-        .batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
-        .await
-        .unwrap();
-    // Tests running at once grant on the same database row: PostgreSQL may answer "tuple
-    // concurrently updated"; try again.
-    let grant = format!("GRANT CREATE ON DATABASE {PASSWORD_DB} TO {role}");
-    let mut attempt = 0;
-    while let Err(e) = admin.batch_execute(&grant).await {
-        attempt += 1;
-        assert!(attempt < 20, "GRANT failed: {e}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    (role, password, schema.schema().to_owned())
-}
 
 struct Files {
     dir: tempfile::TempDir,
@@ -113,11 +35,12 @@ impl Files {
         for (i, entry) in pki.entries().enumerate() {
             std::fs::write(p.join(format!("trust-list/{i}.json")), entry.to_json()).unwrap();
         }
-        write_private(&p.join("enc-1.key"), &[0x17; 32]);
+        write_private(&p.join("enc-1.key"), &[0x17; 32]).unwrap();
         write_private(
             &p.join("dup-hash"),
             b"a duplicate-hash secret of 32+ bytes\n",
-        );
+        )
+        .unwrap();
         std::fs::write(
             p.join("efgs.toml"),
             format!(
@@ -190,24 +113,16 @@ async fn serve_from_toml_and_env_with_password_file_uploads_and_downloads() {
     else {
         return;
     };
-    let (role, password, schema) = password_role(admin.url()).await;
-    let port = admin
-        .url()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let role = PasswordRole::create(admin.url()).await.unwrap();
+    let (password, schema) = (&role.password, &role.schema);
     // No password in the URL: it comes from database.password_file only.
-    let url = format!("postgres://{role}@127.0.0.1:{port}/{PASSWORD_DB}");
-    let files = Files::new(&url, &schema);
+    let url = role.url.clone();
+    let files = Files::new(&url, schema);
 
     // A wrong password: the command fails and names the setting.
-    write_private(&files.dir.path().join("db-password"), b"not the password\n");
-    let (args, env) = files.command(SocketAddr::from(([127, 0, 0, 1], free_port())));
-    let log = Captured::default();
+    write_private(&files.dir.path().join("db-password"), b"not the password\n").unwrap();
+    let (args, env) = files.command(SocketAddr::from(([127, 0, 0, 1], free_port().unwrap())));
+    let log = CapturedLog::default();
     let writer = log.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
@@ -232,8 +147,9 @@ async fn serve_from_toml_and_env_with_password_file_uploads_and_downloads() {
     write_private(
         &files.dir.path().join("db-password"),
         format!("{password}\n").as_bytes(),
-    );
-    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    )
+    .unwrap();
+    let listen = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
     let (args, env) = files.command(listen);
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(efgs_server::run(args, env, async move {

@@ -9,16 +9,14 @@
 mod support;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use efgs_core::model::CertificateType;
 use efgs_core::store::TrustListStore as _;
 use efgs_testkit::federation::{PostgresSchema, TestClock};
+use efgs_testkit::harness::{CapturedLog, free_port, write_private};
 use efgs_testkit::national::NationalBackend;
 use efgs_testkit::pki::Pki;
 use tokio::sync::oneshot;
@@ -26,45 +24,6 @@ use tokio::task::JoinHandle;
 
 const PB_V1: &str = "application/protobuf; version=1.0";
 const OPERATOR: &str = "efgs-operator-test";
-
-fn write_private(path: &Path, content: &[u8]) {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::write(path, content).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Log lines written while the test runs (the test runtime is single-threaded, so the
-/// thread's default subscriber sees the commands and the server).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    fn clear(&self) {
-        self.0.lock().unwrap().clear();
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// One gateway's files (PKI, trust list, secrets) and `EFGS_*` settings on `schema`.
 struct Gateway {
@@ -83,11 +42,12 @@ impl Gateway {
         for (i, entry) in pki.entries().enumerate() {
             std::fs::write(p.join(format!("trust-list/{i}.json")), entry.to_json()).unwrap();
         }
-        write_private(&p.join("enc-1.key"), &[0x17; 32]);
+        write_private(&p.join("enc-1.key"), &[0x17; 32]).unwrap();
         write_private(
             &p.join("dup-hash"),
             b"a duplicate-hash secret of 32+ bytes\n",
-        );
+        )
+        .unwrap();
         Gateway { dir, pki, schema }
     }
 
@@ -126,13 +86,13 @@ impl Gateway {
             .chain(args.iter().copied())
             .map(OsString::from)
             .collect();
-        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let listen = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
         efgs_server::run(argv, self.env(listen), std::future::pending()).await
     }
 
     /// Starts `efgs-server serve` on a free port and waits until it listens.
     async fn serve(&self) -> Serving {
-        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let listen = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(efgs_server::run(
             vec![OsString::from("efgs-server"), OsString::from("serve")],
@@ -194,7 +154,7 @@ async fn revoke_restart_import_and_readmit_with_the_commands() {
         return;
     };
     let gw = Gateway::new(schema.clone());
-    let log = Captured::default();
+    let log = CapturedLog::default();
     let writer = log.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())

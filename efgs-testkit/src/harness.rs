@@ -1,0 +1,156 @@
+//! Small pieces the command-line and log tests share: private files, a free loopback port, a
+//! log buffer, and a PostgreSQL login role with a password (the test cluster of
+//! `scripts/pg-test-cluster.sh` guards the database [`PASSWORD_DB`] with SCRAM passwords).
+
+use std::sync::{Arc, Mutex};
+
+use efgs_core::BoxError;
+
+use crate::federation::PostgresSchema;
+
+/// The database the test cluster guards with SCRAM passwords.
+pub const PASSWORD_DB: &str = "efgs_password";
+
+/// Writes a file only its owner can read (the server refuses secret files others can read).
+pub fn write_private(path: &std::path::Path, content: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, content)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Log output collected in memory: give clones of it to a `tracing_subscriber` writer.
+#[derive(Clone, Debug, Default)]
+pub struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    /// Everything written so far, as text (lossy).
+    pub fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Forgets everything written so far.
+    pub fn clear(&self) {
+        if let Ok(mut b) = self.0.lock() {
+            b.clear();
+        }
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A login role with a password that may create schemas in [`PASSWORD_DB`], and a schema name
+/// of its own. [`PasswordRole::drop_role`] removes both.
+#[derive(Debug)]
+pub struct PasswordRole {
+    /// The role's name (`role_<schema>`).
+    pub role: String,
+    /// Its password.
+    pub password: String,
+    /// The schema reserved for it (created by whoever connects first).
+    pub schema: String,
+    /// `postgres://<role>@127.0.0.1:<port>/efgs_password`, without the password.
+    pub url: String,
+    admin_url: String,
+}
+
+impl PasswordRole {
+    /// Creates the role (and [`PASSWORD_DB`] if missing) as the cluster's superuser at
+    /// `admin_url` (a `postgres://…@127.0.0.1:<port>/…` URL).
+    pub async fn create(admin_url: &str) -> Result<PasswordRole, BoxError> {
+        let (admin, conn) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        let exists = admin
+            .query_opt(
+                "SELECT 1 FROM pg_database WHERE datname = $1",
+                &[&PASSWORD_DB],
+            )
+            .await?
+            .is_some();
+        if !exists {
+            // Two test binaries may race here; a duplicate is fine.
+            let _ = admin
+                .batch_execute(&format!("CREATE DATABASE {PASSWORD_DB}"))
+                .await;
+        }
+        let schema = PostgresSchema::new(admin_url).await?.schema().to_owned();
+        let role = format!("role_{schema}");
+        let password = format!("Pw-{schema}-s3cr3t");
+        admin
+            .batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
+            .await?;
+        // Tests running at once grant on the same database row: PostgreSQL may answer "tuple
+        // concurrently updated"; try again.
+        let grant = format!("GRANT CREATE ON DATABASE {PASSWORD_DB} TO {role}");
+        let mut attempt = 0;
+        while let Err(e) = admin.batch_execute(&grant).await {
+            attempt += 1;
+            if attempt >= 20 {
+                return Err(e.into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let port = admin_url
+            .rsplit(':')
+            .next()
+            .and_then(|rest| rest.split('/').next())
+            .ok_or("the admin URL names no port")?;
+        Ok(PasswordRole {
+            url: format!("postgres://{role}@127.0.0.1:{port}/{PASSWORD_DB}"),
+            role,
+            password,
+            schema,
+            admin_url: admin_url.to_owned(),
+        })
+    }
+
+    /// Drops the role's schema and the role (best effort).
+    pub async fn drop_role(&self) {
+        let mut cfg: tokio_postgres::Config = match self.url.parse() {
+            Ok(cfg) => cfg,
+            Err(_) => return,
+        };
+        cfg.password(&self.password);
+        if let Ok((client, conn)) = cfg.connect(tokio_postgres::NoTls).await {
+            tokio::spawn(conn);
+            let _ = client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+                .await;
+        }
+        if let Ok((admin, conn)) =
+            tokio_postgres::connect(&self.admin_url, tokio_postgres::NoTls).await
+        {
+            tokio::spawn(conn);
+            let _ = admin
+                .batch_execute(&format!(
+                    "REVOKE CREATE ON DATABASE {PASSWORD_DB} FROM {role}; DROP ROLE IF EXISTS {role}",
+                    role = self.role
+                ))
+                .await;
+        }
+    }
+}
