@@ -38,6 +38,14 @@ const PENDING: &[(u32, &str)] = &[
     (11, "/readyz"),
 ];
 
+/// Settings of the reference EFGS (Java) that the protocol description quotes, with the one
+/// document allowed to name them.
+const REFERENCE_NAMES: &[(&str, &str)] = &[
+    ("docs/protocol.md", "batching.timeinterval"),
+    ("docs/protocol.md", "batching.timelimit"),
+    ("docs/protocol.md", "batching.doclimit"),
+];
+
 /// Sections of the settings table, plus those of pending settings (so their keys are seen).
 const PENDING_SECTIONS: &[&str] = &["callback", "audit", "metrics"];
 
@@ -123,10 +131,12 @@ fn mentions(file: &str, text: &str, sections: &BTreeSet<String>) -> Vec<Mention>
         while let Some(at) = rest.find("<!-- pending: issue ") {
             rest = &rest[at + "<!-- pending: issue ".len()..];
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            let issue = digits.parse().unwrap();
-            pending.insert(issue);
-            if marker_only {
-                carry.insert(issue);
+            // (`issue N` in a text about the markers is not a marker)
+            if let Ok(issue) = digits.parse::<u32>() {
+                pending.insert(issue);
+                if marker_only {
+                    carry.insert(issue);
+                }
             }
         }
         let in_code = fence.is_some();
@@ -137,7 +147,13 @@ fn mentions(file: &str, text: &str, sections: &BTreeSet<String>) -> Vec<Mention>
             out.push(mention(Kind::Setting, key, file, n, &pending));
         }
         let code: Vec<&str> = if in_code {
-            vec![line]
+            // Shell, TOML and nginx comments are prose.
+            let code = match line.find(" #") {
+                Some(at) => &line[..at],
+                None if trimmed.starts_with('#') => "",
+                None => line,
+            };
+            vec![code]
         } else {
             code_spans(line)
         };
@@ -190,7 +206,12 @@ fn variables(line: &str) -> Vec<String> {
         }
         let name = line[start..end].trim_end_matches('_');
         if name.len() > "EFGS_".len() {
-            out.push(name.to_owned());
+            // `EFGS_TEST_*` names a family: kept with its `_*`, matched as a prefix.
+            if line[end..].starts_with('*') && line[start..end].ends_with('_') {
+                out.push(format!("{name}_*"));
+            } else {
+                out.push(name.to_owned());
+            }
         }
     }
     out
@@ -199,15 +220,16 @@ fn variables(line: &str) -> Vec<String> {
 /// `section.key` tokens whose section is a settings section (file names such as `http.rs`
 /// excluded).
 fn setting_keys(line: &str, sections: &BTreeSet<String>) -> Vec<String> {
-    const NOT_KEYS: &[&str] = &["rs", "md", "toml", "sh", "json", "yaml", "pem", "key", "txt"];
+    const NOT_KEYS: &[&str] = &[
+        "rs", "md", "toml", "sh", "json", "yaml", "pem", "key", "txt",
+    ];
     let mut out = Vec::new();
     let chars: Vec<(usize, char)> = line.char_indices().collect();
     let mut i = 0;
     while i < chars.len() {
         let (start, c) = chars[i];
         let prev = i.checked_sub(1).map(|p| chars[p].1);
-        if !(c.is_ascii_lowercase() && prev.is_none_or(|p| !(is_word(p) || "./-:".contains(p))))
-        {
+        if !(c.is_ascii_lowercase() && prev.is_none_or(|p| !(is_word(p) || "./-:".contains(p)))) {
             i += 1;
             continue;
         }
@@ -229,8 +251,7 @@ fn setting_keys(line: &str, sections: &BTreeSet<String>) -> Vec<String> {
         if parts.next().is_some() || key.is_empty() || NOT_KEYS.contains(&key) {
             continue;
         }
-        if sections.contains(section) && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-        {
+        if sections.contains(section) && key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
             out.push(token.to_owned());
         }
     }
@@ -277,7 +298,17 @@ fn commands(code: &str) -> Vec<(Vec<String>, Vec<String>)> {
         if !(program == "efgs-server" || program.ends_with("/efgs-server")) {
             continue;
         }
-        if i > 0 && ["-p", "--package", "--bin", "-P"].contains(&words[i - 1]) {
+        // An invocation starts a command: first word, after a shell operator, an environment
+        // assignment or `sudo -u <user>`; not `cargo -p efgs-server`, `systemctl stop
+        // efgs-server`, `journalctl -u efgs-server` or prose.
+        let starts_command = i == 0
+            || words[i - 1].contains('=')
+            || [
+                "|", "&&", "||", ";", "(", "$(", "exec", "time", "then", "do",
+            ]
+            .contains(&words[i - 1])
+            || (i >= 3 && words[i - 2] == "-u" && words[i - 3] == "sudo");
+        if !starts_command {
             continue;
         }
         let mut path = Vec::new();
@@ -342,7 +373,11 @@ fn routes(line: &str) -> Vec<(Option<String>, String)> {
                 let param = (seg.starts_with('{') && seg.ends_with('}'))
                     || (seg.starts_with('<') && seg.ends_with('>'))
                     || seg.starts_with(':');
-                if param { "{}".to_owned() } else { seg.to_owned() }
+                if param {
+                    "{}".to_owned()
+                } else {
+                    seg.to_owned()
+                }
             })
             .collect();
         let before = line[..start].trim_end();
@@ -390,7 +425,10 @@ fn subcommands(help: &str) -> BTreeSet<String> {
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
         .take_while(|l| l.starts_with("  "))
+        // Wrapped descriptions are indented further than the names.
+        .filter(|l| !l[2..].starts_with(' '))
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|c| c != "help")
         .collect()
 }
 
@@ -453,8 +491,11 @@ impl Known {
     /// Why a mention (other than a route) does not exist, or `None` when it does.
     fn problem(&self, m: &Mention) -> Option<String> {
         match &m.kind {
-            Kind::Variable => (!self.variables.contains(&m.name))
-                .then(|| "no such setting variable, nor read by any script or test".to_owned()),
+            Kind::Variable => (!match m.name.strip_suffix('*') {
+                Some(prefix) => self.variables.iter().any(|v| v.starts_with(prefix)),
+                None => self.variables.contains(&m.name),
+            })
+            .then(|| "no such setting variable, nor read by any script or test".to_owned()),
             Kind::Setting => (!self.settings.contains(&m.name)
                 && !["listen", "storage"].contains(&m.name.as_str()))
             .then(|| "no such setting in `efgs-server --help`".to_owned()),
@@ -529,6 +570,14 @@ fn documents() -> Vec<(String, String)> {
         .map(|p| {
             let rel = p.strip_prefix(&root).unwrap().display().to_string();
             (rel, std::fs::read_to_string(&p).unwrap())
+        })
+        // A superseded ADR records what was decided then; its successor describes what is.
+        .filter(|(rel, text)| {
+            !(rel.starts_with("docs/adr/")
+                && text
+                    .lines()
+                    .take(5)
+                    .any(|l| l.starts_with("Status: superseded")))
         })
         .collect()
 }
@@ -607,7 +656,10 @@ impl Serving {
         s.read_to_end(&mut raw).ok()?;
         let text = String::from_utf8_lossy(&raw).into_owned();
         let status = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_owned();
         Some((status, body))
     }
 
@@ -642,10 +694,20 @@ fn check(
     for (file, text) in docs {
         for m in mentions(file, text, &sections) {
             let problem = match &m.kind {
+                // Without a method, a route may be named without its trailing path parameters
+                // (`/diagnosiskeys/download`).
+                Kind::Route { method: None } => ["", "/{}", "/{}/{}"]
+                    .iter()
+                    .map(|params| route_problem(None, &format!("{}{params}", m.name)))
+                    .reduce(|a, b| a.and(b))
+                    .flatten(),
                 Kind::Route { method } => route_problem(method.as_deref(), &m.name),
                 _ => known.problem(&m),
             };
             let Some(problem) = problem else { continue };
+            if REFERENCE_NAMES.contains(&(m.file.as_str(), m.name.as_str())) {
+                continue;
+            }
             let exempt = PENDING
                 .iter()
                 .find(|(issue, name)| pending_names(name, &m.name) && m.pending.contains(issue));
@@ -743,10 +805,13 @@ max_keys = 5000
 ```sh
 efgs-server --config /etc/efgs/efgs-server.toml trust-list import entries/
 cargo run -p efgs-server -- --help
+journalctl -u efgs-server -f     # efgs-server answers
+sudo -u efgs efgs-server trust-list list
 ```
+`EFGS_TEST_*` variables; `/diagnosiskeys/download` without its date.
 # Bad
 Set `database.urll` or EFGS_DATABASE_URLL, run `efgs-server serve --chek`, `efgs-server trust-list revok`,
-`efgs-server frobnicate`, DELETE /diagnosiskeys/upload, `/diagnosiskeys/nowhere`.
+`efgs-server frobnicate`, DELETE /diagnosiskeys/upload, `/diagnosiskeys/nowhere`, `EFGS_NOPE_*`.
 ```toml
 [upload]
 max_keyz = 1
@@ -781,6 +846,7 @@ Pending without marker: `metrics.listen`.
             "database.urll",
             "efgs-server serve",
             "efgs-server trust-list revok",
+            "EFGS_NOPE_*",
             "efgs-server frobnicate",
             "/diagnosiskeys/upload",
             "/diagnosiskeys/nowhere",
