@@ -46,7 +46,7 @@ if dpkg -s efgs-server >/dev/null 2>&1; then
     trap - EXIT; rm -rf "$work"; exit 1
 fi
 
-deb=$(scripts/package-deb.sh --binary "$binary" --out "$work" | tail -n1)
+deb=$(scripts/package-deb.sh --binary "$binary" --out "$work" --compression none | tail -n1)
 echo "== Debian package: $(basename "$deb")"
 dpkg-deb --info "$deb" | sed -n 's/^ \(Package\|Version\|Depends\|Description\):/  \1:/p'
 dpkg -i "$deb" >/dev/null
@@ -148,8 +148,10 @@ pid=""
 [ "$rc" = 0 ] || { echo "check-deb: the service exited with $rc after SIGTERM" >&2; cat "$work/err.log" >&2; exit 1; }
 echo "  stopped by SIGTERM: exit 0"
 
+rm -f /etc/efgs/secrets/* /etc/efgs/trust-anchor.pem    # what the operator added
 dpkg --purge efgs-server >/dev/null
 for f in /usr/bin/efgs-server "$unit" /etc/efgs/efgs-server.toml; do
     [ ! -e "$f" ] || { echo "check-deb: $f left after purge" >&2; exit 1; }
 done
+[ ! -e /etc/efgs ] || { echo "check-deb: /etc/efgs left after purge: $(ls -A /etc/efgs)" >&2; exit 1; }
 echo "  purged: binary, unit and configuration removed"

@@ -7,18 +7,20 @@
 #   scripts/package-deb.sh --binary PATH        # package an existing binary (CI: the debug build)
 #   scripts/package-deb.sh --profile debug      # build with that cargo profile, then package
 #   options: --out DIR (default: $CARGO_TARGET_DIR or target, then /debian)
+#            --compression xz|gzip|none (default xz; CI uses none: xz of a debug binary takes minutes)
 #
 # Prints the path of the .deb on its last line. The version is the binary's own
 # (`efgs-server --version`), so the package always says what it contains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-binary="" profile=release out=""
+binary="" profile=release out="" compression=xz
 while [ $# -gt 0 ]; do
     case "$1" in
         --binary) binary=$2; shift 2 ;;
         --profile) profile=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
+        --compression) compression=$2; shift 2 ;;
         *) echo "usage: $0 [--binary PATH | --profile release|debug] [--out DIR]" >&2; exit 2 ;;
     esac
 done
@@ -87,5 +89,5 @@ CONTROL
 
 mkdir -p "$out"
 deb=$out/efgs-server_${version}_${arch}.deb
-dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >&2
+dpkg-deb --root-owner-group "-Z$compression" --build "$root" "$deb" >&2
 echo "$deb"
