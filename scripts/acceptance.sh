@@ -14,6 +14,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 date=$(date -u +%Y-%m-%d)
+# The revision under test, taken before anything is built.
+revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+dirty=$(git status --porcelain 2>/dev/null | grep -v '^?? docs/reports/' | head -n1)
 report=${ACCEPTANCE_REPORT:-docs/reports/acceptance-$date.md}
 log_dir=$(mktemp -d)
 cleanup() {
@@ -68,8 +71,6 @@ e2e_thrpt=$(grep -A3 'upload_5000/end_to_end' "$log_dir/bench-pipeline.log" | gr
 http_lines=$(sed -n '/^all rounds:/,$p' "$log_dir/bench-http-upload.log" | sed 's/^/    /')
 demo_tail=$(tail -n 12 "$log_dir/efgs-sim-demo.log" | sed 's/^/    /')
 
-revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-dirty=$(git status --porcelain 2>/dev/null | grep -v '^?? docs/reports/' | head -n1)
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 mkdir -p "$(dirname "$report")"
 {
