@@ -6,7 +6,8 @@
 //!
 //! A passage that describes a feature still being built carries `<!-- pending: issue N -->`;
 //! the names it uses that do not exist yet are exempt only when [`PENDING`] lists them under
-//! that issue, and only in the section (up to the next heading) holding the marker. An entry
+//! that issue, and only in the section (up to the next heading) holding the marker (a marker on
+//! a line of its own right before a heading covers that heading's section). An entry
 //! of [`PENDING`] that exists by now, or that no document uses any more, fails the test: once
 //! the issue is merged, delete its entries (and the markers).
 #![allow(clippy::unwrap_used)]
