@@ -199,7 +199,7 @@ fn variables(line: &str) -> Vec<String> {
         let start = from + at;
         let before = line[..start].chars().next_back();
         let end = line[start..]
-            .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            .find(|c: char| !c.is_ascii_uppercase() && !c.is_ascii_digit() && c != '_')
             .map_or(line.len(), |e| start + e);
         from = end.max(start + 1);
         if before.is_some_and(is_word) {
@@ -230,7 +230,9 @@ fn setting_keys(line: &str, sections: &BTreeSet<String>) -> Vec<String> {
     while i < chars.len() {
         let (start, c) = chars[i];
         let prev = i.checked_sub(1).map(|p| chars[p].1);
-        if !(c.is_ascii_lowercase() && prev.is_none_or(|p| !(is_word(p) || "./-:".contains(p)))) {
+        let starts_token =
+            c.is_ascii_lowercase() && prev.is_none_or(|p| !is_word(p) && !"./-:".contains(p));
+        if !starts_token {
             i += 1;
             continue;
         }
@@ -296,7 +298,8 @@ fn commands(code: &str) -> Vec<(Vec<String>, Vec<String>)> {
     let words: Vec<&str> = code.split_whitespace().collect();
     for (i, w) in words.iter().enumerate() {
         let program = w.trim_start_matches(['(', '$']);
-        if !(program == "efgs-server" || program.ends_with("/efgs-server")) {
+        let is_program = program == "efgs-server" || program.ends_with("/efgs-server");
+        if !is_program {
             continue;
         }
         // An invocation starts a command: first word, after a shell operator, an environment
