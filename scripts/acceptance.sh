@@ -23,7 +23,8 @@ cleanup() {
     scripts/pg-test-cluster.sh stop >/dev/null 2>&1 || true
     rm -rf "$log_dir"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'echo "acceptance: interrupted; no report written" >&2; exit 130' INT TERM
 
 eval "$(scripts/pg-test-cluster.sh start)" || { echo "acceptance: no PostgreSQL cluster" >&2; exit 1; }
 export EFGS_TEST_DATABASE_URL EFGS_REQUIRE_POSTGRES=1
