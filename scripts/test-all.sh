@@ -50,3 +50,6 @@ if [ "$pg" -eq 0 ] || [ "$pg" -ne "$mem" ]; then
     echo "postgres:: and memory:: conformance counts differ (or no PostgreSQL test ran)" >&2
     exit 1
 fi
+
+echo "== Debian package (install, start, check, stop, remove; needs root)"
+scripts/check-deb.sh

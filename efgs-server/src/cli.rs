@@ -24,7 +24,7 @@ const EX_CONFIG: u8 = 78;
 #[derive(Parser)]
 #[command(
     name = "efgs-server",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("BUILD_GIT_REVISION"), ")"),
     about = "European Federation Gateway Service server"
 )]
 struct Cli {

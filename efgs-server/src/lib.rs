@@ -32,6 +32,13 @@ pub use settings::Settings;
 
 use crate::config::LogFormat;
 
+/// The version of this build (the workspace's semantic version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git revision this build was made from (12 hex digits), or `unknown` when it was built
+/// outside a git checkout (see `build.rs`).
+pub const GIT_REVISION: &str = env!("BUILD_GIT_REVISION");
+
 /// Installs the global tracing subscriber: `log.filter` (EnvFilter syntax) in `log.format`. Returns an error when a subscriber is already installed.
 pub(crate) fn init_tracing(
     settings: &Settings,

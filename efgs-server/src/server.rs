@@ -220,6 +220,8 @@ impl Server {
             .local_addr()
             .map_or_else(|_| settings.listen.to_string(), |a| a.to_string());
         tracing::info!(
+            version = crate::VERSION,
+            revision = crate::GIT_REVISION,
             listen = %local,
             auth = if tls.is_some() { "mtls" } else { "proxy-headers" },
             storage = if settings.is_memory_store() { "memory" } else { "postgres" },

@@ -157,3 +157,24 @@ fn trust_list_changes_on_the_memory_store_are_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("storage = memory"));
 }
+
+#[test]
+fn version_shows_the_version_and_the_git_revision() {
+    let out = run(&["--version"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.trim_end(),
+        format!(
+            "efgs-server {} (git {})",
+            efgs_server::VERSION,
+            efgs_server::GIT_REVISION
+        )
+    );
+    assert_eq!(efgs_server::VERSION, env!("CARGO_PKG_VERSION"));
+    let rev = efgs_server::GIT_REVISION;
+    assert!(
+        rev == "unknown" || (rev.len() == 12 && rev.chars().all(|c| c.is_ascii_hexdigit())),
+        "revision {rev:?}"
+    );
+}
