@@ -34,12 +34,12 @@ fn faults() -> (ClientFaults, StoreFaults) {
 async fn in_process_faults_lose_nothing_and_deliver_nothing_twice() {
     let (client, store) = faults();
     let opts = RunOptions {
-        countries: 5,
-        keys_per_day: 2000,
-        days: 3,
-        tick_minutes: 120,
-        visited: 5,
-        max_batch: 800,
+        countries: 4,
+        keys_per_day: 1200,
+        days: 2,
+        tick_minutes: 240,
+        visited: 4,
+        max_batch: 500,
         client_faults: client,
         store_faults: store,
         clock_jump: true,
@@ -49,7 +49,7 @@ async fn in_process_faults_lose_nothing_and_deliver_nothing_twice() {
     let report = run_in_process(&opts).await.unwrap();
     println!("{report}");
     assert!(report.ok(), "{report}");
-    assert!(report.store_faults > 10, "faults were injected");
+    assert!(report.store_faults > 0, "faults were injected");
     assert!(
         report.events.iter().any(|e| e.starts_with("clock jumped")),
         "{:?}",
@@ -59,7 +59,7 @@ async fn in_process_faults_lose_nothing_and_deliver_nothing_twice() {
     assert!(refused > 0, "duplicate uploads were answered 207");
     for c in &report.countries {
         assert!(c.upload_requests > c.uploads_acked, "{}: retries happened", c.country);
-        assert_eq!(c.keys_acked, 3 * 2000, "{}: every key ends up acknowledged", c.country);
+        assert_eq!(c.keys_acked, 2 * 1200, "{}: every key ends up acknowledged", c.country);
         assert_eq!(c.keys_received, c.keys_expected, "{}", c.country);
     }
 }

@@ -117,7 +117,7 @@ async fn uploads_signed_with_another_countrys_certificate_fail() {
             })
             .collect(),
     };
-    fed.store().insert_upload(upload).await.unwrap();
+    let _ = fed.store().insert_upload(upload).await.unwrap();
     fed.run_batching_now().await.unwrap();
 
     let report = check_readiness(&options(&fed)).await.unwrap();

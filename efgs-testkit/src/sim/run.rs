@@ -314,7 +314,8 @@ pub async fn run_in_process(opts: &RunOptions) -> Result<SimReport, SimError> {
     let mut batching_failures = 0u64;
     for i in 0..total_ticks {
         if opts.clock_jump && i == ticks_per_day - 1 && offset.is_zero() {
-            offset = Duration::hours(3);
+            // From the last step before the first midnight to 03:00 the next day.
+            offset = tick + Duration::hours(3);
             report.events.push(format!(
                 "clock jumped from {} to {}",
                 start + tick * i,
