@@ -48,7 +48,11 @@ fn pki_writes_an_importable_directory() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pki = efgs_testkit::sim::pkidir::read(dir.path()).unwrap();
     assert_eq!(pki.countries.len(), 2);
     let anchors = pki.anchors().unwrap();
@@ -58,7 +62,10 @@ fn pki_writes_an_importable_directory() {
                 std::fs::read_to_string(dir.path().join(format!("trust-list/{code}-{kind}.json")))
                     .unwrap();
             let entries = efgs_core::trust::TrustListEntry::parse_json(&text).unwrap();
-            assert_eq!(entries[0].verify_for_import(&anchors).unwrap().country(), code);
+            assert_eq!(
+                entries[0].verify_for_import(&anchors).unwrap().country(),
+                code
+            );
         }
     }
 }
@@ -67,6 +74,9 @@ fn pki_writes_an_importable_directory() {
 fn bad_options_are_refused() {
     let out = sim().args(["run", "--countries", "501"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = sim().args(["run", "--gateway", "http://127.0.0.1:9"]).output().unwrap();
+    let out = sim()
+        .args(["run", "--gateway", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "--gateway needs --pki");
 }

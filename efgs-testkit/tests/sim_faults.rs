@@ -55,11 +55,24 @@ async fn in_process_faults_lose_nothing_and_deliver_nothing_twice() {
         "{:?}",
         report.events
     );
-    let refused: u64 = report.countries.iter().map(|c| c.refused_as_duplicate).sum();
+    let refused: u64 = report
+        .countries
+        .iter()
+        .map(|c| c.refused_as_duplicate)
+        .sum();
     assert!(refused > 0, "duplicate uploads were answered 207");
     for c in &report.countries {
-        assert!(c.upload_requests > c.uploads_acked, "{}: retries happened", c.country);
-        assert_eq!(c.keys_acked, 2 * 1200, "{}: every key ends up acknowledged", c.country);
+        assert!(
+            c.upload_requests > c.uploads_acked,
+            "{}: retries happened",
+            c.country
+        );
+        assert_eq!(
+            c.keys_acked,
+            2 * 1200,
+            "{}: every key ends up acknowledged",
+            c.country
+        );
         assert_eq!(c.keys_received, c.keys_expected, "{}", c.country);
     }
 }

@@ -45,7 +45,10 @@ fn result(report: &efgs_testkit::sim::readiness::ReadinessReport, name: &str) ->
 #[tokio::test]
 async fn a_candidate_whose_uploads_check_out_is_ready() {
     let fed = federation().await;
-    for (i, format) in [BodyFormat::Protobuf, BodyFormat::Json].into_iter().enumerate() {
+    for (i, format) in [BodyFormat::Protobuf, BodyFormat::Json]
+        .into_iter()
+        .enumerate()
+    {
         let r = fed["FR"]
             .upload(&fed["FR"].keys(150), &format!("fr-{i}"), format)
             .await
@@ -64,7 +67,12 @@ async fn a_candidate_whose_uploads_check_out_is_ready() {
     assert!(report.ready, "{:#?}", report.checks);
     assert_eq!(report.candidate_uploads, 2);
     assert_eq!(report.candidate_keys, 300);
-    for name in ["download", "audit-signature", "signer-registered", "key-validation"] {
+    for name in [
+        "download",
+        "audit-signature",
+        "signer-registered",
+        "key-validation",
+    ] {
         assert_eq!(result(&report, name), Outcome::Pass, "{name}");
     }
     assert_eq!(result(&report, "callback"), Outcome::Skipped);

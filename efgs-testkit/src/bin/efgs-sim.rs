@@ -383,7 +383,10 @@ fn finish_run(report: &SimReport, out: &std::path::Path) -> ExitCode {
             out.join("report.json").display(),
             out.join("chart.svg").display()
         ),
-        Err(e) => eprintln!("efgs-sim run: cannot write the report to {}: {e}", out.display()),
+        Err(e) => eprintln!(
+            "efgs-sim run: cannot write the report to {}: {e}",
+            out.display()
+        ),
     }
     if report.ok() {
         ExitCode::SUCCESS
@@ -453,7 +456,11 @@ async fn readiness(a: ReadinessArgs) -> ExitCode {
         }
     };
     let Some(peer) = pki.country(&a.peer).cloned() else {
-        eprintln!("efgs-sim readiness: no credentials for {} in {}", a.peer, a.pki.display());
+        eprintln!(
+            "efgs-sim readiness: no credentials for {} in {}",
+            a.peer,
+            a.pki.display()
+        );
         return ExitCode::from(2);
     };
     let opts = ReadinessOptions {

@@ -145,15 +145,19 @@ impl Shared {
 
     /// Total distinct keys received.
     pub fn received_total(&self) -> u64 {
-        self.received.iter().map(|a| a.load(Ordering::Relaxed)).sum()
+        self.received
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Whether every country received every key the others had acknowledged so far.
     pub fn complete(&self) -> bool {
         let total = self.acked_total();
-        self.acked.iter().zip(&self.received).all(|(a, r)| {
-            r.load(Ordering::Relaxed) >= total - a.load(Ordering::Relaxed)
-        })
+        self.acked
+            .iter()
+            .zip(&self.received)
+            .all(|(a, r)| r.load(Ordering::Relaxed) >= total - a.load(Ordering::Relaxed))
     }
 }
 
@@ -306,8 +310,7 @@ impl Country {
                 let day = (r % 14) as i64;
                 DiagnosisKey {
                     key_data: id.key_data().to_vec(),
-                    rolling_start_interval_number: u32::try_from(midnight - day * 144)
-                        .unwrap_or(0),
+                    rolling_start_interval_number: u32::try_from(midnight - day * 144).unwrap_or(0),
                     rolling_period: 144,
                     transmission_risk_level: ((r >> 8) % 9) as i32,
                     visited_countries: self.visited.to_vec(),
@@ -489,9 +492,10 @@ impl Country {
                 }
             }
         }
-        self.ledger
-            .problems
-            .push(format!("upload {tag}: no answer after {} attempts", self.max_attempts));
+        self.ledger.problems.push(format!(
+            "upload {tag}: no answer after {} attempts",
+            self.max_attempts
+        ));
         None
     }
 
@@ -511,7 +515,9 @@ impl Country {
                 },
                 None => self.first_date,
             };
-            let answer = link.download(self.code(), date, next.as_deref(), format).await;
+            let answer = link
+                .download(self.code(), date, next.as_deref(), format)
+                .await;
             let served = match answer {
                 Ok(Some(s)) => s,
                 Ok(None) => return read,
@@ -536,7 +542,8 @@ impl Country {
                 }
                 self.shared.received[usize::from(self.ledger.index)]
                     .fetch_add(fresh, Ordering::Relaxed);
-                if self.audit_every > 0 && self.ledger.batches_read % self.audit_every == 0 {
+                if self.audit_every > 0 && self.ledger.batches_read.is_multiple_of(self.audit_every)
+                {
                     self.audit(link, date, &served.tag, &served.keys).await;
                 }
             }
@@ -560,10 +567,7 @@ impl Country {
                 }
             }
             Ok(Audited::Status(404, _)) if keys.is_empty() => {}
-            Ok(Audited::Status(s, m)) => self
-                .ledger
-                .problems
-                .push(format!("audit {tag}: {s} {m}")),
+            Ok(Audited::Status(s, m)) => self.ledger.problems.push(format!("audit {tag}: {s} {m}")),
             Err(e) => {
                 self.ledger.errors += 1;
                 self.ledger.problems.push(format!("audit {tag}: {e}"));

@@ -179,9 +179,7 @@ impl Link for InProcess {
             Ok(UploadOutcome::Stored(_) | UploadOutcome::Replayed(_)) => Ok(UploadAnswer::Accepted),
             Ok(UploadOutcome::BatchTagExists { .. }) => Ok(UploadAnswer::TagTaken),
             Ok(UploadOutcome::DuplicateKeys(_)) => Ok(UploadAnswer::Duplicates),
-            Err(e) => {
-                transient_or_refused(e)
-            }
+            Err(e) => transient_or_refused(e),
         }
     }
 
@@ -211,9 +209,7 @@ impl Link for InProcess {
             Err(efgs_core::Error::Download(
                 efgs_core::download::DownloadError::NoBatchForDate { .. },
             )) => Ok(None),
-            Err(e) => {
-                transient_or(e).map(|_| None)
-            }
+            Err(e) => transient_or(e).map(|_| None),
         }
     }
 
@@ -249,13 +245,15 @@ fn transient_or_refused(e: efgs_core::Error) -> Result<UploadAnswer, Transient> 
     })
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // HTTP
 // ---------------------------------------------------------------------------------------------
 
 /// The gateway instances' base URLs, shared so a restarted instance can be swapped in.
 pub type Urls = Arc<RwLock<Vec<String>>>;
+
+/// Request latencies in microseconds, by country and operation.
+pub type Latencies = std::collections::HashMap<(String, &'static str), Vec<u32>>;
 
 /// The wire protocol over HTTP, identity as a TLS-terminating proxy forwards it.
 #[derive(Clone)]
@@ -264,7 +262,7 @@ pub struct Http {
     client: reqwest::Client,
     identities: Arc<std::collections::HashMap<String, (String, String)>>,
     timeout: Duration,
-    latencies: Arc<std::sync::Mutex<std::collections::HashMap<(String, &'static str), Vec<u32>>>>,
+    latencies: Arc<std::sync::Mutex<Latencies>>,
 }
 
 impl std::fmt::Debug for Http {
@@ -309,7 +307,9 @@ impl Http {
         if urls.is_empty() {
             return String::new();
         }
-        let h = country.bytes().fold(salt, |a, b| a.wrapping_mul(31) + usize::from(b));
+        let h = country
+            .bytes()
+            .fold(salt, |a, b| a.wrapping_mul(31) + usize::from(b));
         urls[h % urls.len()].clone()
     }
 
@@ -329,7 +329,7 @@ impl Http {
 
     /// The latencies recorded (microseconds), by country and operation (`upload`,
     /// `download`, `audit`); drains them.
-    pub fn take_latencies(&self) -> std::collections::HashMap<(String, &'static str), Vec<u32>> {
+    pub fn take_latencies(&self) -> Latencies {
         self.latencies
             .lock()
             .map(|mut l| std::mem::take(&mut *l))
@@ -424,7 +424,10 @@ impl Link for Http {
             s => Err(Transient(format!(
                 "download {date} {}: {s} {}",
                 tag.unwrap_or("(first)"),
-                String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
             ))),
         }
     }

@@ -171,7 +171,10 @@ impl ReadinessReport {
             "| examined | {} batches, {} candidate uploads, {} candidate keys |\n",
             self.batches_read, self.candidate_uploads, self.candidate_keys
         );
-        let _ = writeln!(s, "## Checks\n\n| check | result | details |\n|---|---|---|");
+        let _ = writeln!(
+            s,
+            "## Checks\n\n| check | result | details |\n|---|---|---|"
+        );
         for c in &self.checks {
             let result = match c.result {
                 Outcome::Pass => "pass",
@@ -331,7 +334,10 @@ pub async fn check_readiness(opts: &ReadinessOptions) -> Result<ReadinessReport,
             {
                 Ok(None) => break,
                 Err(e) => {
-                    download.fail(format!("download {d} {}: {e}", next.as_deref().unwrap_or("")));
+                    download.fail(format!(
+                        "download {d} {}: {e}",
+                        next.as_deref().unwrap_or("")
+                    ));
                     break;
                 }
                 Ok(Some(served)) => {

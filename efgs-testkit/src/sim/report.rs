@@ -184,7 +184,12 @@ impl SimReport {
         s.push_str(r#"<rect width="100%" height="100%" fill="white"/>"#);
         // Left: timeline.
         let (x0, y0, pw, ph) = (60.0, 40.0, 520.0, 300.0);
-        let tmax = self.timeline.iter().map(|p| p.t).fold(0.0, f64::max).max(1e-9);
+        let tmax = self
+            .timeline
+            .iter()
+            .map(|p| p.t)
+            .fold(0.0, f64::max)
+            .max(1e-9);
         let vmax = self
             .timeline
             .iter()
@@ -312,7 +317,9 @@ fn short(v: f64) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 impl fmt::Display for SimReport {
@@ -376,7 +383,12 @@ impl fmt::Display for SimReport {
                 writeln!(f, "problem ({}): {p}", c.country)?;
             }
             if c.problems.len() > 5 {
-                writeln!(f, "problem ({}): ... {} more", c.country, c.problems.len() - 5)?;
+                writeln!(
+                    f,
+                    "problem ({}): ... {} more",
+                    c.country,
+                    c.problems.len() - 5
+                )?;
             }
         }
         let acked = self.acked();
@@ -399,7 +411,10 @@ impl fmt::Display for SimReport {
             self.verdict.lost,
             self.verdict.duplicates,
             self.verdict.own_received,
-            self.countries.iter().map(|c| c.problems.len()).sum::<usize>()
+            self.countries
+                .iter()
+                .map(|c| c.problems.len())
+                .sum::<usize>()
         )
     }
 }

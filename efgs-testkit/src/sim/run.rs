@@ -280,7 +280,8 @@ pub async fn run_in_process(opts: &RunOptions) -> Result<SimReport, SimError> {
         GatewayPolicy::default(),
     );
     let creds: Vec<_> = pki.countries.values().collect();
-    let link: Arc<dyn Link> = Arc::new(InProcess::new(gateway.clone(), &creds, clock.clone()).await?);
+    let link: Arc<dyn Link> =
+        Arc::new(InProcess::new(gateway.clone(), &creds, clock.clone()).await?);
     let shared = Arc::new(Shared::new(codes.len()));
     let setup = CountrySetup {
         run: run_id(opts.seed),
@@ -325,14 +326,16 @@ pub async fn run_in_process(opts: &RunOptions) -> Result<SimReport, SimError> {
         let before = clock.now();
         let now = start + tick * i + offset;
         clock.set(now);
-        if before.date() != now.date() {
-            if let Err(e) = gateway.cleanup(now).await {
-                report.events.push(format!("retention at {now}: {e}"));
-            }
+        if before.date() != now.date()
+            && let Err(e) = gateway.cleanup(now).await
+        {
+            report.events.push(format!("retention at {now}: {e}"));
         }
         let last_of_day = (i + 1) % ticks_per_day == 0;
         let quota = opts.keys_per_day / ticks_per_day as usize
-            + usize::from(((i % ticks_per_day) as usize) < opts.keys_per_day % ticks_per_day as usize);
+            + usize::from(
+                ((i % ticks_per_day) as usize) < opts.keys_per_day % ticks_per_day as usize,
+            );
         countries = for_each(countries, &link, move |mut c, link| async move {
             c.owed += quota;
             loop {
@@ -399,9 +402,9 @@ pub async fn run_in_process(opts: &RunOptions) -> Result<SimReport, SimError> {
     });
     progress.finish();
     if batching_failures > 0 {
-        report
-            .events
-            .push(format!("{batching_failures} batching runs failed (retried)"));
+        report.events.push(format!(
+            "{batching_failures} batching runs failed (retried)"
+        ));
     }
     finish(&mut report, &countries, &shared, wall);
     report.store_faults = chaos.map_or(0, |c| c.injected());
@@ -638,7 +641,9 @@ pub async fn run_http(opts: &RunOptions, http: &HttpOptions) -> Result<SimReport
     // Faults and progress while the uploads run.
     let mut progress = Progress::new(opts.progress);
     let restart_at = match &http.target {
-        Target::Serve { restart_after, .. } => restart_after.map(|d| tokio::time::Instant::now() + d),
+        Target::Serve { restart_after, .. } => {
+            restart_after.map(|d| tokio::time::Instant::now() + d)
+        }
         Target::External { .. } => None,
     };
     let mut restarted = false;
@@ -708,13 +713,19 @@ pub async fn run_http(opts: &RunOptions, http: &HttpOptions) -> Result<SimReport
     for c in countries {
         match Arc::try_unwrap(c) {
             Ok(m) => owned.push(m.into_inner()),
-            Err(_) => return Err(SimError::Options("a country task is still running".to_owned())),
+            Err(_) => {
+                return Err(SimError::Options(
+                    "a country task is still running".to_owned(),
+                ));
+            }
         }
     }
     finish(&mut report, &owned, &shared, wall);
     let mut lat = link.take_latencies();
     for line in &mut report.countries {
-        let mut up = lat.remove(&(line.country.clone(), "upload")).unwrap_or_default();
+        let mut up = lat
+            .remove(&(line.country.clone(), "upload"))
+            .unwrap_or_default();
         let mut down = lat
             .remove(&(line.country.clone(), "download"))
             .unwrap_or_default();
