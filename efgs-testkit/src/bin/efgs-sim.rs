@@ -46,7 +46,7 @@ enum Command {
     /// Peer readiness check of a connecting member state: as the peer, download the
     /// candidate's batches, re-verify each upload through the audit endpoint, check its
     /// signer is registered to the candidate and every key passes validation; writes
-    /// readiness-<candidate>.md and .json to `--out`; exits 1 when not ready.
+    /// readiness-CANDIDATE.md and .json to `--out`; exits 1 when not ready.
     Readiness(ReadinessArgs),
 }
 
@@ -228,7 +228,7 @@ struct ReadinessArgs {
     /// Request timeout in seconds.
     #[arg(long, default_value_t = 30)]
     timeout_secs: u64,
-    /// Directory for readiness-<candidate>.md and .json.
+    /// Directory for readiness-CANDIDATE.md and .json.
     #[arg(long, default_value = ".")]
     out: PathBuf,
 }

@@ -111,7 +111,7 @@ pub fn write(pki: &Pki, dir: &Path) -> Result<(), PkiDirError> {
     Ok(())
 }
 
-/// Reads a PKI written by [`write`].
+/// Reads a PKI written by [`write()`].
 pub fn read(dir: &Path) -> Result<Pki, PkiDirError> {
     let p = dir.join("sim-pki.json");
     let text = std::fs::read_to_string(&p).map_err(io(&p))?;
