@@ -682,8 +682,21 @@ pub async fn run_http(opts: &RunOptions, http: &HttpOptions) -> Result<SimReport
             feds.insert(0, fresh);
         }
     }
-    for u in uploaders {
-        u.await?;
+    // Uploads still retrying after the drain time are abandoned (their keys were never
+    // acknowledged, so the verdict does not expect them).
+    let grace = tokio::time::Instant::now() + http.drain;
+    let mut abandoned = 0;
+    for mut u in uploaders {
+        if tokio::time::timeout_at(grace, &mut u).await.is_err() {
+            u.abort();
+            abandoned += 1;
+            let _ = u.await;
+        }
+    }
+    if abandoned > 0 {
+        report.events.push(format!(
+            "{abandoned} uploaders still retrying after the drain time: abandoned"
+        ));
     }
     progress.finish();
     // Drain.
@@ -701,8 +714,12 @@ pub async fn run_http(opts: &RunOptions, http: &HttpOptions) -> Result<SimReport
         }
     }
     stop_polling.store(true, std::sync::atomic::Ordering::Relaxed);
-    for p in pollers {
-        p.await?;
+    let grace = tokio::time::Instant::now() + StdDuration::from_secs(10);
+    for mut p in pollers {
+        if tokio::time::timeout_at(grace, &mut p).await.is_err() {
+            p.abort();
+            let _ = p.await;
+        }
     }
     report.timeline.push(Sample {
         t: t0.elapsed().as_secs_f64(),
