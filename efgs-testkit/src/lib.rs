@@ -9,6 +9,8 @@
 //! - [`federation`]: a whole federation on one machine (PKI, store, gateway, HTTP server,
 //!   backends) with a controllable clock.
 //! - [`demo`]: the `efgs-server demo` run: several countries exchanging keys end to end.
+//! - [`sim`]: simulated federations at scale with faults and ledgers (`efgs-sim run`), and
+//!   the peer readiness check (`efgs-sim readiness`).
 //! - [`faulty`], [`slow`]: store decorators that fail every call on demand, or delay and count
 //!   chosen calls, over any real store.
 
@@ -23,4 +25,5 @@ pub mod generate;
 pub mod harness;
 pub mod national;
 pub mod pki;
+pub mod sim;
 pub mod slow;
