@@ -25,6 +25,7 @@ pub mod proto;
 pub mod retention;
 pub mod store;
 pub mod tag;
+pub mod trail;
 pub mod trust;
 pub mod validate;
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use efgs_core::cert::Thumbprint;
 use efgs_core::model::DiagnosisKey;
 use efgs_core::store::{
-    AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat,
+    AuditTrailStore, TrailEvent, TrailRecord, AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat,
     DynInspectableStore, KeyCounts, KeyStore, NewUpload, PendingSummary, Readmission,
     RetentionStore, StatsStore, StoreError, StoreInspect, TrustEntry, TrustListStore, UploadInfo,
     UploadOutcome, UploadStat, UploadStore, Upserted,
