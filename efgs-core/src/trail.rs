@@ -266,7 +266,7 @@ fn read_quoted(s: &str) -> Result<(String, &str), LineError> {
                         .and_then(char::from_u32)
                         .ok_or(LineError("escape"))?;
                     out.push(c);
-                    for _ in 0..end {
+                    for _ in 0..=end {
                         chars.next();
                     }
                 }

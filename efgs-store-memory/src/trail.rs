@@ -3,7 +3,7 @@
 //! appends never wait for uploads.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use async_trait::async_trait;
 use efgs_core::store::{AuditTrailStore, StoreError, TrailEvent, TrailRecord, to_store_precision};

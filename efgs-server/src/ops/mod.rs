@@ -20,7 +20,7 @@ pub(crate) mod trail;
 use std::sync::Arc;
 
 pub(crate) use metrics::Metrics;
-pub(crate) use trail::{Trail, TrailUnavailable};
+pub(crate) use trail::Trail;
 
 /// What the handlers, jobs and listeners share for operations.
 #[derive(Clone, Debug)]
