@@ -90,9 +90,9 @@ pub(crate) async fn audit_log(
         },
         AuditLogCommand::Export { from, to, out } => {
             let (from, to) = (instant("from", &from)?, instant("to", &to)?);
-            let mut w: Box<dyn std::io::Write> = match &out {
+            let mut w: Box<dyn std::io::Write + Send> = match &out {
                 Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
-                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout())),
             };
             let mut after = 0;
             loop {
