@@ -367,7 +367,10 @@ impl Gateway {
             content_digest: digest,
             keys,
         };
-        Ok((self.store.insert_upload(upload).await?, Some(signer.thumbprint)))
+        Ok((
+            self.store.insert_upload(upload).await?,
+            Some(signer.thumbprint),
+        ))
     }
 
     async fn check_signer_trusted(&self, signer: &VerifiedSigner) -> Result<(), Error> {

@@ -864,8 +864,10 @@ pub trait StoreInspect: Send + Sync + Debug + 'static {
 pub trait AuditTrailStore: Send + Sync + Debug + 'static {
     /// Appends `events` to the chain; returns the sequence number of the last record (the
     /// current last one when `events` is empty, 0 when nothing was ever appended).
-    async fn append_audit_events(&self, events: Vec<crate::trail::Event>)
-    -> Result<u64, StoreError>;
+    async fn append_audit_events(
+        &self,
+        events: Vec<crate::trail::Event>,
+    ) -> Result<u64, StoreError>;
 
     /// Up to `limit` records with a sequence number above `after_seq`, in order.
     async fn audit_records_after(
@@ -886,8 +888,7 @@ pub trait AuditTrailStore: Send + Sync + Debug + 'static {
 
     /// Deletes the records older than `cutoff` (the chain head stays, so numbering and
     /// chaining continue); returns how many.
-    async fn delete_audit_records_before(&self, cutoff: OffsetDateTime)
-    -> Result<u64, StoreError>;
+    async fn delete_audit_records_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// Takes or renews the lease of push sink `sink` for `owner` until `until`, when it is
     /// free, expired at `now`, or already `owner`'s. Returns the sink's cursor (0 for a new
@@ -919,13 +920,7 @@ pub trait AuditTrailStore: Send + Sync + Debug + 'static {
 /// Every storage concern in one trait object: what the server holds. Implemented for every
 /// type implementing all the concern traits.
 pub trait Store:
-    TrustListStore
-    + UploadStore
-    + BatchStore
-    + KeyStore
-    + StatsStore
-    + RetentionStore
-    + AuditTrailStore
+    TrustListStore + UploadStore + BatchStore + KeyStore + StatsStore + RetentionStore + AuditTrailStore
 {
 }
 

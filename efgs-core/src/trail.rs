@@ -219,8 +219,8 @@ pub fn parse_line(line: &str) -> Result<Event, LineError> {
     let mut parts = line.splitn(4, ' ');
     let at = parts.next().ok_or(LineError("no timestamp"))?;
     let at = OffsetDateTime::parse(at, &Rfc3339).map_err(|_| LineError("timestamp"))?;
-    let level = Level::parse(parts.next().ok_or(LineError("no level"))?)
-        .ok_or(LineError("level"))?;
+    let level =
+        Level::parse(parts.next().ok_or(LineError("no level"))?).ok_or(LineError("level"))?;
     let name = parts.next().ok_or(LineError("no name"))?.to_owned();
     let mut fields = Vec::new();
     let mut rest = parts.next().unwrap_or("");
@@ -427,12 +427,16 @@ mod tests {
     use time::macros::datetime;
 
     fn ev() -> Event {
-        Event::new(datetime!(2026-12-06 05:30:00.1234567 UTC), Level::Info, "upload")
-            .field("country", "DE")
-            .field("batch_tag", "tag with \"quotes\" and = and \\")
-            .field("keys", 5000)
-            .field("subject", "CN=Zoë, C=DE\n")
-            .field("empty", "")
+        Event::new(
+            datetime!(2026-12-06 05:30:00.1234567 UTC),
+            Level::Info,
+            "upload",
+        )
+        .field("country", "DE")
+        .field("batch_tag", "tag with \"quotes\" and = and \\")
+        .field("keys", 5000)
+        .field("subject", "CN=Zoë, C=DE\n")
+        .field("empty", "")
     }
 
     #[test]
@@ -457,7 +461,10 @@ mod tests {
     fn names_and_keys_are_sanitised() {
         let e = Event::new(datetime!(2026-01-01 0:00 UTC), Level::Warn, "Bad Name\n")
             .field("a key=", "v");
-        assert_eq!(e.line(), "2026-01-01T00:00:00.000000Z WARN _ad__ame_ a_key_=v");
+        assert_eq!(
+            e.line(),
+            "2026-01-01T00:00:00.000000Z WARN _ad__ame_ a_key_=v"
+        );
     }
 
     fn chain(n: u64) -> Vec<Record> {

@@ -160,7 +160,8 @@ pub(crate) fn api(
              conn: Option<ConnectionInfo>,
              headers: HeaderMap| async move {
                 let mut note = Note::audit(&date, &tag);
-                let res = audit_handler(&state, conn.as_ref(), &headers, &date, &tag, &mut note).await;
+                let res =
+                    audit_handler(&state, conn.as_ref(), &headers, &date, &tag, &mut note).await;
                 finish(&state.ops, note, res).await
             },
         );
@@ -324,7 +325,11 @@ where
         version,
         body: &bytes,
     };
-    match state.gateway.upload_signed(&who, req, (state.clock)()).await {
+    match state
+        .gateway
+        .upload_signed(&who, req, (state.clock)())
+        .await
+    {
         Ok((outcome, signer)) => {
             note.upload_outcome(&state.ops, &outcome, signer.as_ref());
             upload_response(&outcome, PATH)
@@ -370,7 +375,12 @@ async fn download_handler(
         .await
     {
         Ok(d) => {
-            note.downloaded(&state.ops, &who.country, &d.batch_tag.to_string(), d.number_of_keys);
+            note.downloaded(
+                &state.ops,
+                &who.country,
+                &d.batch_tag.to_string(),
+                d.number_of_keys,
+            );
             let mut res = Response::new(d.body.clone().into());
             let h = res.headers_mut();
             h.insert(

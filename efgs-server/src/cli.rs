@@ -335,11 +335,9 @@ async fn trust_list(
             )
             .await?;
             report.log();
-            crate::ops::cli::record(
-                &settings,
-                store.as_ref(),
-                |t| crate::ops::start::import_event(t, &path, &report, operator.unwrap_or("-")),
-            )
+            crate::ops::cli::record(&settings, store.as_ref(), |t| {
+                crate::ops::start::import_event(t, &path, &report, operator.unwrap_or("-"))
+            })
             .await?;
             println!(
                 "imported: {} inserted, {} replaced, {} unchanged, {} kept revoked, {} refused",

@@ -91,10 +91,7 @@ impl AuditTrailStore for MemoryStore {
             .collect())
     }
 
-    async fn delete_audit_records_before(
-        &self,
-        cutoff: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
+    async fn delete_audit_records_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
         let cutoff = to_store_precision(cutoff);
         let mut t = self.trail();
         let before = t.records.len();

@@ -217,13 +217,12 @@ impl AuditTrailStore for PgStore {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<TrailRecord>, StoreError> {
-        Ok(self.records_inner(Some((from, to)), after_seq, limit).await?)
+        Ok(self
+            .records_inner(Some((from, to)), after_seq, limit)
+            .await?)
     }
 
-    async fn delete_audit_records_before(
-        &self,
-        cutoff: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
+    async fn delete_audit_records_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
         Ok(self.delete_trail_inner(cutoff).await?)
     }
 

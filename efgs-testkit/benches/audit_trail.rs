@@ -157,7 +157,11 @@ async fn bench() {
     println!(
         "audit_trail: {} clients, {n_keys} keys per upload (27 visited countries each), {per_client} uploads per client per round, {rounds} rounds; store {}",
         COUNTRIES.len(),
-        if schemas.is_empty() { "memory" } else { "postgres" },
+        if schemas.is_empty() {
+            "memory"
+        } else {
+            "postgres"
+        },
     );
     // Warm-up.
     let _ = run(off.base_url(), &prepare(&off, 999, 1, n_keys)).await;
@@ -178,10 +182,18 @@ async fn bench() {
             } else {
                 run(on.base_url(), b).await
             };
-            let t = if which == "off" { &mut total_off } else { &mut total_on };
+            let t = if which == "off" {
+                &mut total_off
+            } else {
+                &mut total_on
+            };
             t.0 += k;
             t.1 += d;
-            println!("round {r} {which:<3} {:>10.0} keys/s  ({k} keys in {:.3} s)", k as f64 / d.as_secs_f64(), d.as_secs_f64());
+            println!(
+                "round {r} {which:<3} {:>10.0} keys/s  ({k} keys in {:.3} s)",
+                k as f64 / d.as_secs_f64(),
+                d.as_secs_f64()
+            );
         };
         if r % 2 == 0 {
             measure("off").await;
@@ -195,12 +207,12 @@ async fn bench() {
     let (r_off, r_on) = (rate(total_off), rate(total_on));
     println!("total off {r_off:>10.0} keys/s");
     println!("total on  {r_on:>10.0} keys/s (trail + syslog + HTTP push)");
-    println!("ratio on/off {:.3} ({:+.1} %)", r_on / r_off, (r_on / r_off - 1.0) * 100.0);
-    let head = on
-        .store()
-        .append_audit_events(Vec::new())
-        .await
-        .unwrap();
+    println!(
+        "ratio on/off {:.3} ({:+.1} %)",
+        r_on / r_off,
+        (r_on / r_off - 1.0) * 100.0
+    );
+    let head = on.store().append_audit_events(Vec::new()).await.unwrap();
     let t = Instant::now();
     while (syslog.seqs().len() as u64) < head || (http.seqs().len() as u64) < head {
         assert!(t.elapsed() < Duration::from_secs(60), "collectors behind");

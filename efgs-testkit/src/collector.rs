@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::sync::watch;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 /// What a collector speaks.
@@ -75,7 +75,7 @@ impl Collector {
         self.task = Some((task, stop_tx));
     }
 
-/// The setting value naming this collector: `tcp://127.0.0.1:PORT` for `audit.syslog`,
+    /// The setting value naming this collector: `tcp://127.0.0.1:PORT` for `audit.syslog`,
     /// `http://127.0.0.1:PORT/events` for `audit.http_url`.
     pub fn url(&self) -> String {
         match self.kind {

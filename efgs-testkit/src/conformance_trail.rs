@@ -51,7 +51,10 @@ pub async fn trail_reads_page_by_sequence_and_instant(store: Arc<DynInspectableS
     let events: Vec<Event> = (0..10).map(|i| event(i as i64 * 10, "upload", i)).collect();
     store.append_audit_events(events).await.unwrap();
     let page = store.audit_records_after(3, 4).await.unwrap();
-    assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 5, 6, 7]);
+    assert_eq!(
+        page.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![4, 5, 6, 7]
+    );
     assert!(store.audit_records_after(10, 5).await.unwrap().is_empty());
     let between = store
         .audit_records_between(at(20), at(60), 0, 100)
@@ -78,7 +81,9 @@ pub async fn trail_concurrent_appends_stay_linear(store: Arc<DynInspectableStore
         tasks.push(tokio::spawn(async move {
             for i in 0..10u64 {
                 let n = 1 + (i % 3);
-                let events = (0..n).map(|k| event(5, "upload", t * 1000 + i * 10 + k)).collect();
+                let events = (0..n)
+                    .map(|k| event(5, "upload", t * 1000 + i * 10 + k))
+                    .collect();
                 store.append_audit_events(events).await.unwrap();
             }
         }));
@@ -105,7 +110,10 @@ pub async fn trail_retention_keeps_the_chain_going(store: Arc<DynInspectableStor
     let kept = all(&store).await;
     assert_eq!(kept.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3, 4]);
     assert_chain(&kept);
-    assert_eq!(store.delete_audit_records_before(at(1000)).await.unwrap(), 2);
+    assert_eq!(
+        store.delete_audit_records_before(at(1000)).await.unwrap(),
+        2
+    );
     assert!(all(&store).await.is_empty());
     let last = kept[1].clone();
     assert_eq!(
@@ -118,25 +126,69 @@ pub async fn trail_retention_keeps_the_chain_going(store: Arc<DynInspectableStor
     let next = all(&store).await;
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].seq, 5);
-    assert_eq!(next[0].prev_hash, last.hash, "links to the deleted record 4");
+    assert_eq!(
+        next[0].prev_hash, last.hash,
+        "links to the deleted record 4"
+    );
 }
 
 /// A push sink's cursor moves only for the lease holder and only forward; another owner takes
 /// the lease once it expired, starting from the cursor.
 pub async fn trail_push_cursor_is_leased(store: Arc<DynInspectableStore>) {
     let (t0, t1, t2) = (at(0), at(30), at(60));
-    assert_eq!(store.claim_audit_push("syslog", "a", t0, t1).await.unwrap(), Some(0));
-    assert_eq!(store.claim_audit_push("syslog", "b", at(10), at(40)).await.unwrap(), None);
-    assert_eq!(store.claim_audit_push("http", "b", at(10), at(40)).await.unwrap(), Some(0), "sinks are independent");
+    assert_eq!(
+        store.claim_audit_push("syslog", "a", t0, t1).await.unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        store
+            .claim_audit_push("syslog", "b", at(10), at(40))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .claim_audit_push("http", "b", at(10), at(40))
+            .await
+            .unwrap(),
+        Some(0),
+        "sinks are independent"
+    );
     assert!(store.ack_audit_push("syslog", "a", 3, t1).await.unwrap());
-    assert!(!store.ack_audit_push("syslog", "b", 7, t1).await.unwrap(), "not b's lease");
+    assert!(
+        !store.ack_audit_push("syslog", "b", 7, t1).await.unwrap(),
+        "not b's lease"
+    );
     assert!(store.ack_audit_push("syslog", "a", 2, t1).await.unwrap());
-    assert_eq!(store.claim_audit_push("syslog", "a", at(20), t1).await.unwrap(), Some(3), "never backwards");
+    assert_eq!(
+        store
+            .claim_audit_push("syslog", "a", at(20), t1)
+            .await
+            .unwrap(),
+        Some(3),
+        "never backwards"
+    );
     // a's lease runs out at t1.
-    assert_eq!(store.claim_audit_push("syslog", "b", at(31), t2).await.unwrap(), Some(3));
-    assert!(!store.ack_audit_push("syslog", "a", 5, t2).await.unwrap(), "a lost the lease");
+    assert_eq!(
+        store
+            .claim_audit_push("syslog", "b", at(31), t2)
+            .await
+            .unwrap(),
+        Some(3)
+    );
+    assert!(
+        !store.ack_audit_push("syslog", "a", 5, t2).await.unwrap(),
+        "a lost the lease"
+    );
     assert!(store.ack_audit_push("syslog", "b", 5, t2).await.unwrap());
-    assert_eq!(store.claim_audit_push("syslog", "b", at(40), t2).await.unwrap(), Some(5));
+    assert_eq!(
+        store
+            .claim_audit_push("syslog", "b", at(40), t2)
+            .await
+            .unwrap(),
+        Some(5)
+    );
 }
 
 /// A reopened store continues the chain and keeps the push cursors.
@@ -146,14 +198,34 @@ pub async fn reopened_store_continues_the_audit_chain(factory: &dyn StoreFactory
         .append_audit_events(vec![event(1, "upload", 1), event(2, "upload", 2)])
         .await
         .unwrap();
-    assert_eq!(store.claim_audit_push("syslog", "a", at(0), at(30)).await.unwrap(), Some(0));
-    assert!(store.ack_audit_push("syslog", "a", 2, at(30)).await.unwrap());
+    assert_eq!(
+        store
+            .claim_audit_push("syslog", "a", at(0), at(30))
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert!(
+        store
+            .ack_audit_push("syslog", "a", 2, at(30))
+            .await
+            .unwrap()
+    );
     drop(store);
     let store = factory.open().await;
     assert_eq!(
-        store.append_audit_events(vec![event(3, "upload", 3)]).await.unwrap(),
+        store
+            .append_audit_events(vec![event(3, "upload", 3)])
+            .await
+            .unwrap(),
         3
     );
     assert_chain(&all(&store).await);
-    assert_eq!(store.claim_audit_push("syslog", "a", at(1), at(30)).await.unwrap(), Some(2));
+    assert_eq!(
+        store
+            .claim_audit_push("syslog", "a", at(1), at(30))
+            .await
+            .unwrap(),
+        Some(2)
+    );
 }

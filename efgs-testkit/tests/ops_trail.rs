@@ -93,9 +93,11 @@ async fn until(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool)
 async fn assert_collectors_hold_the_trail(store: &DynInspectableStore, collectors: &[&Collector]) {
     let head = store.append_audit_events(Vec::new()).await.unwrap();
     for c in collectors {
-        until(Duration::from_secs(20), "delivery of every event", async || {
-            c.seqs().len() as u64 >= head
-        })
+        until(
+            Duration::from_secs(20),
+            "delivery of every event",
+            async || c.seqs().len() as u64 >= head,
+        )
         .await;
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -155,7 +157,10 @@ impl Gateway {
             std::fs::write(p.join(format!("trust-list/{i}.json")), entry.to_json()).unwrap();
         }
         write_private(&p.join("enc-1.key"), &[0x17; 32]);
-        write_private(&p.join("dup-hash"), b"a duplicate-hash secret of 32+ bytes\n");
+        write_private(
+            &p.join("dup-hash"),
+            b"a duplicate-hash secret of 32+ bytes\n",
+        );
         Gateway {
             dir,
             pki,
@@ -264,7 +269,10 @@ async fn every_event_type_reaches_the_trail_and_both_collectors_and_verify_names
     assert_eq!(de.upload(&keys, "ops-1", PB).await.unwrap().status, 201);
     let refused = fr
         .download_request(clock.today())
-        .identity(Identity::raw(Some(&"ab".repeat(32)), Some("C=FR, CN=intruder")))
+        .identity(Identity::raw(
+            Some(&"ab".repeat(32)),
+            Some("C=FR, CN=intruder"),
+        ))
         .send()
         .await
         .unwrap();
@@ -289,10 +297,17 @@ async fn every_event_type_reaches_the_trail_and_both_collectors_and_verify_names
     .await;
     // The operator's commands.
     let fr_auth = gw.pki.country("FR").unwrap().auth_thumbprint.to_string();
-    assert_eq!(gw.command(&["trust-list", "revoke", &fr_auth]).await, ExitCode::SUCCESS);
-    assert_eq!(gw.command(&["trust-list", "readmit", &fr_auth]).await, ExitCode::SUCCESS);
     assert_eq!(
-        gw.command(&["trust-list", "import", &gw.path("trust-list")]).await,
+        gw.command(&["trust-list", "revoke", &fr_auth]).await,
+        ExitCode::SUCCESS
+    );
+    assert_eq!(
+        gw.command(&["trust-list", "readmit", &fr_auth]).await,
+        ExitCode::SUCCESS
+    );
+    assert_eq!(
+        gw.command(&["trust-list", "import", &gw.path("trust-list")])
+            .await,
         ExitCode::SUCCESS
     );
 
@@ -331,19 +346,40 @@ async fn every_event_type_reaches_the_trail_and_both_collectors_and_verify_names
         "outcome=stored".to_owned(),
         "status=201".to_owned(),
     ] {
-        assert!(upload.line.contains(&field), "{field} missing: {}", upload.line);
+        assert!(
+            upload.line.contains(&field),
+            "{field} missing: {}",
+            upload.line
+        );
     }
     let failure = line(&|l| name(l) == "auth.failure");
-    assert!(failure.line.contains(&format!("thumbprint={}", "ab".repeat(32))), "{}", failure.line);
-    assert!(failure.line.contains("subject=\"C=FR, CN=intruder\""), "{}", failure.line);
+    assert!(
+        failure
+            .line
+            .contains(&format!("thumbprint={}", "ab".repeat(32))),
+        "{}",
+        failure.line
+    );
+    assert!(
+        failure.line.contains("subject=\"C=FR, CN=intruder\""),
+        "{}",
+        failure.line
+    );
     assert!(failure.line.contains("status=403"), "{}", failure.line);
     let revoke = line(&|l| name(l) == "trust.revoke");
-    assert!(revoke.line.contains(&format!("os_user={OPERATOR}")), "{}", revoke.line);
+    assert!(
+        revoke.line.contains(&format!("os_user={OPERATOR}")),
+        "{}",
+        revoke.line
+    );
     let config = line(&|l| name(l) == "config.loaded");
     assert!(config.line.contains("version=") && config.line.contains("duplicate_hash.secret="));
 
     // verify: intact, then names the changed event.
-    assert_eq!(gw.command(&["audit-log", "verify"]).await, ExitCode::SUCCESS);
+    assert_eq!(
+        gw.command(&["audit-log", "verify"]).await,
+        ExitCode::SUCCESS
+    );
     assert!(log.text().contains("audit trail intact"), "{}", log.text());
     let (client, conn) = tokio_postgres::connect(schema.url(), tokio_postgres::NoTls)
         .await
@@ -359,7 +395,10 @@ async fn every_event_type_reaches_the_trail_and_both_collectors_and_verify_names
         )
         .await
         .unwrap();
-    assert_eq!(gw.command(&["audit-log", "verify"]).await, ExitCode::FAILURE);
+    assert_eq!(
+        gw.command(&["audit-log", "verify"]).await,
+        ExitCode::FAILURE
+    );
     let text = log.text();
     assert!(
         text.contains(&format!("event {} was altered", upload.seq)),
@@ -371,12 +410,25 @@ async fn every_event_type_reaches_the_trail_and_both_collectors_and_verify_names
     let from = records[0].at.date().to_string();
     let to = (records[0].at.date() + time::Duration::days(1)).to_string();
     assert_eq!(
-        gw.command(&["audit-log", "export", "--from", &from, "--to", &to, "--out", &out]).await,
+        gw.command(&[
+            "audit-log",
+            "export",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--out",
+            &out
+        ])
+        .await,
         ExitCode::SUCCESS
     );
     let exported = std::fs::read_to_string(&out).unwrap();
     assert_eq!(exported.lines().count(), records.len());
-    assert!(exported.contains("keys=9"), "the export shows the stored (changed) line");
+    assert!(
+        exported.contains("keys=9"),
+        "the export shows the stored (changed) line"
+    );
 
     let _ = stop.send(());
     assert_eq!(task.await.unwrap(), ExitCode::SUCCESS);
@@ -413,7 +465,10 @@ async fn collectors_going_down_receive_every_event_exactly_once(b: Backend) {
             _ => {}
         }
         let de = &fed["DE"];
-        let r = de.upload(&de.keys(5), &format!("outage-{i}"), PB).await.unwrap();
+        let r = de
+            .upload(&de.keys(5), &format!("outage-{i}"), PB)
+            .await
+            .unwrap();
         assert_eq!(r.status, 201, "{}", r.text());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -445,11 +500,23 @@ async fn no_event_holds_key_data_a_signature_or_a_secret(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status, 201);
-    let bad = de.upload_request(de.keys(3)).tag("secrets-2").signature(signature.clone()).send().await.unwrap();
+    let bad = de
+        .upload_request(de.keys(3))
+        .tag("secrets-2")
+        .signature(signature.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status, 400, "a signature over other keys");
     let batches = fed.run_batching_now().await.unwrap();
     let tag = batches[0].batch.tag.to_string();
-    assert_eq!(fr.download(fed.today(), None, Some(PB_V1)).await.unwrap().status, 200);
+    assert_eq!(
+        fr.download(fed.today(), None, Some(PB_V1))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
     assert_eq!(fr.audit(fed.today(), &tag).await.unwrap().status, 200);
     let intruder = fr
         .download_request(fed.today())
@@ -474,14 +541,21 @@ async fn no_event_holds_key_data_a_signature_or_a_secret(b: Backend) {
     }
     for r in &records {
         for s in &secrets {
-            assert!(!r.line.contains(s.as_str()), "event {} holds {s}: {}", r.seq, r.line);
+            assert!(
+                !r.line.contains(s.as_str()),
+                "event {} holds {s}: {}",
+                r.seq,
+                r.line
+            );
         }
         if let Some(run) = base64_run(&r.line) {
             panic!("event {} holds a Base64 run {run}: {}", r.seq, r.line);
         }
     }
     assert!(
-        records.iter().any(|r| r.line.contains("duplicate_hash.secret=[redacted]")),
+        records
+            .iter()
+            .any(|r| r.line.contains("duplicate_hash.secret=[redacted]")),
         "the configuration event shows secrets redacted"
     );
     fed.shutdown().await.unwrap();
@@ -501,7 +575,10 @@ struct PrivateCluster {
 impl PrivateCluster {
     fn script(&self, cmd: &str) -> std::process::Output {
         std::process::Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg-test-cluster.sh"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/pg-test-cluster.sh"
+            ))
             .arg(cmd)
             .env("EFGS_PG_STATE_FILE", self.state.path().join("state"))
             .env("EFGS_PG_PORT", self.port.to_string())
@@ -544,7 +621,11 @@ impl PrivateCluster {
 
     fn resume(&self) {
         let out = self.script("resume");
-        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -555,8 +636,12 @@ impl Drop for PrivateCluster {
 }
 
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let (status, _, body) =
-        support::raw_http(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), b"").await;
+    let (status, _, body) = support::raw_http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        b"",
+    )
+    .await;
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
@@ -569,7 +654,9 @@ fn sample(text: &str, series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_with_an_upload_and_readyz_follows_the_database() {
-    let cluster = tokio::task::spawn_blocking(PrivateCluster::start).await.unwrap();
+    let cluster = tokio::task::spawn_blocking(PrivateCluster::start)
+        .await
+        .unwrap();
     let Some(cluster) = cluster else {
         return;
     };
@@ -584,9 +671,11 @@ async fn metrics_move_with_an_upload_and_readyz_follows_the_database() {
         .await
         .unwrap();
     // The listener starts with `serve`, right after the federation is built.
-    until(Duration::from_secs(10), "the metrics listener", async || {
-        tokio::net::TcpStream::connect(metrics).await.is_ok()
-    })
+    until(
+        Duration::from_secs(10),
+        "the metrics listener",
+        async || tokio::net::TcpStream::connect(metrics).await.is_ok(),
+    )
     .await;
     let (status, before) = get(metrics, "/metrics").await;
     assert_eq!(status, 200);
@@ -601,37 +690,69 @@ async fn metrics_move_with_an_upload_and_readyz_follows_the_database() {
         assert!(before.contains(family), "{family} missing:\n{before}");
     }
     let de = &fed["DE"];
-    assert_eq!(de.upload(&de.keys(20), "metrics-1", PB).await.unwrap().status, 201);
-    let bad = de.upload_request(de.keys(2)).tag("metrics-2").signature("AAAA").send().await.unwrap();
+    assert_eq!(
+        de.upload(&de.keys(20), "metrics-1", PB)
+            .await
+            .unwrap()
+            .status,
+        201
+    );
+    let bad = de
+        .upload_request(de.keys(2))
+        .tag("metrics-2")
+        .signature("AAAA")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status, 400);
     let (_, after) = get(metrics, "/metrics").await;
     let upload_201 = "efgs_http_requests_total{route=\"upload\",status=\"201\"}";
     assert_eq!(sample(&before, upload_201), 0.0);
     assert_eq!(sample(&after, upload_201), 1.0, "{after}");
-    assert_eq!(sample(&after, "efgs_upload_keys_total{country=\"DE\"}"), 20.0);
+    assert_eq!(
+        sample(&after, "efgs_upload_keys_total{country=\"DE\"}"),
+        20.0
+    );
     assert_eq!(sample(&after, "efgs_pending_keys"), 20.0);
     assert!(
-        sample(&after, "efgs_audit_events_total") >= sample(&before, "efgs_audit_events_total") + 4.0,
+        sample(&after, "efgs_audit_events_total")
+            >= sample(&before, "efgs_audit_events_total") + 4.0,
         "{after}"
     );
-    assert!(after.contains("efgs_signature_failures_total{reason="), "{after}");
+    assert!(
+        after.contains("efgs_signature_failures_total{reason="),
+        "{after}"
+    );
     assert_eq!(get(metrics, "/readyz").await.0, 200);
     assert_eq!(get(metrics, "/livez").await.0, 200);
 
     let cluster = Arc::new(cluster);
     let c = cluster.clone();
     tokio::task::spawn_blocking(move || c.halt()).await.unwrap();
-    until(Duration::from_secs(15), "/readyz 503 with the database down", async || {
-        get(metrics, "/readyz").await.0 == 503
-    })
+    until(
+        Duration::from_secs(15),
+        "/readyz 503 with the database down",
+        async || get(metrics, "/readyz").await.0 == 503,
+    )
     .await;
     assert_eq!(get(metrics, "/livez").await.0, 200, "alive while not ready");
     let c = cluster.clone();
-    tokio::task::spawn_blocking(move || c.resume()).await.unwrap();
-    until(Duration::from_secs(20), "/readyz 200 with the database back", async || {
-        get(metrics, "/readyz").await.0 == 200
-    })
+    tokio::task::spawn_blocking(move || c.resume())
+        .await
+        .unwrap();
+    until(
+        Duration::from_secs(20),
+        "/readyz 200 with the database back",
+        async || get(metrics, "/readyz").await.0 == 200,
+    )
     .await;
-    assert_eq!(de.upload(&de.keys(5), "metrics-3", PB).await.unwrap().status, 201, "serving again without a restart");
+    assert_eq!(
+        de.upload(&de.keys(5), "metrics-3", PB)
+            .await
+            .unwrap()
+            .status,
+        201,
+        "serving again without a restart"
+    );
     fed.shutdown().await.unwrap();
 }

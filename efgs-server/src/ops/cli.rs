@@ -118,8 +118,9 @@ pub(crate) async fn verify(store: &DynStore) -> Result<String, AuditLogError> {
     loop {
         let page = store.audit_records_after(after, PAGE).await?;
         for r in &page {
-            v.push(r)
-                .map_err(|b| AuditLogError::Broken(format!("{b}\n  event {}: {}", r.seq, r.line)))?;
+            v.push(r).map_err(|b| {
+                AuditLogError::Broken(format!("{b}\n  event {}: {}", r.seq, r.line))
+            })?;
         }
         match page.last() {
             Some(r) => after = r.seq,

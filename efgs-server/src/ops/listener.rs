@@ -101,18 +101,28 @@ pub(crate) async fn serve(listener: TcpListener, probe: Probe, stop: Cancellatio
     }
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut res = Response::new(Full::new(body.into()));
     *res.status_mut() = status;
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
     res
 }
 
 async fn answer(probe: &Probe, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     const PLAIN: &str = "text/plain; charset=utf-8";
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, PLAIN, "method not allowed\n");
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            PLAIN,
+            "method not allowed\n",
+        );
     }
     match req.uri().path() {
         "/metrics" => text(
@@ -125,7 +135,11 @@ async fn answer(probe: &Probe, req: &Request<Incoming>) -> Response<Full<Bytes>>
             Ok(()) => text(StatusCode::OK, PLAIN, "ready\n"),
             Err(why) => {
                 tracing::debug!(reason = why, "readyz: not ready");
-                text(StatusCode::SERVICE_UNAVAILABLE, PLAIN, format!("not ready: {why}\n"))
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    PLAIN,
+                    format!("not ready: {why}\n"),
+                )
             }
         },
         _ => text(StatusCode::NOT_FOUND, PLAIN, "not found\n"),

@@ -155,7 +155,12 @@ impl Metrics {
     pub(crate) fn render(&self, scrape: &Scrape) -> String {
         let mut out = String::with_capacity(4096);
         let (version, revision) = super::build_info();
-        family(&mut out, "efgs_build_info", "gauge", "Version and git revision running (value 1).");
+        family(
+            &mut out,
+            "efgs_build_info",
+            "gauge",
+            "Version and git revision running (value 1).",
+        );
         let _ = writeln!(
             out,
             "efgs_build_info{{version=\"{}\",revision=\"{}\"}} 1",
@@ -163,82 +168,227 @@ impl Metrics {
             esc(revision)
         );
 
-        family(&mut out, "efgs_http_requests_total", "counter", "Requests answered, by route and status.");
+        family(
+            &mut out,
+            "efgs_http_requests_total",
+            "counter",
+            "Requests answered, by route and status.",
+        );
         for ((route, status), n) in lock(&self.requests).iter() {
-            let _ = writeln!(out, "efgs_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "efgs_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+            );
         }
-        family(&mut out, "efgs_upload_keys_total", "counter", "Keys stored, by uploading country.");
+        family(
+            &mut out,
+            "efgs_upload_keys_total",
+            "counter",
+            "Keys stored, by uploading country.",
+        );
         for (c, n) in lock(&self.keys_uploaded).iter() {
             let _ = writeln!(out, "efgs_upload_keys_total{{country=\"{}\"}} {n}", esc(c));
         }
-        family(&mut out, "efgs_download_keys_total", "counter", "Keys served, by downloading country.");
+        family(
+            &mut out,
+            "efgs_download_keys_total",
+            "counter",
+            "Keys served, by downloading country.",
+        );
         for (c, n) in lock(&self.keys_downloaded).iter() {
-            let _ = writeln!(out, "efgs_download_keys_total{{country=\"{}\"}} {n}", esc(c));
+            let _ = writeln!(
+                out,
+                "efgs_download_keys_total{{country=\"{}\"}} {n}",
+                esc(c)
+            );
         }
-        family(&mut out, "efgs_signature_failures_total", "counter", "Uploads refused for their batch signature, by reason.");
+        family(
+            &mut out,
+            "efgs_signature_failures_total",
+            "counter",
+            "Uploads refused for their batch signature, by reason.",
+        );
         for (r, n) in lock(&self.signature_failures).iter() {
             let _ = writeln!(out, "efgs_signature_failures_total{{reason=\"{r}\"}} {n}");
         }
-        family(&mut out, "efgs_auth_failures_total", "counter", "Requests refused at authentication, by reason.");
+        family(
+            &mut out,
+            "efgs_auth_failures_total",
+            "counter",
+            "Requests refused at authentication, by reason.",
+        );
         for (r, n) in lock(&self.auth_failures).iter() {
             let _ = writeln!(out, "efgs_auth_failures_total{{reason=\"{r}\"}} {n}");
         }
 
-        family(&mut out, "efgs_batch_cut_seconds", "histogram", "Duration of the batching steps that cut a batch.");
+        family(
+            &mut out,
+            "efgs_batch_cut_seconds",
+            "histogram",
+            "Duration of the batching steps that cut a batch.",
+        );
         {
             let h = lock(&self.batch_cut);
             for (i, le) in CUT_BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "efgs_batch_cut_seconds_bucket{{le=\"{le}\"}} {}", h.counts[i]);
+                let _ = writeln!(
+                    out,
+                    "efgs_batch_cut_seconds_bucket{{le=\"{le}\"}} {}",
+                    h.counts[i]
+                );
             }
-            let _ = writeln!(out, "efgs_batch_cut_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "efgs_batch_cut_seconds_bucket{{le=\"+Inf\"}} {}",
+                h.count
+            );
             let _ = writeln!(out, "efgs_batch_cut_seconds_sum {}", h.sum);
             let _ = writeln!(out, "efgs_batch_cut_seconds_count {}", h.count);
         }
         if let Some((uploads, keys)) = scrape.pending {
-            family(&mut out, "efgs_pending_keys", "gauge", "Keys uploaded and not yet in a batch.");
+            family(
+                &mut out,
+                "efgs_pending_keys",
+                "gauge",
+                "Keys uploaded and not yet in a batch.",
+            );
             let _ = writeln!(out, "efgs_pending_keys {keys}");
-            family(&mut out, "efgs_pending_uploads", "gauge", "Uploads not yet in a batch.");
+            family(
+                &mut out,
+                "efgs_pending_uploads",
+                "gauge",
+                "Uploads not yet in a batch.",
+            );
             let _ = writeln!(out, "efgs_pending_uploads {uploads}");
         }
 
-        family(&mut out, "efgs_callback_events_total", "counter", "Callback deliveries, retries and suspensions, by outcome.");
+        family(
+            &mut out,
+            "efgs_callback_events_total",
+            "counter",
+            "Callback deliveries, retries and suspensions, by outcome.",
+        );
         for ((kind, outcome), n) in lock(&self.callbacks).iter() {
-            let _ = writeln!(out, "efgs_callback_events_total{{kind=\"{kind}\",outcome=\"{}\"}} {n}", esc(outcome));
+            let _ = writeln!(
+                out,
+                "efgs_callback_events_total{{kind=\"{kind}\",outcome=\"{}\"}} {n}",
+                esc(outcome)
+            );
         }
 
         if let Some(p) = scrape.pool {
-            family(&mut out, "efgs_db_pool_connections", "gauge", "Database pool connections by state (in_use, idle) and the pool's maximum.");
-            let _ = writeln!(out, "efgs_db_pool_connections{{state=\"in_use\"}} {}", p.size.saturating_sub(p.available));
-            let _ = writeln!(out, "efgs_db_pool_connections{{state=\"idle\"}} {}", p.available);
-            let _ = writeln!(out, "efgs_db_pool_connections{{state=\"max\"}} {}", p.max_size);
-            family(&mut out, "efgs_db_pool_waiting", "gauge", "Callers waiting for a database connection.");
+            family(
+                &mut out,
+                "efgs_db_pool_connections",
+                "gauge",
+                "Database pool connections by state (in_use, idle) and the pool's maximum.",
+            );
+            let _ = writeln!(
+                out,
+                "efgs_db_pool_connections{{state=\"in_use\"}} {}",
+                p.size.saturating_sub(p.available)
+            );
+            let _ = writeln!(
+                out,
+                "efgs_db_pool_connections{{state=\"idle\"}} {}",
+                p.available
+            );
+            let _ = writeln!(
+                out,
+                "efgs_db_pool_connections{{state=\"max\"}} {}",
+                p.max_size
+            );
+            family(
+                &mut out,
+                "efgs_db_pool_waiting",
+                "gauge",
+                "Callers waiting for a database connection.",
+            );
             let _ = writeln!(out, "efgs_db_pool_waiting {}", p.waiting);
         }
 
-        family(&mut out, "efgs_audit_events_total", "counter", "Audit-trail events this process stored.");
-        let _ = writeln!(out, "efgs_audit_events_total {}", self.trail_events.load(Ordering::Relaxed));
-        family(&mut out, "efgs_audit_append_failures_total", "counter", "Failed audit-trail appends (their actions were answered 503).");
-        let _ = writeln!(out, "efgs_audit_append_failures_total {}", self.trail_failures.load(Ordering::Relaxed));
+        family(
+            &mut out,
+            "efgs_audit_events_total",
+            "counter",
+            "Audit-trail events this process stored.",
+        );
+        let _ = writeln!(
+            out,
+            "efgs_audit_events_total {}",
+            self.trail_events.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "efgs_audit_append_failures_total",
+            "counter",
+            "Failed audit-trail appends (their actions were answered 503).",
+        );
+        let _ = writeln!(
+            out,
+            "efgs_audit_append_failures_total {}",
+            self.trail_failures.load(Ordering::Relaxed)
+        );
         let head = scrape
             .trail_head
             .unwrap_or_else(|| self.trail_last_seq.load(Ordering::Relaxed));
-        family(&mut out, "efgs_audit_last_seq", "gauge", "Sequence number of the last audit-trail event.");
+        family(
+            &mut out,
+            "efgs_audit_last_seq",
+            "gauge",
+            "Sequence number of the last audit-trail event.",
+        );
         let _ = writeln!(out, "efgs_audit_last_seq {head}");
         let push = lock(&self.push).clone();
-        family(&mut out, "efgs_audit_push_backlog", "gauge", "Audit events not yet acknowledged by the collector, by sink (reported by the instance holding the sink's lease).");
+        family(
+            &mut out,
+            "efgs_audit_push_backlog",
+            "gauge",
+            "Audit events not yet acknowledged by the collector, by sink (reported by the instance holding the sink's lease).",
+        );
         for (sink, s) in push.iter().filter(|(_, s)| s.active) {
-            let _ = writeln!(out, "efgs_audit_push_backlog{{sink=\"{sink}\"}} {}", head.saturating_sub(s.acked));
+            let _ = writeln!(
+                out,
+                "efgs_audit_push_backlog{{sink=\"{sink}\"}} {}",
+                head.saturating_sub(s.acked)
+            );
         }
-        family(&mut out, "efgs_audit_push_last_success_timestamp_seconds", "gauge", "Unix time of the last delivery the collector acknowledged, by sink.");
+        family(
+            &mut out,
+            "efgs_audit_push_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last delivery the collector acknowledged, by sink.",
+        );
         for (sink, s) in &push {
-            let _ = writeln!(out, "efgs_audit_push_last_success_timestamp_seconds{{sink=\"{sink}\"}} {}", s.last_success);
+            let _ = writeln!(
+                out,
+                "efgs_audit_push_last_success_timestamp_seconds{{sink=\"{sink}\"}} {}",
+                s.last_success
+            );
         }
-        family(&mut out, "efgs_audit_push_failures_total", "counter", "Failed delivery attempts, by sink.");
+        family(
+            &mut out,
+            "efgs_audit_push_failures_total",
+            "counter",
+            "Failed delivery attempts, by sink.",
+        );
         for (sink, s) in &push {
-            let _ = writeln!(out, "efgs_audit_push_failures_total{{sink=\"{sink}\"}} {}", s.failures);
+            let _ = writeln!(
+                out,
+                "efgs_audit_push_failures_total{{sink=\"{sink}\"}} {}",
+                s.failures
+            );
         }
-        family(&mut out, "efgs_retention_last_success_timestamp_seconds", "gauge", "Unix time of the last successful retention run of this process (0: none yet).");
-        let _ = writeln!(out, "efgs_retention_last_success_timestamp_seconds {}", self.retention_last_success.load(Ordering::Relaxed));
+        family(
+            &mut out,
+            "efgs_retention_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last successful retention run of this process (0: none yet).",
+        );
+        let _ = writeln!(
+            out,
+            "efgs_retention_last_success_timestamp_seconds {}",
+            self.retention_last_success.load(Ordering::Relaxed)
+        );
 
         process(&mut out);
         out
@@ -270,8 +420,17 @@ fn process(out: &mut String) {
         let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
         // utime and stime are fields 14 and 15 of the line, 11 and 12 after the name.
         if let (Some(u), Some(s)) = (ticks(11), ticks(12)) {
-            family(out, "process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.");
-            let _ = writeln!(out, "process_cpu_seconds_total {}", (u + s) as f64 / CLK_TCK);
+            family(
+                out,
+                "process_cpu_seconds_total",
+                "counter",
+                "User and system CPU time spent, in seconds.",
+            );
+            let _ = writeln!(
+                out,
+                "process_cpu_seconds_total {}",
+                (u + s) as f64 / CLK_TCK
+            );
         }
     }
     if let Ok(status) = std::fs::read_to_string("/proc/self/status")
@@ -281,7 +440,12 @@ fn process(out: &mut String) {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse::<u64>().ok())
     {
-        family(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+        family(
+            out,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+        );
         let _ = writeln!(out, "process_resident_memory_bytes {}", kb * 1024);
     }
     if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
@@ -295,7 +459,12 @@ fn process(out: &mut String) {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse::<u64>().ok())
     {
-        family(out, "process_max_fds", "gauge", "Maximum open file descriptors.");
+        family(
+            out,
+            "process_max_fds",
+            "gauge",
+            "Maximum open file descriptors.",
+        );
         let _ = writeln!(out, "process_max_fds {max}");
     }
 }

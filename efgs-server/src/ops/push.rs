@@ -345,8 +345,12 @@ mod tests {
 
     #[test]
     fn syslog_frames_are_rfc5424_octet_counted() {
-        let e = Event::new(datetime!(2026-12-06 05:30:00 UTC), Level::Warn, "auth.failure")
-            .field("reason", "not-authorized");
+        let e = Event::new(
+            datetime!(2026-12-06 05:30:00 UTC),
+            Level::Warn,
+            "auth.failure",
+        )
+        .field("reason", "not-authorized");
         let r = TrailRecord::chain(0, GENESIS, &e);
         let f = syslog_frame(&r, "gw1", 42);
         let (len, msg) = f.split_once(' ').unwrap();

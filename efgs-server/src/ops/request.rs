@@ -59,14 +59,12 @@ impl Presented {
             } => {
                 let from_cert = certificate.and_then(|c| identity_from_cert_header(c).ok());
                 Presented {
-                    thumbprint: from_cert
-                        .map(|id| id.thumbprint.to_string())
-                        .or_else(|| {
-                            thumbprint.map(|t| {
-                                normalise_thumbprint(t)
-                                    .map_or_else(|| "unreadable".to_owned(), |t| t.to_string())
-                            })
-                        }),
+                    thumbprint: from_cert.map(|id| id.thumbprint.to_string()).or_else(|| {
+                        thumbprint.map(|t| {
+                            normalise_thumbprint(t)
+                                .map_or_else(|| "unreadable".to_owned(), |t| t.to_string())
+                        })
+                    }),
                     subject: dn.map(clip),
                 }
             }

@@ -160,6 +160,9 @@ mod tests {
             redact_userinfo("https://u:secret@collector/x"),
             "https://[redacted]@collector/x"
         );
-        assert_eq!(redact_userinfo("tcp://collector:6514"), "tcp://collector:6514");
+        assert_eq!(
+            redact_userinfo("tcp://collector:6514"),
+            "tcp://collector:6514"
+        );
     }
 }

@@ -135,7 +135,9 @@ async fn write(
                     tracing::info!("audit trail writable again");
                     failing = false;
                 }
-                metrics.trail_events.fetch_add(count as u64, Ordering::Relaxed);
+                metrics
+                    .trail_events
+                    .fetch_add(count as u64, Ordering::Relaxed);
                 metrics.trail_last_seq.fetch_max(last, Ordering::Relaxed);
                 appended.notify_waiters();
                 Ok(())

@@ -464,8 +464,8 @@ fn net_limits(http: HttpConfig, max_body_bytes: u64, auth: &AuthSettings) -> Net
 }
 
 mod ops;
-pub(crate) use ops::{OpsSettings, SinkKind, SinkSettings};
 use ops::ops_settings;
+pub(crate) use ops::{OpsSettings, SinkKind, SinkSettings};
 
 #[cfg(test)]
 mod tests;

@@ -109,10 +109,22 @@ pub(crate) fn ops_settings(
     let roots = ca_file.as_deref().map(roots).transpose()?;
     let mut sinks = Vec::new();
     if let Some(url) = syslog.filter(|s| !s.trim().is_empty()) {
-        sinks.push(sink("audit.syslog", "syslog", &url, ca_file.as_deref(), roots.as_ref())?);
+        sinks.push(sink(
+            "audit.syslog",
+            "syslog",
+            &url,
+            ca_file.as_deref(),
+            roots.as_ref(),
+        )?);
     }
     if let Some(url) = http_url.filter(|s| !s.trim().is_empty()) {
-        sinks.push(sink("audit.http_url", "http", &url, ca_file.as_deref(), roots.as_ref())?);
+        sinks.push(sink(
+            "audit.http_url",
+            "http",
+            &url,
+            ca_file.as_deref(),
+            roots.as_ref(),
+        )?);
     }
     if !enabled && !sinks.is_empty() {
         return Err(invalid(
@@ -164,7 +176,10 @@ fn sink(
             if scheme == "https" { 443 } else { 80 },
         ),
         ("audit.syslog", _) => {
-            return Err(invalid(setting, "must be tcp://host:port or tls://host:port"));
+            return Err(invalid(
+                setting,
+                "must be tcp://host:port or tls://host:port",
+            ));
         }
         _ => return Err(invalid(setting, "must be an http:// or https:// URL")),
     };
