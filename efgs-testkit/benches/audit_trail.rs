@@ -166,7 +166,8 @@ async fn bench() {
     // Warm-up.
     let _ = run(off.base_url(), &prepare(&off, 999, 1, n_keys)).await;
     let _ = run(on.base_url(), &prepare(&on, 999, 1, n_keys)).await;
-    let sets: Vec<(Vec<Arc<Client>>, Vec<Arc<Client>>)> = (0..rounds)
+    type Round = (Vec<Arc<Client>>, Vec<Arc<Client>>);
+    let sets: Vec<Round> = (0..rounds)
         .map(|r| {
             (
                 prepare(&off, r, per_client, n_keys),
