@@ -262,12 +262,21 @@ pub(crate) async fn finish(ops: &Ops, note: Note, res: Response) -> Response {
     let events = note.events(ops, res.status());
     match ops.trail.record(events).await {
         Ok(()) => res,
-        Err(e) => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "audit-trail-unavailable",
-            &format!("{e}; retry later"),
-            None,
-            None,
-        ),
+        // The request already failed on the store (an outage): that answer stands.
+        Err(_) if res.status().is_server_error() => res,
+        Err(e) => {
+            let mut res = problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit-trail-unavailable",
+                &format!("{e}; retry later"),
+                None,
+                None,
+            );
+            res.headers_mut().insert(
+                warp::http::header::RETRY_AFTER,
+                warp::http::HeaderValue::from_static("5"),
+            );
+            res
+        }
     }
 }
