@@ -5,6 +5,8 @@
 #   scripts/pg-test-cluster.sh env     # prints the `export ...` lines of the running cluster
 #   scripts/pg-test-cluster.sh status  # exit 0 when the cluster answers, 1 otherwise
 #   scripts/pg-test-cluster.sh stop    # fast shutdown and removal of the cluster directory
+#   scripts/pg-test-cluster.sh halt    # fast shutdown, keeping the cluster (a database outage)
+#   scripts/pg-test-cluster.sh resume  # starts a halted cluster again on the same port
 #
 # Typical use (e.g. in .ci/run):
 #   trap 'bash scripts/pg-test-cluster.sh stop' EXIT
@@ -212,6 +214,21 @@ cmd_stop() {
     log "stopped and removed $PG_DIR"
 }
 
+cmd_halt() {
+    load_state || die "no cluster recorded"
+    as_owner "$PG_BIN_DIR/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop >&2
+}
+
+cmd_resume() {
+    load_state || die "no cluster recorded"
+    local dir="$PG_DIR"
+    as_owner "$PG_BIN_DIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c fsync=off \
+-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c ssl=on \
+-c ssl_cert_file=$dir/tls/server.pem -c ssl_key_file=$dir/tls/server.key" \
+        start >&2
+}
+
 cmd_env() {
     running || die "no running cluster (run: $0 start)"
     print_env
@@ -222,8 +239,10 @@ start) cmd_start ;;
 stop) cmd_stop || true ;;
 env) cmd_env ;;
 status) running ;;
+halt) cmd_halt ;;
+resume) cmd_resume ;;
 *)
-    echo "usage: $0 start|stop|env|status" >&2
+    echo "usage: $0 start|stop|env|status|halt|resume" >&2
     exit 2
     ;;
 esac

@@ -306,6 +306,18 @@ impl Gateway {
         req: UploadRequest<'_>,
         now: OffsetDateTime,
     ) -> Result<UploadOutcome, Error> {
+        Ok(self.upload_signed(who, req, now).await?.0)
+    }
+
+    /// [`Gateway::upload`], also naming the thumbprint of the certificate that signed the
+    /// batch (for the audit trail): `None` when the signature was not checked (the `batchTag`
+    /// was already taken: a replay or a reused tag).
+    pub async fn upload_signed(
+        &self,
+        who: &ClientIdentity,
+        req: UploadRequest<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(UploadOutcome, Option<crate::cert::Thumbprint>), Error> {
         let batch_tag = req
             .batch_tag
             .ok_or(RequestError::MissingHeader("batchTag"))?;
@@ -328,10 +340,9 @@ impl Gateway {
         // reused tag is answered 409 whatever its signature). The store applies the same rule
         // again inside its atomic insert, for uploads racing under one tag.
         if let Some(existing) = self.store.upload_info(&who.country, batch_tag).await? {
-            return Ok(UploadOutcome::for_taken_tag(
-                existing.receipt(),
-                &existing.content_digest,
-                &digest,
+            return Ok((
+                UploadOutcome::for_taken_tag(existing.receipt(), &existing.content_digest, &digest),
+                None,
             ));
         }
 
@@ -372,7 +383,10 @@ impl Gateway {
             content_digest: digest,
             keys,
         };
-        Ok(self.store.insert_upload(upload).await?)
+        Ok((
+            self.store.insert_upload(upload).await?,
+            Some(signer.thumbprint),
+        ))
     }
 
     async fn check_signer_trusted(

@@ -26,6 +26,7 @@ pub mod retention;
 mod single_flight;
 pub mod store;
 pub mod tag;
+pub mod trail;
 pub mod trust;
 pub mod validate;
 

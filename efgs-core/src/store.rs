@@ -61,6 +61,7 @@ use crate::BoxError;
 use crate::cert::Thumbprint;
 use crate::model::{CertificateType, DiagnosisKey, FormatVersion};
 use crate::tag::BatchTag;
+pub use crate::trail::{Event as TrailEvent, Record as TrailRecord};
 
 /// The per-key duplicate-detection hash chosen by the caller (decisions item 11: an
 /// HMAC-SHA256 over the key's canonical bytes). Stores treat it as opaque and unique.
@@ -844,18 +845,94 @@ pub trait StoreInspect: Send + Sync + Debug + 'static {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The audit trail (ADR 0017, 0018, 0019)
+// ---------------------------------------------------------------------------------------------
+
+/// The operator's audit trail ([`crate::trail`]): an append-only, hash-chained log of events,
+/// and the delivery cursor of each push sink.
+///
+/// Contracts:
+/// - [`append_audit_events`](Self::append_audit_events) chains the events, in the order given,
+///   after the last record ever appended (also when retention removed every record): dense
+///   sequence numbers from 1, each [`Record`](crate::trail::Record) made with
+///   [`Record::chain`](crate::trail::Record::chain). Appends by many instances on one store are
+///   serialised, so the chain stays linear. All of one call or nothing; durable once `Ok`.
+/// - A push sink's cursor (the last sequence number its collector acknowledged) moves only
+///   forward and only for the holder of the sink's lease: one pusher per sink among all
+///   instances, another may take over once the lease has expired.
+#[async_trait]
+pub trait AuditTrailStore: Send + Sync + Debug + 'static {
+    /// Appends `events` to the chain; returns the sequence number of the last record (the
+    /// current last one when `events` is empty, 0 when nothing was ever appended).
+    async fn append_audit_events(
+        &self,
+        events: Vec<crate::trail::Event>,
+    ) -> Result<u64, StoreError>;
+
+    /// Up to `limit` records with a sequence number above `after_seq`, in order.
+    async fn audit_records_after(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<TrailRecord>, StoreError>;
+
+    /// Up to `limit` records with a sequence number above `after_seq` and an instant in
+    /// `from..to` (`to` excluded), in sequence order.
+    async fn audit_records_between(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<TrailRecord>, StoreError>;
+
+    /// Deletes the records older than `cutoff` (the chain head stays, so numbering and
+    /// chaining continue); returns how many.
+    async fn delete_audit_records_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Takes or renews the lease of push sink `sink` for `owner` until `until`, when it is
+    /// free, expired at `now`, or already `owner`'s. Returns the sink's cursor (0 for a new
+    /// sink) when `owner` holds the lease, `None` when another owner does.
+    async fn claim_audit_push(
+        &self,
+        sink: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// Moves sink `sink`'s cursor forward to `seq` and renews the lease until `until`, if
+    /// `owner` still holds the lease; returns whether it did (false: the lease was lost, the
+    /// cursor is unchanged).
+    async fn ack_audit_push(
+        &self,
+        sink: &str,
+        owner: &str,
+        seq: u64,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The union, and forwarding impls
 // ---------------------------------------------------------------------------------------------
 
 /// Every storage concern in one trait object: what the server holds. Implemented for every
 /// type implementing all the concern traits.
 pub trait Store:
-    TrustListStore + UploadStore + BatchStore + KeyStore + StatsStore + RetentionStore
+    TrustListStore + UploadStore + BatchStore + KeyStore + StatsStore + RetentionStore + AuditTrailStore
 {
 }
 
 impl<T> Store for T where
-    T: TrustListStore + UploadStore + BatchStore + KeyStore + StatsStore + RetentionStore + ?Sized
+    T: TrustListStore
+        + UploadStore
+        + BatchStore
+        + KeyStore
+        + StatsStore
+        + RetentionStore
+        + AuditTrailStore
+        + ?Sized
 {
 }
 
@@ -931,6 +1008,19 @@ macro_rules! __for_each_store_trait {
             fn delete_keys_before(&self, cutoff: OffsetDateTime, now: OffsetDateTime)
                 -> Result<CleanupReport, StoreError>;
             fn delete_batches_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
+        });
+
+        $m!(AuditTrailStore {
+            fn append_audit_events(&self, events: Vec<TrailEvent>) -> Result<u64, StoreError>;
+            fn audit_records_after(&self, after_seq: u64, limit: usize)
+                -> Result<Vec<TrailRecord>, StoreError>;
+            fn audit_records_between(&self, from: OffsetDateTime, to: OffsetDateTime, after_seq: u64, limit: usize)
+                -> Result<Vec<TrailRecord>, StoreError>;
+            fn delete_audit_records_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError>;
+            fn claim_audit_push(&self, sink: &str, owner: &str, now: OffsetDateTime, until: OffsetDateTime)
+                -> Result<Option<u64>, StoreError>;
+            fn ack_audit_push(&self, sink: &str, owner: &str, seq: u64, until: OffsetDateTime)
+                -> Result<bool, StoreError>;
         });
 
         $m!(StoreInspect {

@@ -16,6 +16,8 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::error::{error_response, problem, upload_response};
 use crate::net::{BodyError, ConnectionInfo, read_limited};
+use crate::ops::Ops;
+use crate::ops::request::{Note, finish, route_of};
 use crate::server::Clock;
 
 /// Header carrying the client certificate's SHA-256 (set by the TLS proxy).
@@ -53,6 +55,8 @@ pub(crate) struct AppState {
     pub(crate) uploads_in_flight: Arc<UploadBudget>,
     /// The clock.
     pub(crate) clock: Clock,
+    /// The audit trail and the metrics.
+    pub(crate) ops: Ops,
 }
 
 impl std::fmt::Debug for AppState {
@@ -121,7 +125,9 @@ pub(crate) fn api(
         .and(warp::body::stream())
         .then(
             |state: Arc<AppState>, conn: Option<ConnectionInfo>, headers: HeaderMap, body| async move {
-                upload_handler(&state, conn.as_ref(), &headers, body).await
+                let mut note = Note::upload(&headers);
+                let res = upload_handler(&state, conn.as_ref(), &headers, body, &mut note).await;
+                finish(&state.ops, note, res).await
             },
         );
 
@@ -135,7 +141,9 @@ pub(crate) fn api(
              state: Arc<AppState>,
              conn: Option<ConnectionInfo>,
              headers: HeaderMap| async move {
-                download_handler(&state, conn.as_ref(), &headers, &date).await
+                let mut note = Note::download(&headers, &date);
+                let res = download_handler(&state, conn.as_ref(), &headers, &date, &mut note).await;
+                finish(&state.ops, note, res).await
             },
         );
 
@@ -151,11 +159,14 @@ pub(crate) fn api(
              state: Arc<AppState>,
              conn: Option<ConnectionInfo>,
              headers: HeaderMap| async move {
-                audit_handler(&state, conn.as_ref(), &headers, &date, &tag).await
+                let mut note = Note::audit(&date, &tag);
+                let res =
+                    audit_handler(&state, conn.as_ref(), &headers, &date, &tag, &mut note).await;
+                finish(&state.ops, note, res).await
             },
         );
 
-    options
+    let routes = options
         .or(health)
         .unify()
         .or(upload)
@@ -165,7 +176,14 @@ pub(crate) fn api(
         .or(audit)
         .unify()
         .recover(recover)
-        .unify()
+        .unify();
+    let metrics = state.ops.metrics.clone();
+    warp::path::full()
+        .and(routes)
+        .map(move |path: warp::path::FullPath, res: Response| {
+            metrics.request(route_of(path.as_str()), res.status().as_u16());
+            res
+        })
 }
 
 fn options_reply() -> Response {
@@ -233,11 +251,27 @@ fn credentials<'a>(
     }
 }
 
+/// Authenticates the caller and notes the outcome for the audit trail (with the presented
+/// thumbprint and subject when refused).
+async fn authenticate(
+    state: &AppState,
+    conn: Option<&ConnectionInfo>,
+    headers: &HeaderMap,
+    note: &mut Note,
+) -> Result<efgs_core::identity::ClientIdentity, Error> {
+    let creds = credentials(&state.auth, conn, headers);
+    let presented = crate::ops::request::Presented::of(&creds);
+    let result = state.gateway.authenticate(creds, (state.clock)()).await;
+    note.authenticated(&state.ops, &result, presented);
+    result
+}
+
 async fn upload_handler<S, B>(
     state: &AppState,
     conn: Option<&ConnectionInfo>,
     headers: &HeaderMap,
     body: S,
+    note: &mut Note,
 ) -> Response
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,
@@ -250,11 +284,7 @@ where
     if let Err(e) = media::route_upload(content_type, accept) {
         return error_response(&e.into(), PATH);
     }
-    let who = match state
-        .gateway
-        .authenticate(credentials(&state.auth, conn, headers), (state.clock)())
-        .await
-    {
+    let who = match authenticate(state, conn, headers, note).await {
         Ok(who) => who,
         Err(e) => return error_response(&e, PATH),
     };
@@ -295,9 +325,19 @@ where
         version,
         body: &bytes,
     };
-    match state.gateway.upload(&who, req, (state.clock)()).await {
-        Ok(outcome) => upload_response(&outcome, PATH),
-        Err(e) => error_response(&e, PATH),
+    match state
+        .gateway
+        .upload_signed(&who, req, (state.clock)())
+        .await
+    {
+        Ok((outcome, signer)) => {
+            note.upload_outcome(&state.ops, &outcome, signer.as_ref());
+            upload_response(&outcome, PATH)
+        }
+        Err(e) => {
+            note.upload_error(&state.ops, &e);
+            error_response(&e, PATH)
+        }
     }
 }
 
@@ -311,6 +351,7 @@ async fn download_handler(
     conn: Option<&ConnectionInfo>,
     headers: &HeaderMap,
     date: &str,
+    note: &mut Note,
 ) -> Response {
     let path = path_of(headers, "/diagnosiskeys/download");
     let negotiated = media::negotiate_download(header_str(headers, "accept"));
@@ -319,11 +360,7 @@ async fn download_handler(
     {
         return error_response(&e.clone().into(), &path);
     }
-    let who = match state
-        .gateway
-        .authenticate(credentials(&state.auth, conn, headers), (state.clock)())
-        .await
-    {
+    let who = match authenticate(state, conn, headers, note).await {
         Ok(who) => who,
         Err(e) => return error_response(&e, &path),
     };
@@ -338,6 +375,12 @@ async fn download_handler(
         .await
     {
         Ok(d) => {
+            note.downloaded(
+                &state.ops,
+                &who.country,
+                &d.batch_tag.to_string(),
+                d.number_of_keys,
+            );
             let mut res = Response::new(d.body.clone().into());
             let h = res.headers_mut();
             h.insert(
@@ -367,20 +410,18 @@ async fn audit_handler(
     headers: &HeaderMap,
     date: &str,
     tag: &str,
+    note: &mut Note,
 ) -> Response {
     let path = "/diagnosiskeys/audit/download";
     if let Err(e) = media::accepts_json(header_str(headers, "accept")) {
         return error_response(&Error::from(e), path);
     }
-    if let Err(e) = state
-        .gateway
-        .authenticate(credentials(&state.auth, conn, headers), (state.clock)())
-        .await
-    {
+    if let Err(e) = authenticate(state, conn, headers, note).await {
         return error_response(&e, path);
     }
     match state.gateway.audit(date, tag, (state.clock)()).await {
         Ok(entries) => {
+            note.audited(entries.len());
             let body = serde_json::to_vec(&entries).unwrap_or_default();
             let mut res = Response::new(body.into());
             res.headers_mut().insert(

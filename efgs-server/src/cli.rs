@@ -1,5 +1,5 @@
 //! The command line: `serve [--check]`, `migrate`,
-//! `trust-list sign|import|revoke|readmit|list`.
+//! `trust-list sign|import|revoke|readmit|list`, `audit-log verify|export`.
 //! [`run`] is all of `main`, so tests run the binary's exact path in-process.
 
 use std::ffi::OsString;
@@ -11,6 +11,7 @@ use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use efgs_core::cert::Thumbprint;
 use efgs_core::model::CertificateType;
 use efgs_core::store::Readmission;
+use efgs_core::trail::{Level, names};
 use efgs_core::trust::{TrustAnchorSigner, thumbprint_starts_with_zero_byte};
 use time::OffsetDateTime;
 
@@ -48,6 +49,9 @@ enum Command {
     /// Manage the trust list.
     #[command(subcommand)]
     TrustList(TrustListCommand),
+    /// Check or export the audit trail.
+    #[command(subcommand)]
+    AuditLog(crate::ops::cli::AuditLogCommand),
 }
 
 /// `efgs-server trust-list ...`
@@ -131,6 +135,8 @@ enum CommandError {
     Refused { refused: usize },
     #[error(transparent)]
     Serve(#[from] ServeError),
+    #[error("{0}")]
+    AuditLog(String),
 }
 
 /// Runs the command line `args` (program name first) with the `EFGS_*` settings of `env`;
@@ -199,6 +205,9 @@ where
             .map(|_| println!("migrations applied"))
             .map_err(Into::into),
         Command::TrustList(tl) => trust_list(settings, tl, operator.as_deref()).await,
+        Command::AuditLog(cmd) => crate::ops::cli::audit_log(&settings, cmd)
+            .await
+            .map_err(|e| CommandError::AuditLog(e.to_string())),
     };
     let code = match &result {
         Ok(()) => return ExitCode::SUCCESS,
@@ -326,6 +335,10 @@ async fn trust_list(
             )
             .await?;
             report.log();
+            crate::ops::cli::record(&settings, store.as_ref(), |t| {
+                crate::ops::start::import_event(t, &path, &report, operator.unwrap_or("-"))
+            })
+            .await?;
             println!(
                 "imported: {} inserted, {} replaced, {} unchanged, {} kept revoked, {} refused",
                 report.inserted,
@@ -352,6 +365,12 @@ async fn trust_list(
                 .await
                 .map_err(ServeError::Store)?;
             tracing::warn!(thumbprint = %t, os_user = operator, "trust-list entry revoked");
+            crate::ops::cli::record(&settings, store.as_ref(), |tr| {
+                tr.event(Level::Warn, names::TRUST_REVOKE)
+                    .field("thumbprint", t.clone())
+                    .field("os_user", operator.unwrap_or("-"))
+            })
+            .await?;
             println!("revoked {t}");
             Ok(())
         }
@@ -368,6 +387,12 @@ async fn trust_list(
                         os_user = operator,
                         "revoked trust-list entry re-admitted"
                     );
+                    crate::ops::cli::record(&settings, store.as_ref(), |tr| {
+                        tr.event(Level::Warn, names::TRUST_READMIT)
+                            .field("thumbprint", t.clone())
+                            .field("os_user", operator.unwrap_or("-"))
+                    })
+                    .await?;
                     println!("re-admitted {t}");
                 }
                 Readmission::NotRevoked => println!("{t} is not revoked; nothing changed"),

@@ -21,6 +21,7 @@ mod config;
 mod error;
 mod jobs;
 mod net;
+mod ops;
 mod server;
 mod settings;
 

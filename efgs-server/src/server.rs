@@ -36,7 +36,9 @@ use crate::api::{AppState, ClientAuth, UploadBudget, api};
 use crate::config::{ConfigError, invalid, invalid_because};
 use crate::jobs::Jobs;
 use crate::net::serve_connections;
+use crate::ops::Ops;
 use crate::settings::{AuthSettings, Settings, StoreSettings};
+use efgs_core::trail::{Level, names};
 
 /// The instant source of the gateway: the system clock in production, a driven one in tests.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -126,9 +128,9 @@ impl ServerBuilder {
             store,
         } = self;
         let clock = clock.unwrap_or_else(system_clock);
-        let store = match store {
-            Some(store) => store,
-            None => open_store(&settings).await?,
+        let (store, pg) = match store {
+            Some(store) => (store, None),
+            None => open_store_with_pool(&settings).await?,
         };
         let gateway = Gateway::new(
             store,
@@ -136,16 +138,20 @@ impl ServerBuilder {
             hasher(&settings)?,
             settings.policy.clone(),
         );
+        let mut imported = None;
         if let Some(dir) = &settings.import_dir {
             let report =
                 import_trust_entries(gateway.store().as_ref(), gateway.anchors(), dir, clock())
                     .await?;
             report.log();
+            imported = Some((dir.clone(), report));
         }
         Ok(Server {
             settings,
             gateway,
             clock,
+            pg,
+            imported,
         })
     }
 }
@@ -155,6 +161,8 @@ pub struct Server {
     settings: Settings,
     gateway: Gateway,
     clock: Clock,
+    pg: Option<PgStore>,
+    imported: Option<(std::path::PathBuf, ImportReport)>,
 }
 
 impl std::fmt::Debug for Server {
@@ -201,8 +209,19 @@ impl Server {
             settings,
             gateway,
             clock,
+            pg,
+            imported,
         } = self;
-        let jobs = spawn_jobs(&settings, &gateway, clock.clone());
+        let running = crate::ops::start::start(
+            &settings,
+            gateway.store().clone(),
+            pg,
+            clock.clone(),
+            imported,
+        )
+        .await?;
+        let ops = running.ops.clone();
+        let jobs = spawn_jobs(&settings, &gateway, clock.clone(), &ops);
         let (auth, tls) = match &settings.auth {
             AuthSettings::ProxyHeaders {
                 trusted,
@@ -233,19 +252,28 @@ impl Server {
             body_limit: settings.body_limit,
             uploads_in_flight: Arc::new(UploadBudget::new(settings.uploads_in_flight)),
             clock,
+            ops,
         };
         serve_connections(listener, tls, api(state), &settings.net, shutdown).await;
         jobs.shutdown(settings.net.shutdown_grace).await;
+        running.shutdown().await;
         Ok(())
     }
 }
 
 /// Opens the store the settings name (applying PostgreSQL migrations).
 pub(crate) async fn open_store(settings: &Settings) -> Result<Arc<DynStore>, ServeError> {
+    Ok(open_store_with_pool(settings).await?.0)
+}
+
+/// Opens the store the settings name, and the PostgreSQL handle (for the pool metrics).
+pub(crate) async fn open_store_with_pool(
+    settings: &Settings,
+) -> Result<(Arc<DynStore>, Option<PgStore>), ServeError> {
     match &settings.store {
-        StoreSettings::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreSettings::Memory => Ok((Arc::new(MemoryStore::new()), None)),
         StoreSettings::Postgres(pg) => match PgStore::connect(pg).await {
-            Ok(store) => Ok(Arc::new(store)),
+            Ok(store) => Ok((Arc::new(store.clone()), Some(store))),
             Err(ConnectError::Credentials { source }) => Err(invalid_because(
                 if pg.password.is_some() {
                     "database.password / database.password_file"
@@ -390,18 +418,40 @@ pub(crate) async fn import_trust_entries(
     Ok(report)
 }
 
-/// Starts the batching and retention jobs for `gateway`.
-fn spawn_jobs(settings: &Settings, gateway: &Gateway, clock: Clock) -> Jobs {
+/// Starts the batching and retention jobs for `gateway`; each batch cut and retention run is
+/// an audit event, and the retention run also deletes audit events older than
+/// `audit.retention_days`.
+fn spawn_jobs(settings: &Settings, gateway: &Gateway, clock: Clock, ops: &Ops) -> Jobs {
     let mut jobs = Jobs::new();
     let g = gateway.clone();
     let c = clock.clone();
+    let o = ops.clone();
     jobs.spawn(settings.batching_job.clone(), move |ctx| {
         let g = g.clone();
         let c = c.clone();
+        let o = o.clone();
         async move {
             while !ctx.should_stop(Duration::from_secs(1)) {
+                let started = std::time::Instant::now();
                 match g.batch_step(c()).await {
-                    Ok(Some(b)) => tracing::info!(tag = %b.batch.tag, keys = b.batch.number_of_keys, "batch created"),
+                    Ok(Some(b)) => {
+                        o.metrics.batch_cut(started.elapsed().as_secs_f64());
+                        tracing::info!(tag = %b.batch.tag, keys = b.batch.number_of_keys, "batch created");
+                        let event = o
+                            .trail
+                            .event(Level::Info, names::BATCH_CUT)
+                            .field("batch_tag", b.batch.tag)
+                            .field("keys", b.batch.number_of_keys)
+                            .field("uploads", b.uploads)
+                            .field(
+                                "previous",
+                                b.previous.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+                            );
+                        if o.trail.record(vec![event]).await.is_err() {
+                            // The batch exists; its event is missing. Logged once by the writer.
+                            tracing::warn!(tag = %b.batch.tag, "batch cut not in the audit trail");
+                        }
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "batching failed; retrying at the next run");
@@ -413,20 +463,45 @@ fn spawn_jobs(settings: &Settings, gateway: &Gateway, clock: Clock) -> Jobs {
         }
     });
     let g = gateway.clone();
+    let o = ops.clone();
+    let trail_retention = settings.ops.trail_retention;
     jobs.spawn(settings.retention_job.clone(), move |_ctx| {
         let g = g.clone();
         let c = clock.clone();
+        let o = o.clone();
         async move {
-            match g.cleanup(c()).await {
+            let now = c();
+            let r = match g.cleanup(now).await {
                 Ok(r) => {
                     tracing::info!(deleted = r.deleted, "retention cleanup done");
-                    Ok(())
+                    r
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "retention cleanup failed; retrying at the next run");
-                    Err(e)
+                    return Err(e);
                 }
-            }
+            };
+            let trail_deleted = if o.trail.is_on() {
+                g.store()
+                    .delete_audit_records_before(now - trail_retention)
+                    .await?
+            } else {
+                0
+            };
+            let event = o
+                .trail
+                .event(Level::Info, names::RETENTION_RUN)
+                .field("keys_deleted", r.deleted)
+                .field("keys_before", r.keys_before)
+                .field("keys_after", r.keys_after)
+                .field("cutoff", efgs_core::trail::timestamp(r.cutoff))
+                .field("trail_deleted", trail_deleted);
+            let _ = o.trail.record(vec![event]).await;
+            let unix = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+            o.metrics
+                .retention_last_success
+                .store(unix, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
         }
     });
     jobs

@@ -43,7 +43,10 @@ use time::OffsetDateTime;
 pub struct MemoryStore {
     state: RwLock<State>,
     download_stats: Mutex<DownloadStats>,
+    trail: Mutex<trail::Trail>,
 }
+
+mod trail;
 
 /// Download statistics rows, one per download served, kept for ever: stored compactly (the
 /// country as an index into the distinct countries seen, the instant as Unix microseconds),

@@ -68,7 +68,9 @@ mod error;
 mod migrate;
 mod store;
 mod tls;
+mod trail;
 
 pub use config::{EncryptionKeys, KeyConfigError, KeyId, PgConfig, PgTls};
 pub use error::ConnectError;
 pub use store::PgStore;
+pub use trail::PoolStatus;

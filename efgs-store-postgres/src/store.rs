@@ -36,7 +36,7 @@ const MAX_ATTEMPTS: usize = 3;
 /// Open it with [`PgStore::connect`]; it implements every trait of `efgs_core::store`.
 #[derive(Clone, Debug)]
 pub struct PgStore {
-    db: Arc<Db>,
+    pub(crate) db: Arc<Db>,
 }
 
 impl PgStore {
@@ -187,7 +187,7 @@ fn batch_info(row: &Row) -> Result<BatchInfo, PgError> {
 const BATCH_COLUMNS: &str = "tag, created_at, next_tag, key_count";
 
 /// Prepares `sql` through the connection's statement cache (saves a round trip per call).
-async fn cached<C: GenericClient>(
+pub(crate) async fn cached<C: GenericClient>(
     client: &C,
     sql: &str,
 ) -> Result<tokio_postgres::Statement, PgError> {

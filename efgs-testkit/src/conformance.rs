@@ -113,6 +113,11 @@ pub const STORE_BEHAVIOURS: &[&str] = &[
     "retention_keeps_batch_metadata",
     "retention_deletes_old_pending_uploads",
     "delete_batches_before_removes_only_old_empty_batches",
+    "trail_append_chains_events_in_order",
+    "trail_reads_page_by_sequence_and_instant",
+    "trail_concurrent_appends_stay_linear",
+    "trail_retention_keeps_the_chain_going",
+    "trail_push_cursor_is_leased",
 ];
 
 /// Behaviours taking a [`StoreFactory`].
@@ -120,6 +125,7 @@ pub const FACTORY_BEHAVIOURS: &[&str] = &[
     "reopened_store_sees_acknowledged_data",
     "reopened_store_continues_the_batch_chain",
     "reopened_store_keeps_a_revocation_against_reimport",
+    "reopened_store_continues_the_audit_chain",
 ];
 
 /// Expands the suite into one `#[tokio::test]` per behaviour inside `mod $backend`.
@@ -190,11 +196,17 @@ macro_rules! conformance_tests {
                 retention_keeps_batch_metadata,
                 retention_deletes_old_pending_uploads,
                 delete_batches_before_removes_only_old_empty_batches,
+                trail_append_chains_events_in_order,
+                trail_reads_page_by_sequence_and_instant,
+                trail_concurrent_appends_stay_linear,
+                trail_retention_keeps_the_chain_going,
+                trail_push_cursor_is_leased,
             ],
             factory: [
                 reopened_store_sees_acknowledged_data,
                 reopened_store_continues_the_batch_chain,
                 reopened_store_keeps_a_revocation_against_reimport,
+                reopened_store_continues_the_audit_chain,
             ],
         }
     };
@@ -241,6 +253,10 @@ macro_rules! __conformance_tests {
         }
     };
 }
+
+#[path = "conformance_trail.rs"]
+mod trail;
+pub use trail::*;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

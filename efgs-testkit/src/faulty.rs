@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use efgs_core::cert::Thumbprint;
 use efgs_core::model::DiagnosisKey;
 use efgs_core::store::{
-    AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat,
+    AuditGroup, AuditTrailStore, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat,
     DynInspectableStore, KeyCounts, KeyStore, NewUpload, PendingSummary, Readmission,
-    RetentionStore, StatsStore, StoreError, StoreInspect, TrustEntry, TrustListStore, UploadInfo,
-    UploadOutcome, UploadStat, UploadStore, Upserted,
+    RetentionStore, StatsStore, StoreError, StoreInspect, TrailEvent, TrailRecord, TrustEntry,
+    TrustListStore, UploadInfo, UploadOutcome, UploadStat, UploadStore, Upserted,
 };
 use efgs_core::tag::BatchTag;
 use time::OffsetDateTime;

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod collector;
 pub mod conformance;
 pub mod demo;
 pub mod faulty;

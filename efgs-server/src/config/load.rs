@@ -64,6 +64,7 @@ impl Config {
         rebase_opt(&mut self.trust.import_dir);
         self.encryption.key_files.values_mut().for_each(rebase);
         rebase_opt(&mut self.duplicate_hash.secret_file);
+        rebase_opt(&mut self.audit.ca_file);
     }
 
     /// Applies `EFGS_*` overrides. Variables not starting with `EFGS_` are ignored; an `EFGS_*`

@@ -103,6 +103,10 @@ pub(crate) struct Config {
     pub(crate) http: HttpConfig,
     /// Logging.
     pub(crate) log: LogConfig,
+    /// The audit trail and its push to log management.
+    pub(crate) audit: AuditConfig,
+    /// The private metrics and health listener.
+    pub(crate) metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -122,6 +126,8 @@ impl Default for Config {
             duplicate_hash: DuplicateHashConfig::default(),
             http: HttpConfig::default(),
             log: LogConfig::default(),
+            audit: AuditConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -492,6 +498,47 @@ impl Default for LogConfig {
             filter: "info".to_owned(),
         }
     }
+}
+
+/// The audit trail (docs/operations.md, ADR 0017-0019).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub(crate) struct AuditConfig {
+    /// Whether events are written to the trail.
+    pub(crate) enabled: bool,
+    /// Days events are kept.
+    pub(crate) retention_days: u32,
+    /// Syslog collector: `tcp://host:port` or `tls://host:port`.
+    pub(crate) syslog: Option<String>,
+    /// HTTP collector receiving JSON lines: `http://...` or `https://...`.
+    pub(crate) http_url: Option<String>,
+    /// CA certificates (PEM) the collectors' TLS certificates must chain to.
+    pub(crate) ca_file: Option<PathBuf>,
+    /// Milliseconds between delivery attempts while a collector is unreachable or caught up.
+    pub(crate) push_retry_ms: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            enabled: true,
+            retention_days: 396,
+            syslog: None,
+            http_url: None,
+            ca_file: None,
+            push_retry_ms: 2000,
+        }
+    }
+}
+
+/// The private metrics and health listener.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub(crate) struct MetricsConfig {
+    /// Address of the listener; unset: no listener.
+    pub(crate) listen: Option<SocketAddr>,
 }
 
 // ---------------------------------------------------------------------------------------------

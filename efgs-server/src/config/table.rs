@@ -310,6 +310,20 @@ settings! {
         "Log format: `text` or `json`.";
     "log.filter" => log.filter:
         "Log filter in tracing `EnvFilter` syntax, e.g. `info` or `info,efgs_server=debug`.";
+    "audit.enabled" => audit.enabled:
+        "Write the audit trail: one hash-chained event per security- or data-relevant action, stored before the action is answered (docs/operations.md). Off: no events, no push.";
+    "audit.retention_days" => audit.retention_days:
+        "Days audit-trail events are kept (default about 13 months; the trail holds no personal data). The retention job deletes older events.";
+    "audit.syslog" => audit.syslog:
+        "Push the trail to a syslog collector (RFC 5424, octet-counted framing over TCP): `tcp://host:port`, or `tls://host:port` (certificate checked against audit.ca_file). Delivery resumes from the last acknowledged event.";
+    "audit.http_url" => audit.http_url:
+        "Push the trail as JSON lines (application/x-ndjson) by HTTP POST to this `http://` or `https://` URL; a 2xx answer acknowledges the events sent.";
+    "audit.ca_file" => audit.ca_file:
+        "PEM file with the CA certificate(s) the collectors' TLS certificates must chain to (required with `tls://` or `https://`).";
+    "audit.push_retry_ms" => audit.push_retry_ms:
+        "Milliseconds a pusher waits before trying again after a collector failed, and between looks for new events once caught up.";
+    "metrics.listen" => metrics.listen:
+        "Address of the private listener serving `/metrics` (Prometheus text), `/livez` and `/readyz`, e.g. `127.0.0.1:9090`; unset: none. Must differ from `listen`; never expose it publicly.";
 }
 
 /// The settings reference used by `efgs-server --help` and `docs/CONFIGURATION.md`: every

@@ -51,6 +51,7 @@ pub struct Settings {
     pub(crate) batching_job: JobSchedule,
     pub(crate) retention_job: JobSchedule,
     pub(crate) log: LogConfig,
+    pub(crate) ops: OpsSettings,
     document: Config,
 }
 
@@ -140,7 +141,10 @@ impl Settings {
             duplicate_hash,
             http,
             log,
+            audit,
+            metrics,
         } = document.clone();
+        let ops = ops_settings(audit, metrics, listen)?;
 
         let store = match storage {
             StorageKind::Memory => StoreSettings::Memory,
@@ -187,6 +191,7 @@ impl Settings {
             batching_job,
             retention_job,
             log,
+            ops,
             document,
         })
     }
@@ -457,6 +462,10 @@ fn net_limits(http: HttpConfig, max_body_bytes: u64, auth: &AuthSettings) -> Net
         ..NetLimits::default()
     }
 }
+
+mod ops;
+use ops::ops_settings;
+pub(crate) use ops::{OpsSettings, SinkKind, SinkSettings};
 
 #[cfg(test)]
 mod tests;

@@ -55,7 +55,7 @@ fn received(s: &Settings) -> String {
     };
     format!(
         "listen={} store={store} auth={auth} anchors={:?} import={:?} policy={:?} dup={:?} \
-         body={} in_flight={} net={:?} batching={:?} retention={:?} log={:?}",
+         body={} in_flight={} net={:?} batching={:?} retention={:?} log={:?} ops={:?}",
         s.listen,
         s.anchors,
         s.import_dir,
@@ -67,6 +67,7 @@ fn received(s: &Settings) -> String {
         s.batching_job,
         s.retention_job,
         s.log,
+        s.ops,
     )
 }
 
@@ -118,6 +119,11 @@ fn every_setting_changes_what_its_part_receives() {
     verify_full.extend([
         ("EFGS_DATABASE_SSLMODE", "verify-full".to_owned()),
         ("EFGS_DATABASE_CA_FILE", anchor.clone()),
+    ]);
+    let mut tls_sink = memory.clone();
+    tls_sink.extend([
+        ("EFGS_AUDIT_SYSLOG", "tls://localhost:6514".to_owned()),
+        ("EFGS_AUDIT_CA_FILE", anchor.clone()),
     ]);
     let mut mtls = memory.clone();
     mtls.extend([
@@ -221,7 +227,7 @@ fn every_setting_changes_what_its_part_receives() {
         (
             "auth.client_ca",
             &mtls,
-            vec![("EFGS_AUTH_CLIENT_CA", client_ca)],
+            vec![("EFGS_AUTH_CLIENT_CA", client_ca.clone())],
         ),
         (
             "trust.anchors",
@@ -407,6 +413,41 @@ fn every_setting_changes_what_its_part_receives() {
             "log.filter",
             &memory,
             vec![("EFGS_LOG_FILTER", "debug".into())],
+        ),
+        (
+            "audit.enabled",
+            &memory,
+            vec![("EFGS_AUDIT_ENABLED", "false".into())],
+        ),
+        (
+            "audit.retention_days",
+            &memory,
+            vec![("EFGS_AUDIT_RETENTION_DAYS", "30".into())],
+        ),
+        (
+            "audit.syslog",
+            &memory,
+            vec![("EFGS_AUDIT_SYSLOG", "tcp://127.0.0.1:6514".into())],
+        ),
+        (
+            "audit.http_url",
+            &memory,
+            vec![("EFGS_AUDIT_HTTP_URL", "http://127.0.0.1:8080/events".into())],
+        ),
+        (
+            "audit.ca_file",
+            &tls_sink,
+            vec![("EFGS_AUDIT_CA_FILE", client_ca.clone())],
+        ),
+        (
+            "audit.push_retry_ms",
+            &memory,
+            vec![("EFGS_AUDIT_PUSH_RETRY_MS", "50".into())],
+        ),
+        (
+            "metrics.listen",
+            &memory,
+            vec![("EFGS_METRICS_LISTEN", "127.0.0.1:9090".into())],
         ),
     ];
     let load = |env: &BTreeMap<&str, String>| {

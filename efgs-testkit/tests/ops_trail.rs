@@ -1,0 +1,758 @@
+//! Operations (issue 11): the audit trail, its push to log management, the metrics and the
+//! health endpoints, over the real server.
+//!
+//! - One event of each type ends up in the stored trail and at a syslog and an HTTP collector
+//!   on loopback, in order, chain intact; changing one stored event makes
+//!   `efgs-server audit-log verify` name it (PostgreSQL).
+//! - Collectors that go down during a run of uploads and come back receive every event exactly
+//!   once, in order.
+//! - `/metrics` counters move with an upload; `/readyz` answers 503 while PostgreSQL (a
+//!   private cluster this test starts and stops) is down and 200 once it is back.
+//! - No event of a full upload/download/audit run holds key data, a signature or a secret.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod support;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use efgs_core::media::BodyFormat;
+use efgs_core::store::{DynInspectableStore, TrailRecord};
+use efgs_core::trail::ChainVerifier;
+use efgs_testkit::collector::{Collector, CollectorKind};
+use efgs_testkit::federation::{Federation, PostgresSchema, TestClock};
+use efgs_testkit::national::{Identity, NationalBackend};
+use efgs_testkit::pki::Pki;
+use support::Backend;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const PB: BodyFormat = BodyFormat::Protobuf;
+const PB_V1: &str = "application/protobuf; version=1.0";
+const OPERATOR: &str = "efgs-ops-test";
+
+http_tests!(
+    collectors_going_down_receive_every_event_exactly_once,
+    no_event_holds_key_data_a_signature_or_a_secret,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+fn write_private(path: &Path, content: &[u8]) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Every stored record, in order.
+async fn stored(store: &DynInspectableStore) -> Vec<TrailRecord> {
+    store.audit_records_after(0, usize::MAX).await.unwrap()
+}
+
+fn assert_chain(records: &[TrailRecord]) {
+    let mut v = ChainVerifier::new();
+    for r in records {
+        v.push(r).unwrap_or_else(|b| panic!("chain broken: {b}"));
+    }
+}
+
+/// The event name of a line.
+fn name(line: &str) -> &str {
+    line.split(' ').nth(2).unwrap_or("")
+}
+
+/// Waits until `done` holds, failing after `limit` with `what`.
+async fn until(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !done().await {
+        assert!(start.elapsed() < limit, "{what} not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits until both collectors hold as many messages as the store has events, then a little
+/// longer (a duplicate would arrive in that time), and checks they hold exactly the stored
+/// trail, in order.
+async fn assert_collectors_hold_the_trail(store: &DynInspectableStore, collectors: &[&Collector]) {
+    let head = store.append_audit_events(Vec::new()).await.unwrap();
+    for c in collectors {
+        until(
+            Duration::from_secs(20),
+            "delivery of every event",
+            async || c.seqs().len() as u64 >= head,
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let records = stored(store).await;
+    assert_eq!(records.len() as u64, head);
+    assert_chain(&records);
+    let lines: Vec<String> = records.iter().map(|r| r.line.clone()).collect();
+    for c in collectors {
+        assert_eq!(
+            c.seqs(),
+            (1..=head).collect::<Vec<_>>(),
+            "every event exactly once, in order"
+        );
+        assert_eq!(c.lines(), lines, "the collector holds the stored lines");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operator's process: `efgs-server serve` and the commands, on PostgreSQL
+// ---------------------------------------------------------------------------------------------
+
+/// Log lines written while the test runs (the runtime is single-threaded).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Gateway {
+    dir: tempfile::TempDir,
+    pki: Pki,
+    schema: PostgresSchema,
+    extra: Vec<(String, String)>,
+}
+
+impl Gateway {
+    fn new(schema: PostgresSchema, extra: Vec<(String, String)>) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::generate(["DE", "FR"], time::OffsetDateTime::now_utc()).unwrap();
+        let p = dir.path();
+        std::fs::write(p.join("anchor.pem"), &pki.anchor_pem).unwrap();
+        std::fs::create_dir(p.join("trust-list")).unwrap();
+        for (i, entry) in pki.entries().enumerate() {
+            std::fs::write(p.join(format!("trust-list/{i}.json")), entry.to_json()).unwrap();
+        }
+        write_private(&p.join("enc-1.key"), &[0x17; 32]);
+        write_private(
+            &p.join("dup-hash"),
+            b"a duplicate-hash secret of 32+ bytes\n",
+        );
+        Gateway {
+            dir,
+            pki,
+            schema,
+            extra,
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn env(&self, listen: SocketAddr) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = [
+            ("EFGS_STORAGE", "postgres".to_owned()),
+            ("EFGS_DATABASE_URL", self.schema.url().to_owned()),
+            ("EFGS_DATABASE_SCHEMA", self.schema.schema().to_owned()),
+            ("EFGS_DATABASE_POOL_SIZE", "4".to_owned()),
+            ("EFGS_ENCRYPTION_ACTIVE_KEY", "1".to_owned()),
+            (
+                "EFGS_ENCRYPTION_KEY_FILES",
+                format!("1={}", self.path("enc-1.key")),
+            ),
+            ("EFGS_DUPLICATE_HASH_SECRET_FILE", self.path("dup-hash")),
+            ("EFGS_TRUST_ANCHORS", self.path("anchor.pem")),
+            ("EFGS_TRUST_IMPORT_DIR", self.path("trust-list")),
+            ("EFGS_LISTEN", listen.to_string()),
+            ("USER", OPERATOR.to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        env.extend(self.extra.iter().cloned());
+        env
+    }
+
+    async fn command(&self, args: &[&str]) -> ExitCode {
+        let argv: Vec<OsString> = std::iter::once("efgs-server")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        efgs_server::run(argv, self.env(listen), std::future::pending()).await
+    }
+
+    async fn serve(&self) -> (String, oneshot::Sender<()>, JoinHandle<ExitCode>) {
+        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(efgs_server::run(
+            vec![OsString::from("efgs-server"), OsString::from("serve")],
+            self.env(listen),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(listen).await.is_ok() {
+                return (format!("http://{listen}"), stop, task);
+            }
+            assert!(!task.is_finished(), "efgs-server serve ended early");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("efgs-server serve did not listen on {listen} within 10 s");
+    }
+}
+
+#[tokio::test]
+async fn every_event_type_reaches_the_trail_and_both_collectors_and_verify_names_a_change() {
+    let Some(Backend::Postgres(schema)) =
+        Backend::postgres("every_event_type_reaches_the_trail_and_both_collectors").await
+    else {
+        return;
+    };
+    let syslog = Collector::start(CollectorKind::Syslog).await.unwrap();
+    let http = Collector::start(CollectorKind::Http).await.unwrap();
+    let setting = |k: &str, v: String| (k.to_owned(), v);
+    let gw = Gateway::new(
+        schema.clone(),
+        vec![
+            setting("EFGS_AUDIT_SYSLOG", syslog.url()),
+            setting("EFGS_AUDIT_HTTP_URL", http.url()),
+            setting("EFGS_AUDIT_PUSH_RETRY_MS", "50".into()),
+            setting("EFGS_BATCHING_INTERVAL_SECS", "0".into()),
+            setting("EFGS_BATCHING_CHECK_SECS", "1".into()),
+            setting("EFGS_RETENTION_INTERVAL_SECS", "1".into()),
+        ],
+    );
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let store = schema.store().await.unwrap();
+
+    let (base, stop, task) = gw.serve().await;
+    let clock = TestClock::system();
+    let backend = |c: &str| {
+        NationalBackend::new(&base, gw.pki.country(c).unwrap(), clock.as_fn())
+            .unwrap()
+            .with_visited_pool(["DE", "FR"])
+    };
+    let (de, fr) = (backend("DE"), backend("FR"));
+    let keys = de.keys(10);
+    assert_eq!(de.upload(&keys, "ops-1", PB).await.unwrap().status, 201);
+    let refused = fr
+        .download_request(clock.today())
+        .identity(Identity::raw(
+            Some(&"ab".repeat(32)),
+            Some("C=FR, CN=intruder"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 403);
+    // The batching job cuts a batch within a second or two.
+    let mut tag = String::new();
+    until(Duration::from_secs(10), "a batch", async || {
+        let r = fr.download(clock.today(), None, Some(PB_V1)).await.unwrap();
+        if r.status == 200 {
+            tag = r.batch_tag.clone().unwrap();
+        }
+        r.status == 200
+    })
+    .await;
+    assert_eq!(fr.audit(clock.today(), &tag).await.unwrap().status, 200);
+    until(Duration::from_secs(10), "a retention run", async || {
+        stored(&store)
+            .await
+            .iter()
+            .any(|r| name(&r.line) == "retention.run")
+    })
+    .await;
+    // The operator's commands.
+    let fr_auth = gw.pki.country("FR").unwrap().auth_thumbprint.to_string();
+    assert_eq!(
+        gw.command(&["trust-list", "revoke", &fr_auth]).await,
+        ExitCode::SUCCESS
+    );
+    assert_eq!(
+        gw.command(&["trust-list", "readmit", &fr_auth]).await,
+        ExitCode::SUCCESS
+    );
+    assert_eq!(
+        gw.command(&["trust-list", "import", &gw.path("trust-list")])
+            .await,
+        ExitCode::SUCCESS
+    );
+
+    assert_collectors_hold_the_trail(store.as_ref(), &[&syslog, &http]).await;
+    let records = stored(&store).await;
+    let names: std::collections::BTreeSet<&str> = records.iter().map(|r| name(&r.line)).collect();
+    for expected in [
+        "config.loaded",
+        "trust.import",
+        "auth.success",
+        "auth.failure",
+        "upload",
+        "download",
+        "audit.query",
+        "batch.cut",
+        "retention.run",
+        "trust.revoke",
+        "trust.readmit",
+    ] {
+        assert!(names.contains(expected), "no {expected} event in {names:?}");
+    }
+    let line = |pred: &dyn Fn(&str) -> bool| {
+        records
+            .iter()
+            .find(|r| pred(&r.line))
+            .unwrap_or_else(|| panic!("no such line"))
+            .clone()
+    };
+    let upload = line(&|l| name(l) == "upload");
+    let de_creds = gw.pki.country("DE").unwrap();
+    for field in [
+        "country=DE".to_owned(),
+        "batch_tag=ops-1".to_owned(),
+        "keys=10".to_owned(),
+        format!("signer={}", de_creds.sign_thumbprint),
+        "outcome=stored".to_owned(),
+        "status=201".to_owned(),
+    ] {
+        assert!(
+            upload.line.contains(&field),
+            "{field} missing: {}",
+            upload.line
+        );
+    }
+    let failure = line(&|l| name(l) == "auth.failure");
+    assert!(
+        failure
+            .line
+            .contains(&format!("thumbprint={}", "ab".repeat(32))),
+        "{}",
+        failure.line
+    );
+    assert!(
+        failure.line.contains("subject=\"C=FR, CN=intruder\""),
+        "{}",
+        failure.line
+    );
+    assert!(failure.line.contains("status=403"), "{}", failure.line);
+    let revoke = line(&|l| name(l) == "trust.revoke");
+    assert!(
+        revoke.line.contains(&format!("os_user={OPERATOR}")),
+        "{}",
+        revoke.line
+    );
+    let config = line(&|l| name(l) == "config.loaded");
+    assert!(config.line.contains("version=") && config.line.contains("duplicate_hash.secret="));
+
+    // verify: intact, then names the changed event.
+    assert_eq!(
+        gw.command(&["audit-log", "verify"]).await,
+        ExitCode::SUCCESS
+    );
+    assert!(log.text().contains("audit trail intact"), "{}", log.text());
+    let (client, conn) = tokio_postgres::connect(schema.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .execute(
+            &format!(
+                "UPDATE {}.audit_events SET line = replace(line, 'keys=10', 'keys=9') WHERE seq = $1",
+                schema.schema()
+            ),
+            &[&i64::try_from(upload.seq).unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        gw.command(&["audit-log", "verify"]).await,
+        ExitCode::FAILURE
+    );
+    let text = log.text();
+    assert!(
+        text.contains(&format!("event {} was altered", upload.seq)),
+        "verify does not name event {}: {text}",
+        upload.seq
+    );
+    // export writes the events of a time range as lines.
+    let out = gw.path("export.log");
+    let from = records[0].at.date().to_string();
+    let to = (records[0].at.date() + time::Duration::days(1)).to_string();
+    assert_eq!(
+        gw.command(&[
+            "audit-log",
+            "export",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--out",
+            &out
+        ])
+        .await,
+        ExitCode::SUCCESS
+    );
+    let exported = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(exported.lines().count(), records.len());
+    assert!(
+        exported.contains("keys=9"),
+        "the export shows the stored (changed) line"
+    );
+
+    let _ = stop.send(());
+    assert_eq!(task.await.unwrap(), ExitCode::SUCCESS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Collector outage
+// ---------------------------------------------------------------------------------------------
+
+async fn collectors_going_down_receive_every_event_exactly_once(b: Backend) {
+    let mut syslog = Collector::start(CollectorKind::Syslog).await.unwrap();
+    let mut http = Collector::start(CollectorKind::Http).await.unwrap();
+    let fed = b
+        .builder()
+        .await
+        .countries(["DE", "FR"])
+        .setting("audit.syslog", syslog.url())
+        .setting("audit.http_url", http.url())
+        .setting("audit.push_retry_ms", "50")
+        .build()
+        .await
+        .unwrap();
+    for i in 0..24 {
+        match i {
+            6 => {
+                // The syslog collector shuts down; the HTTP one crashes.
+                syslog.stop().await;
+                http.crash().await;
+            }
+            16 => {
+                syslog.restart().await.unwrap();
+                http.restart().await.unwrap();
+            }
+            _ => {}
+        }
+        let de = &fed["DE"];
+        let r = de
+            .upload(&de.keys(5), &format!("outage-{i}"), PB)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201, "{}", r.text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_collectors_hold_the_trail(fed.store().as_ref(), &[&syslog, &http]).await;
+    fed.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// No key data, signature or secret
+// ---------------------------------------------------------------------------------------------
+
+/// A run of 20 or more Base64 characters that is not plain hexadecimal (thumbprints and
+/// hashes are hex): what key data, signatures or secrets would look like.
+fn base64_run(line: &str) -> Option<&str> {
+    line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '/'))
+        .find(|t| t.len() >= 20 && !t.chars().all(|c| c.is_ascii_hexdigit()) && !t.starts_with('/'))
+}
+
+async fn no_event_holds_key_data_a_signature_or_a_secret(b: Backend) {
+    let fed = b.federation(&["DE", "FR"]).await;
+    let (de, fr) = (&fed["DE"], &fed["FR"]);
+    let keys = de.keys(50);
+    let signature = de.sign(&keys).unwrap();
+    let r = de
+        .upload_request(keys.clone())
+        .tag("secrets-1")
+        .signature(signature.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201);
+    let bad = de
+        .upload_request(de.keys(3))
+        .tag("secrets-2")
+        .signature(signature.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status, 400, "a signature over other keys");
+    let batches = fed.run_batching_now().await.unwrap();
+    let tag = batches[0].batch.tag.to_string();
+    assert_eq!(
+        fr.download(fed.today(), None, Some(PB_V1))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(fr.audit(fed.today(), &tag).await.unwrap().status, 200);
+    let intruder = fr
+        .download_request(fed.today())
+        .identity(Identity::raw(Some("not a thumbprint"), Some("C=FR")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(intruder.status, 403);
+
+    let records = stored(fed.store()).await;
+    assert!(records.len() >= 8, "{records:?}");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut secrets: Vec<String> = vec![
+        signature[..40].to_owned(),
+        "efgs-testkit duplicate hash secret".to_owned(),
+        hex::encode([0x42; 32]),
+        b64.encode([0x42; 32]),
+    ];
+    for k in &keys {
+        secrets.push(b64.encode(&k.key_data));
+        secrets.push(hex::encode(&k.key_data));
+    }
+    for r in &records {
+        for s in &secrets {
+            assert!(
+                !r.line.contains(s.as_str()),
+                "event {} holds {s}: {}",
+                r.seq,
+                r.line
+            );
+        }
+        if let Some(run) = base64_run(&r.line) {
+            panic!("event {} holds a Base64 run {run}: {}", r.seq, r.line);
+        }
+    }
+    assert!(
+        records
+            .iter()
+            .any(|r| r.line.contains("duplicate_hash.secret=[redacted]")),
+        "the configuration event shows secrets redacted"
+    );
+    fed.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metrics and readiness, with a private PostgreSQL cluster this test stops and starts
+// ---------------------------------------------------------------------------------------------
+
+/// A private cluster from scripts/pg-test-cluster.sh (own state file and port).
+struct PrivateCluster {
+    state: tempfile::TempDir,
+    port: u16,
+    url: String,
+}
+
+impl PrivateCluster {
+    fn script(&self, cmd: &str) -> std::process::Output {
+        std::process::Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/pg-test-cluster.sh"
+            ))
+            .arg(cmd)
+            .env("EFGS_PG_STATE_FILE", self.state.path().join("state"))
+            .env("EFGS_PG_PORT", self.port.to_string())
+            .output()
+            .unwrap()
+    }
+
+    fn start() -> Option<PrivateCluster> {
+        let mut c = PrivateCluster {
+            state: tempfile::tempdir().unwrap(),
+            port: 20000 + (std::process::id() % 20000) as u16,
+            url: String::new(),
+        };
+        let out = c.script("start");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let url = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("export EFGS_TEST_DATABASE_URL='"))
+            .map(|u| u.trim_end_matches('\'').to_owned());
+        match url {
+            Some(url) if out.status.success() => {
+                c.url = url;
+                Some(c)
+            }
+            _ => {
+                let why = String::from_utf8_lossy(&out.stderr).into_owned();
+                assert!(
+                    !support::postgres_required(),
+                    "a private PostgreSQL cluster is required but did not start: {why}"
+                );
+                eprintln!("SKIPPED: no private PostgreSQL cluster ({why})");
+                None
+            }
+        }
+    }
+
+    fn halt(&self) {
+        assert!(self.script("halt").status.success(), "pg_ctl stop");
+    }
+
+    fn resume(&self) {
+        let out = self.script("resume");
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = self.script("stop");
+    }
+}
+
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (status, _, body) = support::raw_http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        b"",
+    )
+    .await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed), 0 when absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_with_an_upload_and_readyz_follows_the_database() {
+    let cluster = tokio::task::spawn_blocking(PrivateCluster::start)
+        .await
+        .unwrap();
+    let Some(cluster) = cluster else {
+        return;
+    };
+    let schema = PostgresSchema::new(cluster.url.clone()).await.unwrap();
+    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let fed = Federation::builder()
+        .postgres(&schema)
+        .countries(["DE", "FR"])
+        .setting("metrics.listen", metrics.to_string())
+        .setting("database.connect_timeout_secs", "1")
+        .build()
+        .await
+        .unwrap();
+    // The listener starts with `serve`, right after the federation is built.
+    until(
+        Duration::from_secs(10),
+        "the metrics listener",
+        async || tokio::net::TcpStream::connect(metrics).await.is_ok(),
+    )
+    .await;
+    let (status, before) = get(metrics, "/metrics").await;
+    assert_eq!(status, 200);
+    for family in [
+        "efgs_build_info{",
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "efgs_db_pool_connections{state=\"max\"} 8",
+        "efgs_pending_keys 0",
+    ] {
+        assert!(before.contains(family), "{family} missing:\n{before}");
+    }
+    let de = &fed["DE"];
+    assert_eq!(
+        de.upload(&de.keys(20), "metrics-1", PB)
+            .await
+            .unwrap()
+            .status,
+        201
+    );
+    let bad = de
+        .upload_request(de.keys(2))
+        .tag("metrics-2")
+        .signature("AAAA")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status, 400);
+    let (_, after) = get(metrics, "/metrics").await;
+    let upload_201 = "efgs_http_requests_total{route=\"upload\",status=\"201\"}";
+    assert_eq!(sample(&before, upload_201), 0.0);
+    assert_eq!(sample(&after, upload_201), 1.0, "{after}");
+    assert_eq!(
+        sample(&after, "efgs_upload_keys_total{country=\"DE\"}"),
+        20.0
+    );
+    assert_eq!(sample(&after, "efgs_pending_keys"), 20.0);
+    assert!(
+        sample(&after, "efgs_audit_events_total")
+            >= sample(&before, "efgs_audit_events_total") + 4.0,
+        "{after}"
+    );
+    assert!(
+        after.contains("efgs_signature_failures_total{reason="),
+        "{after}"
+    );
+    assert_eq!(get(metrics, "/readyz").await.0, 200);
+    assert_eq!(get(metrics, "/livez").await.0, 200);
+
+    let cluster = Arc::new(cluster);
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || c.halt()).await.unwrap();
+    until(
+        Duration::from_secs(15),
+        "/readyz 503 with the database down",
+        async || get(metrics, "/readyz").await.0 == 503,
+    )
+    .await;
+    assert_eq!(get(metrics, "/livez").await.0, 200, "alive while not ready");
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || c.resume())
+        .await
+        .unwrap();
+    until(
+        Duration::from_secs(20),
+        "/readyz 200 with the database back",
+        async || get(metrics, "/readyz").await.0 == 200,
+    )
+    .await;
+    assert_eq!(
+        de.upload(&de.keys(5), "metrics-3", PB)
+            .await
+            .unwrap()
+            .status,
+        201,
+        "serving again without a restart"
+    );
+    fed.shutdown().await.unwrap();
+}
