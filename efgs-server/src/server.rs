@@ -13,10 +13,11 @@
 //! # }
 //! ```
 //!
-//! [`ServerBuilder`] has two overrides, both for tests and simulations: the clock (to cross
-//! midnight on a driven clock) and the store (decorators that fail or delay calls over a real
-//! store, or one memory store shared by two instances). Everything else comes from the
-//! settings.
+//! [`ServerBuilder`] has three overrides, all for tests and simulations: the clock (to cross
+//! midnight on a driven clock), the store (decorators that fail or delay calls over a real
+//! store, or one memory store shared by two instances) and the resolver of callback host names
+//! (one the test controls, to show that a name changing its address cannot reach a refused
+//! one). Everything else comes from the settings.
 
 use std::future::Future;
 use std::path::Path;
@@ -33,6 +34,8 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use crate::api::{AppState, ClientAuth, UploadBudget, api};
+use crate::callback::{Delivery, SystemResolver, holder_id};
+use efgs_core::callback_url::Resolver;
 use crate::config::{ConfigError, invalid, invalid_because};
 use crate::jobs::Jobs;
 use crate::net::serve_connections;
@@ -93,6 +96,7 @@ pub struct ServerBuilder {
     settings: Settings,
     clock: Option<Clock>,
     store: Option<Arc<DynStore>>,
+    resolver: Option<Arc<dyn Resolver>>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -117,6 +121,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Resolves callback host names with `resolver` instead of the system resolver, at PUT and
+    /// before every delivery.
+    pub fn resolver(mut self, resolver: Arc<dyn Resolver>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
     /// Opens the store (applying PostgreSQL migrations), imports `trust.import_dir` and
     /// assembles the gateway. Nothing is served yet.
     pub async fn build(self) -> Result<Server, ServeError> {
@@ -124,7 +135,10 @@ impl ServerBuilder {
             settings,
             clock,
             store,
+            resolver,
         } = self;
+        let resolver = resolver.unwrap_or_else(|| Arc::new(SystemResolver));
+        let wake = Arc::new(tokio::sync::Notify::new());
         let clock = clock.unwrap_or_else(system_clock);
         let store = match store {
             Some(store) => store,
@@ -135,7 +149,11 @@ impl ServerBuilder {
             settings.anchors.clone(),
             hasher(&settings)?,
             settings.policy.clone(),
-        );
+        )
+        .with_batch_listener({
+            let wake = Arc::clone(&wake);
+            Arc::new(move |_| wake.notify_one())
+        });
         if let Some(dir) = &settings.import_dir {
             let report =
                 import_trust_entries(gateway.store().as_ref(), gateway.anchors(), dir, clock())
@@ -146,6 +164,8 @@ impl ServerBuilder {
             settings,
             gateway,
             clock,
+            resolver,
+            wake,
         })
     }
 }
@@ -155,6 +175,8 @@ pub struct Server {
     settings: Settings,
     gateway: Gateway,
     clock: Clock,
+    resolver: Arc<dyn Resolver>,
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Server {
@@ -173,6 +195,7 @@ impl Server {
             settings,
             clock: None,
             store: None,
+            resolver: None,
         }
     }
 
@@ -201,8 +224,22 @@ impl Server {
             settings,
             gateway,
             clock,
+            resolver,
+            wake,
         } = self;
         let jobs = spawn_jobs(&settings, &gateway, clock.clone());
+        let stop_delivery = tokio_util::sync::CancellationToken::new();
+        let delivery = tokio::spawn(
+            Delivery {
+                gateway: gateway.clone(),
+                resolver: Arc::clone(&resolver),
+                clock: clock.clone(),
+                settings: settings.delivery.clone(),
+                holder: holder_id(),
+                wake,
+            }
+            .run(stop_delivery.clone()),
+        );
         let (auth, tls) = match &settings.auth {
             AuthSettings::ProxyHeaders {
                 trusted,
@@ -231,9 +268,12 @@ impl Server {
             body_limit: settings.body_limit,
             uploads_in_flight: Arc::new(UploadBudget::new(settings.uploads_in_flight)),
             clock,
+            resolver,
         };
         serve_connections(listener, tls, api(state), &settings.net, shutdown).await;
+        stop_delivery.cancel();
         jobs.shutdown(settings.net.shutdown_grace).await;
+        let _ = delivery.await;
         Ok(())
     }
 }

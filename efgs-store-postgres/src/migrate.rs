@@ -19,11 +19,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in version order.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "callbacks",
+        sql: include_str!("../migrations/0002_callbacks.sql"),
+    },
+];
 
 /// First key of the two-key advisory locks this crate takes (ASCII "EFGS").
 pub(crate) const LOCK_CLASS: i32 = 0x4546_4753;

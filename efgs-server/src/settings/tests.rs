@@ -55,7 +55,8 @@ fn received(s: &Settings) -> String {
     };
     format!(
         "listen={} store={store} auth={auth} anchors={:?} import={:?} policy={:?} dup={:?} \
-         body={} in_flight={} net={:?} batching={:?} retention={:?} log={:?}",
+         body={} in_flight={} net={:?} batching={:?} retention={:?} log={:?} delivery={:?} \
+         callback_key={:?}",
         s.listen,
         s.anchors,
         s.import_dir,
@@ -67,6 +68,11 @@ fn received(s: &Settings) -> String {
         s.batching_job,
         s.retention_job,
         s.log,
+        s.delivery,
+        s.delivery
+            .client
+            .as_ref()
+            .map(|c| c.key.secret_der().to_vec()),
     )
 }
 
@@ -118,6 +124,14 @@ fn every_setting_changes_what_its_part_receives() {
     verify_full.extend([
         ("EFGS_DATABASE_SSLMODE", "verify-full".to_owned()),
         ("EFGS_DATABASE_CA_FILE", anchor.clone()),
+    ]);
+    // The certificate and key must match (checked at start), so each case changes the pair.
+    let (callback_cert, callback_key) = self_signed(d, "callback");
+    let (callback_cert2, callback_key2) = self_signed(d, "callback2");
+    let mut callback = memory.clone();
+    callback.extend([
+        ("EFGS_CALLBACK_CLIENT_CERT", callback_cert),
+        ("EFGS_CALLBACK_CLIENT_KEY", callback_key),
     ]);
     let mut mtls = memory.clone();
     mtls.extend([
@@ -407,6 +421,57 @@ fn every_setting_changes_what_its_part_receives() {
             "log.filter",
             &memory,
             vec![("EFGS_LOG_FILTER", "debug".into())],
+        ),
+        (
+            "callback.client_cert",
+            &callback,
+            vec![
+                ("EFGS_CALLBACK_CLIENT_CERT", callback_cert2.clone()),
+                ("EFGS_CALLBACK_CLIENT_KEY", callback_key2.clone()),
+            ],
+        ),
+        (
+            "callback.client_key",
+            &callback,
+            vec![
+                ("EFGS_CALLBACK_CLIENT_KEY", callback_key2),
+                ("EFGS_CALLBACK_CLIENT_CERT", callback_cert2),
+            ],
+        ),
+        (
+            "callback.allow_cidrs",
+            &memory,
+            vec![("EFGS_CALLBACK_ALLOW_CIDRS", "127.0.0.1/32,::1".into())],
+        ),
+        (
+            "callback.timeout_secs",
+            &memory,
+            vec![("EFGS_CALLBACK_TIMEOUT_SECS", "7".into())],
+        ),
+        (
+            "callback.max_retries",
+            &memory,
+            vec![("EFGS_CALLBACK_MAX_RETRIES", "2".into())],
+        ),
+        (
+            "callback.retry_interval_secs",
+            &memory,
+            vec![("EFGS_CALLBACK_RETRY_INTERVAL_SECS", "7".into())],
+        ),
+        (
+            "callback.poll_millis",
+            &memory,
+            vec![("EFGS_CALLBACK_POLL_MILLIS", "250".into())],
+        ),
+        (
+            "callback.lease_secs",
+            &memory,
+            vec![("EFGS_CALLBACK_LEASE_SECS", "70".into())],
+        ),
+        (
+            "callback.concurrency",
+            &memory,
+            vec![("EFGS_CALLBACK_CONCURRENCY", "7".into())],
         ),
     ];
     let load = |env: &BTreeMap<&str, String>| {
