@@ -229,7 +229,10 @@ impl Server {
         } = self;
         let jobs = spawn_jobs(&settings, &gateway, clock.clone());
         let stop_delivery = tokio_util::sync::CancellationToken::new();
-        let delivery = tokio::spawn(
+        // In a JoinSet: if this future is dropped (the process "dies" in a test), the worker and
+        // its attempts in flight are dropped with it.
+        let mut delivery = tokio::task::JoinSet::new();
+        delivery.spawn(
             Delivery {
                 gateway: gateway.clone(),
                 resolver: Arc::clone(&resolver),
@@ -273,7 +276,7 @@ impl Server {
         serve_connections(listener, tls, api(state), &settings.net, shutdown).await;
         stop_delivery.cancel();
         jobs.shutdown(settings.net.shutdown_grace).await;
-        let _ = delivery.await;
+        while delivery.join_next().await.is_some() {}
         Ok(())
     }
 }

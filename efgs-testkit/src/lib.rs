@@ -9,12 +9,15 @@
 //! - [`federation`]: a whole federation on one machine (PKI, store, gateway, HTTP server,
 //!   backends) with a controllable clock.
 //! - [`demo`]: the `efgs-server demo` run: several countries exchanging keys end to end.
+//! - [`callbacks`]: callback receivers over mutual TLS on loopback and a resolver the test
+//!   controls.
 //! - [`faulty`], [`slow`]: store decorators that fail every call on demand, or delay and count
 //!   chosen calls, over any real store.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod callbacks;
 pub mod conformance;
 pub mod demo;
 pub mod faulty;
