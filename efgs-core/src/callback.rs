@@ -232,7 +232,10 @@ impl DeliveryError {
 
 impl Gateway {
     /// `GET /diagnosiskeys/callback`: the caller's country's subscriptions, in creation order.
-    pub async fn subscriptions(&self, who: &ClientIdentity) -> Result<Vec<SubscriptionView>, Error> {
+    pub async fn subscriptions(
+        &self,
+        who: &ClientIdentity,
+    ) -> Result<Vec<SubscriptionView>, Error> {
         Ok(self
             .store()
             .list_subscriptions(&who.country)
@@ -307,7 +310,10 @@ impl Gateway {
         let result = if delivered {
             TaskResult::Delivered
         } else {
-            self.policy().callback.retry.after_failure(task.retries, now)
+            self.policy()
+                .callback
+                .retry
+                .after_failure(task.retries, now)
         };
         let finish = self
             .store()
@@ -363,7 +369,10 @@ mod tests {
             validate_callback_id(&"a".repeat(33)).unwrap_err().code(),
             "callback-id-too-long"
         );
-        assert_eq!(validate_callback_id("").unwrap_err().code(), "callback-id-empty");
+        assert_eq!(
+            validate_callback_id("").unwrap_err().code(),
+            "callback-id-empty"
+        );
         assert_eq!(
             validate_callback_id("a\nb").unwrap_err().code(),
             "callback-id-character"
@@ -409,7 +418,10 @@ mod tests {
         );
         assert_eq!(
             p.after_failure(2, now),
-            TaskResult::Suspend { retries: 3, at: now }
+            TaskResult::Suspend {
+                retries: 3,
+                at: now
+            }
         );
         let reference = RetryPolicy::default();
         assert_eq!(reference.max_retries, 5);

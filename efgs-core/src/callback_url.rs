@@ -628,7 +628,6 @@ pub fn check_url_and_addresses(
     }
 }
 
-
 /// Resolves host names for the callback URL policy (step 2 of the module docs). efgs-core has
 /// no runtime and does no I/O: the server passes its system resolver, tests a resolver they
 /// control (to show that a name changing its address cannot reach a refused one).

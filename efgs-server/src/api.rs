@@ -154,9 +154,7 @@ pub(crate) fn api(
                 callback_list_handler(&state, conn.as_ref(), &headers).await
             },
         );
-    let raw_query = warp::query::raw()
-        .or(warp::any().map(String::new))
-        .unify();
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let subscribe = warp::path!("diagnosiskeys" / "callback" / String)
         .and(warp::put())
         .and(raw_query)
@@ -172,16 +170,20 @@ pub(crate) fn api(
                 callback_put_handler(&state, conn.as_ref(), &headers, &id, &query).await
             },
         );
-    let unsubscribe = warp::path!("diagnosiskeys" / "callback" / String)
-        .and(warp::delete())
-        .and(with_state.clone())
-        .and(conn)
-        .and(warp::header::headers_cloned())
-        .then(
-            |id: String, state: Arc<AppState>, conn: Option<ConnectionInfo>, headers: HeaderMap| async move {
-                callback_delete_handler(&state, conn.as_ref(), &headers, &id).await
-            },
-        );
+    let unsubscribe =
+        warp::path!("diagnosiskeys" / "callback" / String)
+            .and(warp::delete())
+            .and(with_state.clone())
+            .and(conn)
+            .and(warp::header::headers_cloned())
+            .then(
+                |id: String,
+                 state: Arc<AppState>,
+                 conn: Option<ConnectionInfo>,
+                 headers: HeaderMap| async move {
+                    callback_delete_handler(&state, conn.as_ref(), &headers, &id).await
+                },
+            );
 
     // Path before method, as for every route: an unknown path is 404 whatever the method.
     let audit = warp::path!("diagnosiskeys" / "audit" / "download" / String / String)

@@ -271,8 +271,9 @@ impl Delivery {
         let stream = connect(&checked.addrs).await?;
         let server_name = match checked.url.host() {
             CallbackHost::Ip(ip) => ServerName::IpAddress((*ip).into()),
-            CallbackHost::Domain(d) => ServerName::try_from(d.clone())
-                .map_err(|e| DeliveryError::Tls(e.to_string()))?,
+            CallbackHost::Domain(d) => {
+                ServerName::try_from(d.clone()).map_err(|e| DeliveryError::Tls(e.to_string()))?
+            }
         };
         let config = client_config(client, allowed)?;
         let tls = tokio_rustls::TlsConnector::from(config)

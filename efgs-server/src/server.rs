@@ -35,11 +35,11 @@ use tokio::net::TcpListener;
 
 use crate::api::{AppState, ClientAuth, UploadBudget, api};
 use crate::callback::{Delivery, SystemResolver, holder_id};
-use efgs_core::callback_url::Resolver;
 use crate::config::{ConfigError, invalid, invalid_because};
 use crate::jobs::Jobs;
 use crate::net::serve_connections;
 use crate::settings::{AuthSettings, Settings, StoreSettings};
+use efgs_core::callback_url::Resolver;
 
 /// The instant source of the gateway: the system clock in production, a driven one in tests.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;

@@ -125,7 +125,11 @@ async fn run(label: &str, schema: Option<&PostgresSchema>) {
     let elapsed = start.elapsed();
     let burst = RECEIVERS * BURST_BATCHES as usize;
     for (i, r) in receivers.iter().enumerate() {
-        assert_eq!(r.requests().len(), total, "receiver {i}: every batch exactly once");
+        assert_eq!(
+            r.requests().len(),
+            total,
+            "receiver {i}: every batch exactly once"
+        );
     }
     println!(
         "CALLBACKS {label}: {RECEIVERS} receivers; cut-to-delivery over {} deliveries: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; burst of {BURST_BATCHES} batches: {burst} deliveries in {:.2} s = {:.0} deliveries/s",

@@ -306,8 +306,8 @@ async fn serve(
                 let response = format!(
                     "HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
                 );
-                let written = tls.write_all(response.as_bytes()).await.is_ok()
-                    && tls.flush().await.is_ok();
+                let written =
+                    tls.write_all(response.as_bytes()).await.is_ok() && tls.flush().await.is_ok();
                 if written && (200..300).contains(&code) {
                     let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
                     if let Some(r) = s.requests.get_mut(index) {

@@ -33,13 +33,11 @@ use efgs_core::DiagnosisKey;
 use efgs_core::cert::Thumbprint;
 use efgs_core::model::{CertificateType, FormatVersion};
 use efgs_core::store::{
-    CallbackTask, SubscriptionUpsert, TaskClaim, TaskFinish, TaskResult,
-};
-use efgs_core::store::{
     BatchInfo, CleanupReport, CreatedBatch, DownloadStat, DynInspectableStore, KeyConflicts,
     KeyCounts, NewUpload, PendingSummary, Readmission, StoreError, TrustEntry, TrustListStoreExt,
     UploadOutcome, UploadReceipt, UploadStat, Upserted,
 };
+use efgs_core::store::{CallbackTask, SubscriptionUpsert, TaskClaim, TaskFinish, TaskResult};
 use efgs_core::tag::BatchTag;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime, UtcOffset};
@@ -2307,7 +2305,12 @@ mod tests {
 // ---------------------------------------------------------------------------------------------
 
 /// Cuts one batch holding one fresh upload of `country` at `t`; returns its tag.
-async fn cut_one(store: &DynInspectableStore, name: &str, seed: u64, t: OffsetDateTime) -> BatchTag {
+async fn cut_one(
+    store: &DynInspectableStore,
+    name: &str,
+    seed: u64,
+    t: OffsetDateTime,
+) -> BatchTag {
     stored(
         store,
         generate::upload("DE", name, KeyGen::new(seed).keys("DE", 1), t),
@@ -2352,11 +2355,26 @@ pub async fn callback_subscriptions_upsert_list_and_scope_by_country(
         let store = store.clone();
         async move { store.upsert_subscription(c, id, url, at(t)).await.unwrap() }
     };
-    assert_eq!(up("DE", "b", "https://b.example/1", 1).await, SubscriptionUpsert::Created);
-    assert_eq!(up("DE", "a", "https://a.example/", 2).await, SubscriptionUpsert::Created);
-    assert_eq!(up("FR", "b", "https://fr.example/", 3).await, SubscriptionUpsert::Created);
-    assert_eq!(up("DE", "b", "https://b.example/2", 4).await, SubscriptionUpsert::Updated);
-    assert_eq!(up("DE", "b", "https://b.example/2", 5).await, SubscriptionUpsert::Updated);
+    assert_eq!(
+        up("DE", "b", "https://b.example/1", 1).await,
+        SubscriptionUpsert::Created
+    );
+    assert_eq!(
+        up("DE", "a", "https://a.example/", 2).await,
+        SubscriptionUpsert::Created
+    );
+    assert_eq!(
+        up("FR", "b", "https://fr.example/", 3).await,
+        SubscriptionUpsert::Created
+    );
+    assert_eq!(
+        up("DE", "b", "https://b.example/2", 4).await,
+        SubscriptionUpsert::Updated
+    );
+    assert_eq!(
+        up("DE", "b", "https://b.example/2", 5).await,
+        SubscriptionUpsert::Updated
+    );
     let de = store.list_subscriptions("DE").await.unwrap();
     let ids: Vec<(&str, &str)> = de
         .iter()
@@ -2368,7 +2386,10 @@ pub async fn callback_subscriptions_upsert_list_and_scope_by_country(
         "creation order, second PUT replaced the URL"
     );
     assert_eq!(de[0].created_at, at(1), "an update keeps the creation time");
-    assert!(de.iter().all(|s| s.country == "DE" && s.suspended_at.is_none()));
+    assert!(
+        de.iter()
+            .all(|s| s.country == "DE" && s.suspended_at.is_none())
+    );
     let fr = store.list_subscriptions("FR").await.unwrap();
     assert_eq!(fr.len(), 1);
     assert_eq!(fr[0].url, "https://fr.example/");
@@ -2415,7 +2436,9 @@ pub async fn callback_tasks_follow_cut_order_one_at_a_time(store: Arc<DynInspect
         let tasks = claimed(&store, &claim("h", now, 60, 10)).await;
         assert_eq!(tasks.len(), 1, "one task at a time per subscription");
         assert!(
-            claimed(&store, &claim("other", now, 60, 10)).await.is_empty(),
+            claimed(&store, &claim("other", now, 60, 10))
+                .await
+                .is_empty(),
             "a leased task is not handed out again"
         );
         let t = &tasks[0];
@@ -2425,13 +2448,20 @@ pub async fn callback_tasks_follow_cut_order_one_at_a_time(store: Arc<DynInspect
         got.push(t.batch.tag);
         deliver(&store, t, "h").await;
         assert_eq!(
-            store.finish_callback_task(t, "h", TaskResult::Delivered).await.unwrap(),
+            store
+                .finish_callback_task(t, "h", TaskResult::Delivered)
+                .await
+                .unwrap(),
             TaskFinish::LeaseLost,
             "a task is recorded once"
         );
     }
     assert_eq!(got, tags, "cut order");
-    assert!(claimed(&store, &claim("h", at(30), 60, 10)).await.is_empty());
+    assert!(
+        claimed(&store, &claim("h", at(30), 60, 10))
+            .await
+            .is_empty()
+    );
 }
 
 /// A lease that expired (its holder died) is taken over by another holder; the old holder's
@@ -2446,7 +2476,10 @@ pub async fn callback_expired_lease_is_taken_over_and_the_old_holder_loses(
     let tag1 = cut_one(&store, "l1", 601, at(1)).await;
     let a = claimed(&store, &claim("A", at(2), 10, 5)).await;
     assert_eq!(a.len(), 1);
-    assert!(claimed(&store, &claim("B", at(11), 10, 5)).await.is_empty(), "lease still held");
+    assert!(
+        claimed(&store, &claim("B", at(11), 10, 5)).await.is_empty(),
+        "lease still held"
+    );
     let b = claimed(&store, &claim("B", at(12), 10, 5)).await;
     assert_eq!(b.len(), 1, "the expired lease is taken over");
     assert_eq!(b[0].batch.tag, tag1);
@@ -2497,8 +2530,16 @@ pub async fn callback_failure_waits_then_suspends_until_a_put(store: Arc<DynInsp
         TaskFinish::Recorded
     );
     let s = &store.list_subscriptions("DE").await.unwrap()[0];
-    assert_eq!((s.suspended_at, s.retries), (Some(at(101)), 2), "suspended, not deleted");
-    assert!(claimed(&store, &claim("h", at(10_000), 60, 5)).await.is_empty());
+    assert_eq!(
+        (s.suspended_at, s.retries),
+        (Some(at(101)), 2),
+        "suspended, not deleted"
+    );
+    assert!(
+        claimed(&store, &claim("h", at(10_000), 60, 5))
+            .await
+            .is_empty()
+    );
     assert_eq!(
         store
             .upsert_subscription("DE", "s", "https://de.example/", at(10_001))
@@ -2507,11 +2548,22 @@ pub async fn callback_failure_waits_then_suspends_until_a_put(store: Arc<DynInsp
         SubscriptionUpsert::Reactivated
     );
     let s = &store.list_subscriptions("DE").await.unwrap()[0];
-    assert_eq!((s.suspended_at, s.retries, s.next_attempt_at), (None, 0, None));
-    let t = claimed(&store, &claim("h", at(10_002), 60, 5)).await.remove(0);
-    assert_eq!((t.batch.tag, t.retries), (first, 0), "resumes at the first undelivered");
+    assert_eq!(
+        (s.suspended_at, s.retries, s.next_attempt_at),
+        (None, 0, None)
+    );
+    let t = claimed(&store, &claim("h", at(10_002), 60, 5))
+        .await
+        .remove(0);
+    assert_eq!(
+        (t.batch.tag, t.retries),
+        (first, 0),
+        "resumes at the first undelivered"
+    );
     deliver(&store, &t, "h").await;
-    let t = claimed(&store, &claim("h", at(10_003), 60, 5)).await.remove(0);
+    let t = claimed(&store, &claim("h", at(10_003), 60, 5))
+        .await
+        .remove(0);
     assert_eq!(t.batch.tag, second);
 }
 
@@ -2543,5 +2595,8 @@ pub async fn callback_concurrent_claims_lease_each_task_once(store: Arc<DynInspe
     all.sort();
     let mut expected: Vec<String> = (0..20).map(|i| format!("s{i}")).collect();
     expected.sort();
-    assert_eq!(all, expected, "every subscription's task ({tag1}) leased exactly once");
+    assert_eq!(
+        all, expected,
+        "every subscription's task ({tag1}) leased exactly once"
+    );
 }

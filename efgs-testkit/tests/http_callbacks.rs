@@ -121,7 +121,10 @@ async fn cut(fed: &Federation, n: u64) -> (String, String) {
         .await
         .unwrap()
         .expect("a batch is cut");
-    (b.batch.tag.to_string(), b.batch.created_at.date().to_string())
+    (
+        b.batch.tag.to_string(),
+        b.batch.created_at.date().to_string(),
+    )
 }
 
 /// Waits until `f` holds, failing after `limit`.
@@ -135,7 +138,12 @@ async fn until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
 
 async fn put(fed: &Federation, country: &str, id: &str, url: &str) {
     let r = fed[country].callback_put(id, Some(url)).await.unwrap();
-    assert_eq!(r.status, 200, "PUT {id} {url}: {}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        200,
+        "PUT {id} {url}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
 }
 
 /// Warnings and errors of every test in this binary, for the operator-event check.
@@ -214,9 +222,15 @@ async fn admin_routes_list_upsert_and_delete_per_country(backend: Backend) {
         .callback_put(&"a".repeat(33), Some("https://127.0.0.1/x"))
         .await
         .unwrap();
-    assert_eq!((long.status, long.code().as_deref()), (400, Some("callback-id-too-long")));
+    assert_eq!(
+        (long.status, long.code().as_deref()),
+        (400, Some("callback-id-too-long"))
+    );
     let missing = fed["DE"].callback_put("x", None).await.unwrap();
-    assert_eq!((missing.status, missing.code().as_deref()), (400, Some("callback-url-missing")));
+    assert_eq!(
+        (missing.status, missing.code().as_deref()),
+        (400, Some("callback-url-missing"))
+    );
     assert_eq!(
         missing.content_type.as_deref(),
         Some("application/problem+json")
@@ -224,17 +238,36 @@ async fn admin_routes_list_upsert_and_delete_per_country(backend: Backend) {
 
     // DELETE: unknown id, and another country's id, are 404 and delete nothing.
     let unknown = fed["DE"].callback_delete("nope").await.unwrap();
-    assert_eq!((unknown.status, unknown.code().as_deref()), (404, Some("callback-not-found")));
+    assert_eq!(
+        (unknown.status, unknown.code().as_deref()),
+        (404, Some("callback-not-found"))
+    );
     assert_eq!(
         unknown.json()["message"],
         "Could not find any callback subscription for the given callbackId."
     );
     let foreign = fed["DE"].callback_delete(md5).await.unwrap();
     assert_eq!(foreign.status, 404);
-    assert_eq!(fed["FR"].callback_list().await.unwrap().json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        fed["FR"]
+            .callback_list()
+            .await
+            .unwrap()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let gone = fed["DE"].callback_delete("first").await.unwrap();
     assert_eq!(gone.status, 200);
-    let ids: Vec<String> = fed["DE"].callback_list().await.unwrap().json().as_array().unwrap()
+    let ids: Vec<String> = fed["DE"]
+        .callback_list()
+        .await
+        .unwrap()
+        .json()
+        .as_array()
+        .unwrap()
         .iter()
         .map(|e| e["callbackId"].as_str().unwrap().to_owned())
         .collect();
@@ -246,10 +279,17 @@ async fn admin_routes_list_upsert_and_delete_per_country(backend: Backend) {
         .with_identity(efgs_testkit::national::Identity::None);
     assert_eq!(anonymous.callback_list().await.unwrap().status, 403);
     assert_eq!(
-        anonymous.callback_put("x", Some("https://127.0.0.1/")).await.unwrap().status,
+        anonymous
+            .callback_put("x", Some("https://127.0.0.1/"))
+            .await
+            .unwrap()
+            .status,
         403
     );
-    assert_eq!(anonymous.callback_delete("second").await.unwrap().status, 403);
+    assert_eq!(
+        anonymous.callback_delete("second").await.unwrap().status,
+        403
+    );
     let client = fed["DE"].client().clone();
     let post = client
         .post(format!("{}/diagnosiskeys/callback", fed.base_url()))
@@ -272,10 +312,13 @@ async fn policy_refuses_bad_urls_at_put(backend: Backend) {
     let fed = &s.fed;
     // A name resolving to an allowed and a refused address (the allow-listed 127.0.0.1
     // stands for a public address); a name resolving to a private address only.
-    s.resolver
-        .set("mixed.test", &[IpAddr::V4(LOCAL), "10.1.2.3".parse().unwrap()]);
+    s.resolver.set(
+        "mixed.test",
+        &[IpAddr::V4(LOCAL), "10.1.2.3".parse().unwrap()],
+    );
     s.resolver.set("private.test", &[IpAddr::V4(REFUSED)]);
-    s.resolver.set("v6private.test", &["fd00::1".parse().unwrap()]);
+    s.resolver
+        .set("v6private.test", &["fd00::1".parse().unwrap()]);
     let refused = [
         ("http://127.0.0.1/cb", "callback-url-not-https"),
         ("https://127.0.0.1/cb?x=1", "callback-url-has-query"),
@@ -288,15 +331,24 @@ async fn policy_refuses_bad_urls_at_put(backend: Backend) {
         ("https://2130706433/cb", "callback-url-forbidden-address"),
         ("https://0x7f.0.0.1/cb", "callback-url-forbidden-address"),
         ("https://[::1]/cb", "callback-url-forbidden-address"),
-        ("https://[::ffff:127.0.0.2]/cb", "callback-url-forbidden-address"),
+        (
+            "https://[::ffff:127.0.0.2]/cb",
+            "callback-url-forbidden-address",
+        ),
         ("https://[::]/cb", "callback-url-forbidden-address"),
         ("https://10.2.5.6/cb", "callback-url-forbidden-address"),
         ("https://172.16.5.3/cb", "callback-url-forbidden-address"),
-        ("https://192.168.178.58/cb", "callback-url-forbidden-address"),
+        (
+            "https://192.168.178.58/cb",
+            "callback-url-forbidden-address",
+        ),
         ("https://169.254.85.69/cb", "callback-url-forbidden-address"),
         ("https://100.64.23.5/cb", "callback-url-forbidden-address"),
         ("https://[fc00::1]/cb", "callback-url-forbidden-address"),
-        ("https://[fd9e:35a:352e:1212::1]/cb", "callback-url-forbidden-address"),
+        (
+            "https://[fd9e:35a:352e:1212::1]/cb",
+            "callback-url-forbidden-address",
+        ),
         ("https://[fe80::1]/cb", "callback-url-forbidden-address"),
         ("https://192.0.2.1/cb", "callback-url-forbidden-address"),
         ("https://198.51.100.7/cb", "callback-url-forbidden-address"),
@@ -306,10 +358,16 @@ async fn policy_refuses_bad_urls_at_put(backend: Backend) {
         ("https://[2001:2::1]/cb", "callback-url-forbidden-address"),
         ("https://224.0.0.1/cb", "callback-url-forbidden-address"),
         ("https://[ff02::1]/cb", "callback-url-forbidden-address"),
-        ("https://255.255.255.255/cb", "callback-url-forbidden-address"),
+        (
+            "https://255.255.255.255/cb",
+            "callback-url-forbidden-address",
+        ),
         ("https://mixed.test/cb", "callback-url-forbidden-address"),
         ("https://private.test/cb", "callback-url-forbidden-address"),
-        ("https://v6private.test/cb", "callback-url-forbidden-address"),
+        (
+            "https://v6private.test/cb",
+            "callback-url-forbidden-address",
+        ),
         ("https://unknown.test/cb", "callback-url-unresolvable"),
         ("teststring1234", "callback-url-unparsable"),
         ("", "callback-url-unparsable"),
@@ -326,8 +384,17 @@ async fn policy_refuses_bad_urls_at_put(backend: Backend) {
     }
     let long = format!("https://127.0.0.1/{}", "a".repeat(300));
     let r = fed["DE"].callback_put("x", Some(&long)).await.unwrap();
-    assert_eq!((r.status, r.code().as_deref()), (400, Some("callback-url-too-long")));
-    assert!(fed.store().list_subscriptions("DE").await.unwrap().is_empty());
+    assert_eq!(
+        (r.status, r.code().as_deref()),
+        (400, Some("callback-url-too-long"))
+    );
+    assert!(
+        fed.store()
+            .list_subscriptions("DE")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // The control: an allowed address passes.
     put(fed, "DE", "x", "https://127.0.0.1/cb").await;
 }
@@ -347,7 +414,14 @@ async fn three_receivers_get_twenty_batches_once_in_order(backend: Backend) {
     let fr = receiver(&s, LOCAL, &["fr.test"], "FR").await;
     // PL's receiver certificate is registered as an AUTHENTICATION certificate (accepted too,
     // decisions item 9), and its URL is an IP literal.
-    let pl = receiver_as(&s, LOCAL, &["127.0.0.1"], "PL", CertificateType::Authentication).await;
+    let pl = receiver_as(
+        &s,
+        LOCAL,
+        &["127.0.0.1"],
+        "PL",
+        CertificateType::Authentication,
+    )
+    .await;
     put(fed, "DE", "de", &de.url("de.test")).await;
     put(fed, "FR", "fr", &fr.url("fr.test")).await;
     put(fed, "PL", "pl", &pl.url("127.0.0.1")).await;
@@ -369,14 +443,21 @@ async fn three_receivers_get_twenty_batches_once_in_order(backend: Backend) {
             .into_iter()
             .map(|d| (d.batch_tag.unwrap(), d.date.unwrap()))
             .collect();
-        assert_eq!(got, cuts, "{name}: every batch once, in cut order, with its date");
+        assert_eq!(
+            got, cuts,
+            "{name}: every batch once, in cut order, with its date"
+        );
         for d in r.requests() {
             assert_eq!(d.method, "GET");
             assert_eq!(d.user_agent.as_deref(), Some("EFGS Callback Engine"));
             assert_eq!(d.client.as_ref(), Some(&s.client.thumbprint), "{name}");
             assert!(d.target.starts_with("/callback?batchTag="), "{}", d.target);
         }
-        assert_eq!(r.requests().len(), 20, "{name}: no failed or repeated attempt");
+        assert_eq!(
+            r.requests().len(),
+            20,
+            "{name}: no failed or repeated attempt"
+        );
     }
 }
 
@@ -411,7 +492,11 @@ async fn failing_receivers_are_retried_then_suspended_and_a_put_resumes() {
         flaky.deliveries().len() >= 3
     })
     .await;
-    assert_eq!(flaky.delivered_tags(), cuts, "in order after three failures");
+    assert_eq!(
+        flaky.delivered_tags(),
+        cuts,
+        "in order after three failures"
+    );
     let attempts: Vec<Option<String>> = flaky.requests().into_iter().map(|r| r.batch_tag).collect();
     assert_eq!(
         attempts[..4],
@@ -424,7 +509,10 @@ async fn failing_receivers_are_retried_then_suspended_and_a_put_resumes() {
         .suspended_at
         .is_none()
     {
-        assert!(start.elapsed() < Duration::from_secs(15), "not suspended in time");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "not suspended in time"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let sub = &fed.store().list_subscriptions("FR").await.unwrap()[0];
@@ -434,20 +522,27 @@ async fn failing_receivers_are_retried_then_suspended_and_a_put_resumes() {
     assert!(silent.deliveries().is_empty());
     let log = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
     assert!(
-        log.lines()
-            .any(|l| l.contains("callback.suspended") && l.contains("silent-one") && l.contains("WARN")),
+        log.lines().any(|l| l.contains("callback.suspended")
+            && l.contains("silent-one")
+            && l.contains("WARN")),
         "operator event logged: {log}"
     );
     // Suspended: nothing more is attempted.
     let _ = cut(fed, 110).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(silent.requests().len(), 4, "a suspended subscription gets nothing");
+    assert_eq!(
+        silent.requests().len(),
+        4,
+        "a suspended subscription gets nothing"
+    );
     // A new PUT re-activates it; it receives what it missed, in order.
     silent.set_default(Answer::Status(202));
     put(fed, "FR", "silent-one", &silent.url("127.0.0.1")).await;
-    until(Duration::from_secs(10), "silent receiver catches up", || {
-        silent.deliveries().len() >= 4
-    })
+    until(
+        Duration::from_secs(10),
+        "silent receiver catches up",
+        || silent.deliveries().len() >= 4,
+    )
     .await;
     let flaky_all = {
         until(Duration::from_secs(10), "flaky gets the fourth", || {
@@ -456,7 +551,11 @@ async fn failing_receivers_are_retried_then_suspended_and_a_put_resumes() {
         .await;
         flaky.delivered_tags()
     };
-    assert_eq!(silent.delivered_tags(), flaky_all, "everything missed, in cut order");
+    assert_eq!(
+        silent.delivered_tags(),
+        flaky_all,
+        "everything missed, in cut order"
+    );
     let sub = &fed.store().list_subscriptions("FR").await.unwrap()[0];
     assert_eq!((sub.suspended_at, sub.retries), (None, 0));
 }
@@ -468,7 +567,13 @@ async fn failing_receivers_are_retried_then_suspended_and_a_put_resumes() {
 async fn receivers_with_wrong_certificates_receive_nothing() {
     let s = setup(&Backend::Memory, &["DE", "FR"], &[]).await;
     let fed = &s.fed;
-    for name in ["good.test", "unregistered.test", "revoked.test", "foreign.test", "wrong-host.test"] {
+    for name in [
+        "good.test",
+        "unregistered.test",
+        "revoked.test",
+        "foreign.test",
+        "wrong-host.test",
+    ] {
         s.resolver.set(name, &[IpAddr::V4(LOCAL)]);
     }
     let good = receiver(&s, LOCAL, &["good.test"], "DE").await;
@@ -484,15 +589,23 @@ async fn receivers_with_wrong_certificates_receive_nothing() {
     let foreign = receiver(&s, LOCAL, &["foreign.test"], "FR").await;
     // Registered for DE, but its certificate names another host.
     let wrong_host = receiver(&s, LOCAL, &["other.test"], "DE").await;
-    put(fed, "DE", "unregistered", &unregistered.url("unregistered.test")).await;
+    put(
+        fed,
+        "DE",
+        "unregistered",
+        &unregistered.url("unregistered.test"),
+    )
+    .await;
     put(fed, "DE", "revoked", &revoked.url("revoked.test")).await;
     put(fed, "DE", "foreign", &foreign.url("foreign.test")).await;
     put(fed, "DE", "wrong-host", &wrong_host.url("wrong-host.test")).await;
     put(fed, "DE", "good", &good.url("good.test")).await;
     let (tag, _) = cut(fed, 200).await;
-    until(Duration::from_secs(10), "the control receives the batch", || {
-        good.deliveries().len() == 1
-    })
+    until(
+        Duration::from_secs(10),
+        "the control receives the batch",
+        || good.deliveries().len() == 1,
+    )
     .await;
     assert_eq!(good.delivered_tags(), [tag]);
     // Give the others a retry too.
@@ -520,9 +633,12 @@ async fn a_name_changing_its_address_cannot_reach_a_refused_address() {
     // The same port on the refused address, with a registered certificate for the name.
     let cert = receiver_cert(&["flip.test"], "DE", fed.now()).unwrap();
     register(fed, &cert, "DE", CertificateType::Callback).await;
-    let evil = Receiver::start(SocketAddr::new(IpAddr::V4(REFUSED), good.addr().port()), cert)
-        .await
-        .unwrap();
+    let evil = Receiver::start(
+        SocketAddr::new(IpAddr::V4(REFUSED), good.addr().port()),
+        cert,
+    )
+    .await
+    .unwrap();
     s.resolver.set("flip.test", &[IpAddr::V4(LOCAL)]);
     put(fed, "DE", "flip", &good.url("flip.test")).await;
     let at_put = s.resolver.lookups();
@@ -535,9 +651,11 @@ async fn a_name_changing_its_address_cannot_reach_a_refused_address() {
         ],
     );
     let (tag, _) = cut(fed, 300).await;
-    until(Duration::from_secs(10), "delivered on the third attempt", || {
-        good.deliveries().len() == 1
-    })
+    until(
+        Duration::from_secs(10),
+        "delivered on the third attempt",
+        || good.deliveries().len() == 1,
+    )
     .await;
     assert_eq!(good.delivered_tags(), [tag]);
     assert_eq!(
@@ -545,8 +663,16 @@ async fn a_name_changing_its_address_cannot_reach_a_refused_address() {
         3,
         "one resolution per attempt, none between check and connect"
     );
-    assert_eq!(good.requests().len(), 1, "the refused attempts connected nowhere");
-    assert_eq!(evil.connections(), 0, "never connected to the refused address");
+    assert_eq!(
+        good.requests().len(),
+        1,
+        "the refused attempts connected nowhere"
+    );
+    assert_eq!(
+        evil.connections(),
+        0,
+        "never connected to the refused address"
+    );
     let sub = &fed.store().list_subscriptions("DE").await.unwrap()[0];
     assert_eq!(sub.retries, 0, "delivered: the retry count is reset");
 }
@@ -574,14 +700,24 @@ async fn instances_on_one_postgres_deliver_each_task_once_and_take_over_a_dead_o
     }
     receivers[0].script([Answer::Hang]);
     let mut cuts = vec![cut(a, 400).await.0];
-    until(Duration::from_secs(10), "instance A is mid-delivery", || {
-        receivers[0].requests().len() == 1 && receivers[1..].iter().all(|r| r.deliveries().len() == 1)
-    })
+    until(
+        Duration::from_secs(10),
+        "instance A is mid-delivery",
+        || {
+            receivers[0].requests().len() == 1
+                && receivers[1..].iter().all(|r| r.deliveries().len() == 1)
+        },
+    )
     .await;
     let b = a.instance().await.unwrap();
     let killed_at = Instant::now();
     // Kill A (no graceful shutdown) while its delivery to receiver 0 hangs.
-    let Setup { fed: a, resolver: _resolver, client: _client, _dir } = s;
+    let Setup {
+        fed: a,
+        resolver: _resolver,
+        client: _client,
+        _dir,
+    } = s;
     a.kill().await;
     until(Duration::from_secs(10), "B takes the task over", || {
         receivers[0].deliveries().len() == 1
@@ -605,7 +741,11 @@ async fn instances_on_one_postgres_deliver_each_task_once_and_take_over_a_dead_o
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     for (i, r) in receivers.iter().enumerate() {
-        assert_eq!(r.delivered_tags(), cuts, "receiver {i}: each batch once, in order");
+        assert_eq!(
+            r.delivered_tags(),
+            cuts,
+            "receiver {i}: each batch once, in order"
+        );
     }
     drop(c);
     drop(b);

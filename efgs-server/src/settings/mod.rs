@@ -25,16 +25,17 @@ use efgs_core::validate::ValidationPolicy;
 use efgs_store_postgres::{EncryptionKeys, KeyId, PgConfig, PgTls};
 use rustls::ServerConfig;
 
-use crate::config::{
-    AuthConfig, AuthMode, BatchingConfig, CallbackConfig, Config, ConfigError, DatabaseConfig, DownloadConfig,
-    DuplicateHashConfig, EncryptionConfig, HttpConfig, LogConfig, RetentionConfig, Secret,
-    SignatureConfig, SslMode, StorageKind, TrustConfig, UploadConfig, invalid, invalid_because,
-};
 use crate::callback::{ClientCredentials, DeliverySettings};
+use crate::config::{
+    AuthConfig, AuthMode, BatchingConfig, CallbackConfig, Config, ConfigError, DatabaseConfig,
+    DownloadConfig, DuplicateHashConfig, EncryptionConfig, HttpConfig, LogConfig, RetentionConfig,
+    Secret, SignatureConfig, SslMode, StorageKind, TrustConfig, UploadConfig, invalid,
+    invalid_because,
+};
 use crate::jobs::JobSchedule;
+use crate::net::{NetLimits, server_tls_config};
 use efgs_core::callback::{CallbackPolicy, RetryPolicy};
 use efgs_core::callback_url::AddressPolicy;
-use crate::net::{NetLimits, server_tls_config};
 
 /// The server's settings, resolved once from the configuration: every file a setting names is
 /// read here, once, into the settings type of the part that uses it. Build them with

@@ -81,7 +81,10 @@ impl NationalBackend {
     ) -> Result<CallbackAnswer, NationalError> {
         self.callback_request(
             reqwest::Method::PUT,
-            &format!("/diagnosiskeys/callback/{}?url={url}", super::url_encode(id)),
+            &format!(
+                "/diagnosiskeys/callback/{}?url={url}",
+                super::url_encode(id)
+            ),
         )
         .await
     }
