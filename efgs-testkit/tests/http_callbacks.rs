@@ -27,6 +27,8 @@ http_tests!(
 );
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+/// The only address allowed in the policy test.
+const ALLOWED_HERE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
 /// A loopback address outside the allow-list: stands for a private address.
 const REFUSED: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 
@@ -308,9 +310,10 @@ async fn admin_routes_list_upsert_and_delete_per_country(backend: Backend) {
 /// The URL policy at PUT (decisions item 8): each refused URL gets 400 with a problem code
 /// and creates nothing.
 async fn policy_refuses_bad_urls_at_put(backend: Backend) {
-    let s = setup(&backend, &["DE"], &[]).await;
+    // Only 127.0.0.4 is allowed here, so every form of 127.0.0.1 must be refused.
+    let s = setup(&backend, &["DE"], &[("callback.allow_cidrs", "127.0.0.4/32")]).await;
     let fed = &s.fed;
-    // A name resolving to an allowed and a refused address (the allow-listed 127.0.0.1
+    // A name resolving to an allowed and a refused address (the allow-listed 127.0.0.4
     // stands for a public address); a name resolving to a private address only.
     s.resolver.set(
         "mixed.test",
@@ -318,13 +321,16 @@ async fn policy_refuses_bad_urls_at_put(backend: Backend) {
     );
     s.resolver.set("private.test", &[IpAddr::V4(REFUSED)]);
     s.resolver
+        .set("mixed-ok.test", &[IpAddr::V4(ALLOWED_HERE), IpAddr::V4(ALLOWED_HERE)]);
+    s.resolver
         .set("v6private.test", &["fd00::1".parse().unwrap()]);
     let refused = [
-        ("http://127.0.0.1/cb", "callback-url-not-https"),
-        ("https://127.0.0.1/cb?x=1", "callback-url-has-query"),
-        ("https://127.0.0.1/cb?", "callback-url-has-query"),
+        ("http://127.0.0.4/cb", "callback-url-not-https"),
+        ("https://127.0.0.4/cb?x=1", "callback-url-has-query"),
+        ("https://127.0.0.4/cb?", "callback-url-has-query"),
         ("https://localhost/cb", "callback-url-loopback-name"),
         ("https://sub.localhost/cb", "callback-url-loopback-name"),
+        ("https://127.0.0.1/cb", "callback-url-forbidden-address"),
         ("https://127.0.0.2/cb", "callback-url-forbidden-address"),
         ("https://0/cb", "callback-url-forbidden-address"),
         ("https://0177.0.0.1/cb", "callback-url-forbidden-address"),
@@ -382,7 +388,7 @@ async fn policy_refuses_bad_urls_at_put(backend: Backend) {
         );
         assert_eq!(r.json()["message"], "Callback URL is invalid");
     }
-    let long = format!("https://127.0.0.1/{}", "a".repeat(300));
+    let long = format!("https://127.0.0.4/{}", "a".repeat(300));
     let r = fed["DE"].callback_put("x", Some(&long)).await.unwrap();
     assert_eq!(
         (r.status, r.code().as_deref()),
@@ -396,7 +402,8 @@ async fn policy_refuses_bad_urls_at_put(backend: Backend) {
             .is_empty()
     );
     // The control: an allowed address passes.
-    put(fed, "DE", "x", "https://127.0.0.1/cb").await;
+    put(fed, "DE", "x", "https://127.0.0.4/cb").await;
+    put(fed, "DE", "y", "https://mixed-ok.test/cb").await;
 }
 
 // ---------------------------------------------------------------------------------------------
