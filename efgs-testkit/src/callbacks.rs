@@ -222,7 +222,7 @@ fn server_config(cert: &GeneratedCert) -> Result<Arc<rustls::ServerConfig>, BoxE
     Ok(Arc::new(config))
 }
 
-/// Serves requests on one connection until it closes.
+/// Serves the one request of a connection (every answer closes it).
 async fn serve(
     mut tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
     state: &Mutex<State>,
@@ -235,7 +235,7 @@ async fn serve(
         .map(|c| Thumbprint::of_der(c.as_ref()));
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    loop {
+    {
         let head_end = loop {
             if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break i;
@@ -300,7 +300,6 @@ async fn serve(
                         break;
                     }
                 }
-                return;
             }
             Answer::Status(code) => {
                 let response = format!(
@@ -315,7 +314,6 @@ async fn serve(
                     }
                 }
                 let _ = tls.shutdown().await;
-                return;
             }
         }
     }
@@ -373,11 +371,14 @@ impl ClientCertVerifier for AnyClientCert {
     }
 }
 
+/// Per name: the answers in turn, and the index of the next one.
+type Names = HashMap<String, (Vec<Vec<IpAddr>>, usize)>;
+
 /// Resolves the names a test sets; any other name fails. Each name has a list of answers
 /// used in turn, cycling (one answer: always the same).
 #[derive(Debug, Default)]
 pub struct TestResolver {
-    names: Mutex<HashMap<String, (Vec<Vec<IpAddr>>, usize)>>,
+    names: Mutex<Names>,
     lookups: AtomicUsize,
 }
 
@@ -402,7 +403,7 @@ impl TestResolver {
         self.lookups.load(Ordering::SeqCst)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Vec<Vec<IpAddr>>, usize)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Names> {
         self.names.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -2286,20 +2286,6 @@ pub async fn reopened_store_keeps_a_revocation_against_reimport(factory: &dyn St
     );
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn behaviour_lists_are_unique_and_large_enough() {
-        let mut all: Vec<&str> = super::STORE_BEHAVIOURS.to_vec();
-        all.extend_from_slice(super::FACTORY_BEHAVIOURS);
-        let n = all.len();
-        all.sort_unstable();
-        all.dedup();
-        assert_eq!(all.len(), n);
-        assert!(n >= 40);
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Callback subscriptions and delivery tasks
 // ---------------------------------------------------------------------------------------------
@@ -2599,4 +2585,18 @@ pub async fn callback_concurrent_claims_lease_each_task_once(store: Arc<DynInspe
         all, expected,
         "every subscription's task ({tag1}) leased exactly once"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn behaviour_lists_are_unique_and_large_enough() {
+        let mut all: Vec<&str> = super::STORE_BEHAVIOURS.to_vec();
+        all.extend_from_slice(super::FACTORY_BEHAVIOURS);
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n);
+        assert!(n >= 40);
+    }
 }

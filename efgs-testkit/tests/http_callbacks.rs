@@ -311,7 +311,12 @@ async fn admin_routes_list_upsert_and_delete_per_country(backend: Backend) {
 /// and creates nothing.
 async fn policy_refuses_bad_urls_at_put(backend: Backend) {
     // Only 127.0.0.4 is allowed here, so every form of 127.0.0.1 must be refused.
-    let s = setup(&backend, &["DE"], &[("callback.allow_cidrs", "127.0.0.4/32")]).await;
+    let s = setup(
+        &backend,
+        &["DE"],
+        &[("callback.allow_cidrs", "127.0.0.4/32")],
+    )
+    .await;
     let fed = &s.fed;
     // A name resolving to an allowed and a refused address (the allow-listed 127.0.0.4
     // stands for a public address); a name resolving to a private address only.
@@ -320,8 +325,10 @@ async fn policy_refuses_bad_urls_at_put(backend: Backend) {
         &[IpAddr::V4(LOCAL), "10.1.2.3".parse().unwrap()],
     );
     s.resolver.set("private.test", &[IpAddr::V4(REFUSED)]);
-    s.resolver
-        .set("mixed-ok.test", &[IpAddr::V4(ALLOWED_HERE), IpAddr::V4(ALLOWED_HERE)]);
+    s.resolver.set(
+        "mixed-ok.test",
+        &[IpAddr::V4(ALLOWED_HERE), IpAddr::V4(ALLOWED_HERE)],
+    );
     s.resolver
         .set("v6private.test", &["fd00::1".parse().unwrap()]);
     let refused = [
