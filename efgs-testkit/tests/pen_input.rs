@@ -502,7 +502,12 @@ async fn path_traversal_and_unknown_routes_404(b: Backend, mode: Mode) {
         ("GET", "/".into(), 404, "not-found"),
         ("GET", "/..".into(), 404, "not-found"),
         ("GET", "/diagnosiskeys/callbacks".into(), 404, "not-found"),
-        ("GET", "/diagnosiskeys/callback/a/b".into(), 404, "not-found"),
+        (
+            "GET",
+            "/diagnosiskeys/callback/a/b".into(),
+            404,
+            "not-found",
+        ),
         ("GET", "/diagnosiskeys/upload/..".into(), 404, "not-found"),
         ("GET", format!("/{}", "a/".repeat(2000)), 404, "not-found"),
         (
