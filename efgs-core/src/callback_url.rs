@@ -18,6 +18,9 @@
 //! 3. The server then connects to one of exactly those checked addresses (no second lookup,
 //!    so no DNS rebinding).
 //!
+//! [`check_callback_url`] runs all three steps against a [`Resolver`] the caller passes in
+//! and returns the [`CheckedUrl`] with the only addresses that may be connected to.
+//!
 //! Differences from the reference, by decision: the reference tested only the first resolved
 //! address against a short list, missed IPv4-mapped IPv6 and most special ranges, and (because
 //! Java read its octal-looking list entries as decimal) blocked the public ranges
@@ -623,6 +626,54 @@ pub fn check_url_and_addresses(
         }
         None => check_addresses(addrs, policy),
     }
+}
+
+/// Resolves host names for the callback URL policy (step 2 of the module docs). efgs-core has
+/// no runtime and does no I/O: the server passes its system resolver, tests a resolver they
+/// control (to show that a name changing its address cannot reach a refused one).
+#[async_trait::async_trait]
+pub trait Resolver: Send + Sync + fmt::Debug {
+    /// Every address `host` resolves to (the port is a hint for resolvers that need one).
+    /// An error or an empty list refuses the URL ([`CallbackUrlError::NoAddresses`]).
+    async fn resolve(&self, host: &str, port: u16) -> Result<Vec<IpAddr>, crate::BoxError>;
+}
+
+/// A callback URL whose every address passed the policy: the addresses to connect to, and
+/// nothing else (no second resolution between check and connect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedUrl {
+    /// The parsed URL.
+    pub url: CallbackUrl,
+    /// The checked addresses with the URL's port, in the resolver's order.
+    pub addrs: Vec<std::net::SocketAddr>,
+}
+
+/// The whole policy (steps 1 and 2 of the module docs): parses `s`, resolves its host once
+/// with `resolver` (an IP literal is not resolved) and checks every address. The result names
+/// the only addresses the caller may connect to. Used at `PUT` and again before every delivery.
+pub async fn check_callback_url(
+    s: &str,
+    resolver: &dyn Resolver,
+    policy: &AddressPolicy,
+) -> Result<CheckedUrl, CallbackUrlError> {
+    let url = parse_callback_url(s)?;
+    let ips = match url.host() {
+        CallbackHost::Ip(ip) => vec![*ip],
+        CallbackHost::Domain(name) => match resolver.resolve(name, url.port()).await {
+            Ok(ips) => ips,
+            Err(_) => return Err(CallbackUrlError::NoAddresses),
+        },
+    };
+    check_addresses(&ips, policy)?;
+    let port = url.port();
+    let mut addrs: Vec<std::net::SocketAddr> = Vec::with_capacity(ips.len());
+    for ip in ips {
+        let a = std::net::SocketAddr::new(ip, port);
+        if !addrs.contains(&a) {
+            addrs.push(a);
+        }
+    }
+    Ok(CheckedUrl { url, addrs })
 }
 
 #[cfg(test)]

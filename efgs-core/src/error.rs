@@ -36,6 +36,9 @@ pub enum Error {
     /// A callback URL was refused.
     #[error(transparent)]
     CallbackUrl(#[from] crate::callback_url::CallbackUrlError),
+    /// A callback administration request was refused (id, missing URL, unknown subscription).
+    #[error(transparent)]
+    Callback(#[from] crate::callback::CallbackError),
     /// A download batch tag was malformed.
     #[error(transparent)]
     Tag(#[from] crate::tag::TagError),

@@ -49,6 +49,8 @@ pub struct GatewayPolicy {
     pub batching: BatchingPolicy,
     /// Retention of keys and batch metadata.
     pub retention: RetentionPolicy,
+    /// Callback URL addresses and delivery retries.
+    pub callback: crate::callback::CallbackPolicy,
 }
 
 /// A request-level problem that belongs to no single concern module. The expected outcomes
@@ -145,7 +147,11 @@ pub struct Gateway {
     policy: Arc<GatewayPolicy>,
     integrity: Arc<IntegrityCache>,
     downloads: Arc<DownloadCache>,
+    on_batch: Option<BatchListener>,
 }
+
+/// Called after this gateway cut a download batch (the server wakes its callback delivery).
+pub type BatchListener = Arc<dyn Fn(&CreatedBatch) + Send + Sync>;
 
 /// Remembers trust-list rows whose trust-anchor signature and thumbprint were already checked,
 /// keyed by a digest of the row's signed content (thumbprint, country, type, PEM, signature):
@@ -226,7 +232,22 @@ impl Gateway {
             integrity: Arc::default(),
             downloads: Arc::new(DownloadCache::new(policy.download_cache)),
             policy: Arc::new(policy),
+            on_batch: None,
         }
+    }
+
+    /// Calls `listener` after every batch this gateway (or a clone made afterwards) cuts, so
+    /// callback delivery can start at once instead of at its next poll.
+    #[must_use]
+    pub fn with_batch_listener(mut self, listener: BatchListener) -> Self {
+        self.on_batch = Some(listener);
+        self
+    }
+
+    /// The validity period of a trust-list row's certificate when the row passes its
+    /// trust-anchor check (cached), else `None`.
+    pub(crate) fn intact_validity(&self, e: &TrustEntry) -> Option<identity::Validity> {
+        self.integrity.validity(e, &self.anchors)
     }
 
     /// The store behind the gateway.
@@ -579,10 +600,14 @@ impl Gateway {
         if !batching::should_cut(&pending, now, &self.policy.batching) {
             return Ok(None);
         }
-        Ok(self
+        let made = self
             .store
             .create_next_batch(now, self.policy.batching.max_keys)
-            .await?)
+            .await?;
+        if let (Some(b), Some(listener)) = (&made, &self.on_batch) {
+            listener(b);
+        }
+        Ok(made)
     }
 
     /// Cuts every batch that is due now (until [`Self::batch_step`] returns `None` or

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod batch_signature;
 pub mod batching;
+pub mod callback;
 pub mod callback_url;
 pub mod canonical;
 pub mod cert;

@@ -1,6 +1,6 @@
 //! Storage traits: the boundary between the federation rules and a database.
 //!
-//! A backend implements six object-safe traits, one per concern, and gets [`Store`] (their
+//! A backend implements seven object-safe traits, one per concern, and gets [`Store`] (their
 //! union) for free:
 //!
 //! | trait | concern |
@@ -11,8 +11,9 @@
 //! | [`KeyStore`] | a batch's keys for download, and its per-upload audit groups |
 //! | [`StatsStore`] | writing download statistics rows (upload rows come with the upload) |
 //! | [`RetentionStore`] | deleting old keys and old batch metadata |
+//! | [`CallbackStore`] | callback subscriptions and their leased, ordered delivery state |
 //!
-//! A seventh trait, [`StoreInspect`], reads what the gateway never reads (statistics rows, key
+//! An eighth trait, [`StoreInspect`], reads what the gateway never reads (statistics rows, key
 //! counts, the end of the batch chain): the conformance suite, the tests and tools use it
 //! through [`InspectableStore`]; the gateway holds only a [`Store`].
 //!
@@ -810,6 +811,175 @@ pub trait RetentionStore: Send + Sync + Debug + 'static {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Callback subscriptions and their delivery state
+// ---------------------------------------------------------------------------------------------
+
+/// A callback subscription (protocol §1.5-§1.7, §7; decisions items 8-10): one per
+/// (country, `callbackId`), with its delivery state.
+///
+/// Delivery is a per-subscription cursor over the download batches in cut order: the
+/// subscription's delivery tasks are the batches cut after [`Subscription::created_at`] that are
+/// not delivered yet, always sent oldest first, one at a time (the reference's `not_before`
+/// chain). A subscription created while batches exist starts after the latest of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    /// The subscribing country (the caller's, two letters).
+    pub country: String,
+    /// The caller's id of the subscription (at most 32 characters).
+    pub callback_id: String,
+    /// The callback URL exactly as the caller sent it.
+    pub url: String,
+    /// When the subscription was first created (a later PUT does not change it).
+    pub created_at: OffsetDateTime,
+    /// Failed attempts at the subscription's current task.
+    pub retries: u32,
+    /// When the current task may be attempted again after a failure (`None`: at once).
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// When the subscription was suspended after its last allowed failure (`None`: active).
+    /// A suspended subscription gets nothing until a PUT re-activates it.
+    pub suspended_at: Option<OffsetDateTime>,
+}
+
+/// What [`CallbackStore::upsert_subscription`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum SubscriptionUpsert {
+    /// A new subscription, starting after the latest batch cut so far.
+    Created,
+    /// The subscription existed and was active: its URL is the new one (the same or not);
+    /// when the URL changed, its retry count and wait were reset.
+    Updated,
+    /// The subscription was suspended: it is active again with the new URL, its retry count
+    /// and wait reset, and delivery resumes with its first undelivered batch.
+    Reactivated,
+}
+
+impl SubscriptionUpsert {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SubscriptionUpsert::Created => "created",
+            SubscriptionUpsert::Updated => "updated",
+            SubscriptionUpsert::Reactivated => "reactivated",
+        }
+    }
+}
+
+/// A request to lease due delivery tasks ([`CallbackStore::claim_callback_tasks`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskClaim {
+    /// Who takes the leases (one id per server instance and start).
+    pub holder: String,
+    /// The current instant.
+    pub now: OffsetDateTime,
+    /// When the leases taken now expire; another holder may take the task over afterwards.
+    pub lease_until: OffsetDateTime,
+    /// At most this many tasks.
+    pub limit: usize,
+}
+
+/// A leased delivery task: the next undelivered batch of one subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackTask {
+    /// The subscription's country.
+    pub country: String,
+    /// The subscription's id.
+    pub callback_id: String,
+    /// The subscription's URL when the task was claimed (as the caller sent it).
+    pub url: String,
+    /// The batch to announce.
+    pub batch: BatchInfo,
+    /// The store's position of the batch in cut order (opaque; increases with each batch).
+    pub position: u64,
+    /// Failed attempts at this task so far.
+    pub retries: u32,
+}
+
+/// What became of a delivery attempt ([`CallbackStore::finish_callback_task`]); decided by
+/// [`crate::callback::RetryPolicy::after_failure`] for failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskResult {
+    /// The receiver answered 2xx: the subscription moves on to its next batch, its retry
+    /// count reset.
+    Delivered,
+    /// The attempt failed: try again at `not_before`, with `retries` failures counted.
+    Retry {
+        /// Failures so far, this one included.
+        retries: u32,
+        /// Earliest next attempt.
+        not_before: OffsetDateTime,
+    },
+    /// The attempt failed and no retry is left: the subscription is suspended at `at`.
+    Suspend {
+        /// Failures so far, this one included.
+        retries: u32,
+        /// The instant of suspension.
+        at: OffsetDateTime,
+    },
+}
+
+/// What [`CallbackStore::finish_callback_task`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum TaskFinish {
+    /// The result was recorded and the lease released.
+    Recorded,
+    /// Nothing changed: the lease is not the holder's any more (it expired and another holder
+    /// took the task over, or the subscription was deleted or delivered meanwhile).
+    LeaseLost,
+}
+
+/// Callback subscriptions and their delivery state (decisions items 8-10).
+///
+/// **Exactly one holder at a time.** A subscription is leased to at most one holder whose lease
+/// has not expired; only that holder's [`CallbackStore::finish_callback_task`] changes its
+/// delivery state. Leases of a holder that died expire and the task is claimed again, by any
+/// holder (several server instances on one database deliver each task once).
+#[async_trait]
+pub trait CallbackStore: Send + Sync + Debug + 'static {
+    /// Creates the subscription (country, `callback_id`) with `url`, starting after the latest
+    /// batch, or replaces the URL of an existing one (its `created_at` and its position are
+    /// kept). See [`SubscriptionUpsert`] for the retry state.
+    async fn upsert_subscription(
+        &self,
+        country: &str,
+        callback_id: &str,
+        url: &str,
+        now: OffsetDateTime,
+    ) -> Result<SubscriptionUpsert, StoreError>;
+
+    /// The subscriptions of `country`, in creation order.
+    async fn list_subscriptions(&self, country: &str) -> Result<Vec<Subscription>, StoreError>;
+
+    /// Deletes the subscription (country, `callback_id`) with its delivery state; `false` when
+    /// there is none.
+    async fn delete_subscription(
+        &self,
+        country: &str,
+        callback_id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Leases up to `claim.limit` due tasks to `claim.holder` until `claim.lease_until`, and
+    /// returns them: for each active subscription whose lease is free or expired
+    /// (`lease_until <= now`), whose retry wait is over (`next_attempt_at <= now`), and which
+    /// has a batch after its position, the first such batch. Subscriptions in creation order.
+    async fn claim_callback_tasks(
+        &self,
+        claim: &TaskClaim,
+    ) -> Result<Vec<CallbackTask>, StoreError>;
+
+    /// Records `result` for `task` and releases the lease, if `holder` still holds the lease
+    /// of the task's subscription and the subscription is still at the task's batch;
+    /// otherwise changes nothing ([`TaskFinish::LeaseLost`]).
+    async fn finish_callback_task(
+        &self,
+        task: &CallbackTask,
+        holder: &str,
+        result: TaskResult,
+    ) -> Result<TaskFinish, StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Inspection (tests, the conformance suite, tools)
 // ---------------------------------------------------------------------------------------------
 
@@ -920,7 +1090,14 @@ pub trait AuditTrailStore: Send + Sync + Debug + 'static {
 /// Every storage concern in one trait object: what the server holds. Implemented for every
 /// type implementing all the concern traits.
 pub trait Store:
-    TrustListStore + UploadStore + BatchStore + KeyStore + StatsStore + RetentionStore + AuditTrailStore
+    TrustListStore
+    + UploadStore
+    + BatchStore
+    + KeyStore
+    + StatsStore
+    + RetentionStore
+    + AuditTrailStore
+    + CallbackStore
 {
 }
 
@@ -932,6 +1109,7 @@ impl<T> Store for T where
         + StatsStore
         + RetentionStore
         + AuditTrailStore
+        + CallbackStore
         + ?Sized
 {
 }
@@ -1021,6 +1199,16 @@ macro_rules! __for_each_store_trait {
                 -> Result<Option<u64>, StoreError>;
             fn ack_audit_push(&self, sink: &str, owner: &str, seq: u64, until: OffsetDateTime)
                 -> Result<bool, StoreError>;
+        });
+
+        $m!(CallbackStore {
+            fn upsert_subscription(&self, country: &str, callback_id: &str, url: &str, now: OffsetDateTime)
+                -> Result<SubscriptionUpsert, StoreError>;
+            fn list_subscriptions(&self, country: &str) -> Result<Vec<Subscription>, StoreError>;
+            fn delete_subscription(&self, country: &str, callback_id: &str) -> Result<bool, StoreError>;
+            fn claim_callback_tasks(&self, claim: &TaskClaim) -> Result<Vec<CallbackTask>, StoreError>;
+            fn finish_callback_task(&self, task: &CallbackTask, holder: &str, result: TaskResult)
+                -> Result<TaskFinish, StoreError>;
         });
 
         $m!(StoreInspect {

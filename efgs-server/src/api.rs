@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use efgs_core::Error;
-use efgs_core::callback_url::{IpCidr, any_contains};
+use efgs_core::callback;
+use efgs_core::callback_url::{IpCidr, Resolver, any_contains};
 use efgs_core::gateway::{Credentials, Gateway, UploadRequest};
 use efgs_core::media;
 use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -57,6 +58,8 @@ pub(crate) struct AppState {
     pub(crate) clock: Clock,
     /// The audit trail and the metrics.
     pub(crate) ops: Ops,
+    /// Resolves callback host names at PUT (the same resolver as the delivery worker's).
+    pub(crate) resolver: Arc<dyn Resolver>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -147,6 +150,49 @@ pub(crate) fn api(
             },
         );
 
+    // Callback administration (protocol §1.5-§1.7). Path before method: the list answers 405
+    // to anything but GET, a subscription to anything but PUT and DELETE.
+    let callbacks = warp::path!("diagnosiskeys" / "callback")
+        .and(warp::get())
+        .and(with_state.clone())
+        .and(conn)
+        .and(warp::header::headers_cloned())
+        .then(
+            |state: Arc<AppState>, conn: Option<ConnectionInfo>, headers: HeaderMap| async move {
+                callback_list_handler(&state, conn.as_ref(), &headers).await
+            },
+        );
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    let subscribe = warp::path!("diagnosiskeys" / "callback" / String)
+        .and(warp::put())
+        .and(raw_query)
+        .and(with_state.clone())
+        .and(conn)
+        .and(warp::header::headers_cloned())
+        .then(
+            |id: String,
+             query: String,
+             state: Arc<AppState>,
+             conn: Option<ConnectionInfo>,
+             headers: HeaderMap| async move {
+                callback_put_handler(&state, conn.as_ref(), &headers, &id, &query).await
+            },
+        );
+    let unsubscribe =
+        warp::path!("diagnosiskeys" / "callback" / String)
+            .and(warp::delete())
+            .and(with_state.clone())
+            .and(conn)
+            .and(warp::header::headers_cloned())
+            .then(
+                |id: String,
+                 state: Arc<AppState>,
+                 conn: Option<ConnectionInfo>,
+                 headers: HeaderMap| async move {
+                    callback_delete_handler(&state, conn.as_ref(), &headers, &id).await
+                },
+            );
+
     // Path before method, as for every route: an unknown path is 404 whatever the method.
     let audit = warp::path!("diagnosiskeys" / "audit" / "download" / String / String)
         .and(warp::get())
@@ -174,6 +220,12 @@ pub(crate) fn api(
         .or(download)
         .unify()
         .or(audit)
+        .unify()
+        .or(callbacks)
+        .unify()
+        .or(subscribe)
+        .unify()
+        .or(unsubscribe)
         .unify()
         .recover(recover)
         .unify();
@@ -431,6 +483,98 @@ async fn audit_handler(
             res
         }
         Err(e) => error_response(&e, path),
+    }
+}
+
+const CALLBACK_PATH: &str = "/diagnosiskeys/callback";
+
+async fn callback_list_handler(
+    state: &AppState,
+    conn: Option<&ConnectionInfo>,
+    headers: &HeaderMap,
+) -> Response {
+    if let Err(e) = media::accepts_json(header_str(headers, "accept")) {
+        return error_response(&Error::from(e), CALLBACK_PATH);
+    }
+    let who = match state
+        .gateway
+        .authenticate(credentials(&state.auth, conn, headers), (state.clock)())
+        .await
+    {
+        Ok(who) => who,
+        Err(e) => return error_response(&e, CALLBACK_PATH),
+    };
+    match state.gateway.subscriptions(&who).await {
+        Ok(list) => {
+            let body = serde_json::to_vec(&list).unwrap_or_default();
+            let mut res = Response::new(body.into());
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            res
+        }
+        Err(e) => error_response(&e, CALLBACK_PATH),
+    }
+}
+
+async fn callback_put_handler(
+    state: &AppState,
+    conn: Option<&ConnectionInfo>,
+    headers: &HeaderMap,
+    id: &str,
+    query: &str,
+) -> Response {
+    let who = match state
+        .gateway
+        .authenticate(credentials(&state.auth, conn, headers), (state.clock)())
+        .await
+    {
+        Ok(who) => who,
+        Err(e) => return error_response(&e, CALLBACK_PATH),
+    };
+    let id = callback::decode_path_segment(id);
+    let url = callback::url_parameter(query);
+    match state
+        .gateway
+        .subscribe(
+            &who,
+            &id,
+            url.as_deref(),
+            state.resolver.as_ref(),
+            (state.clock)(),
+        )
+        .await
+    {
+        Ok(outcome) => {
+            tracing::info!(country = %who.country, outcome = outcome.code(), "callback subscription stored");
+            Response::new(Bytes::new().into())
+        }
+        Err(e) => error_response(&e, CALLBACK_PATH),
+    }
+}
+
+async fn callback_delete_handler(
+    state: &AppState,
+    conn: Option<&ConnectionInfo>,
+    headers: &HeaderMap,
+    id: &str,
+) -> Response {
+    let who = match state
+        .gateway
+        .authenticate(credentials(&state.auth, conn, headers), (state.clock)())
+        .await
+    {
+        Ok(who) => who,
+        Err(e) => return error_response(&e, CALLBACK_PATH),
+    };
+    let id = callback::decode_path_segment(id);
+    match state.gateway.unsubscribe(&who, &id).await {
+        Ok(()) => {
+            tracing::info!(country = %who.country, "callback subscription deleted");
+            Response::new(Bytes::new().into())
+        }
+        Err(e) => error_response(&e, CALLBACK_PATH),
     }
 }
 

@@ -14,6 +14,7 @@
 use bytes::Bytes;
 use efgs_core::Error;
 use efgs_core::audit::AuditError;
+use efgs_core::callback::CallbackError;
 use efgs_core::download::DownloadError;
 use efgs_core::gateway::RequestError;
 use efgs_core::identity::IdentityErrorKind;
@@ -157,6 +158,16 @@ pub(crate) fn answer_for(err: &Error) -> ErrorAnswer {
             e.code(),
             "Callback URL is invalid".to_owned(),
         ),
+        Error::Callback(e) => {
+            let status = match e {
+                CallbackError::MissingUrl
+                | CallbackError::IdEmpty
+                | CallbackError::IdTooLong { .. }
+                | CallbackError::IdCharacter => S::BAD_REQUEST,
+                CallbackError::NotFound => S::NOT_FOUND,
+            };
+            (status, e.code(), e.to_string())
+        }
         // Every malformed download batch tag names no batch.
         Error::Tag(e) => (S::NOT_FOUND, e.code(), e.to_string()),
         Error::Download(e) => {

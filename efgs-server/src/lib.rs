@@ -9,13 +9,15 @@
 //!   files) and its checks; `settings`: its resolution into each part's own settings type.
 //! - `server`: the composition root; `cli`: the commands.
 //! - `api`: the routes; `error`: the one status table; `net`: listener, TLS, HTTP/1.1 + HTTP/2
-//!   connection handling and limits; `jobs`: the periodic job runner (batching, retention).
+//!   connection handling and limits; `jobs`: the periodic job runner (batching, retention);
+//!   `callback`: the callback delivery worker and its TLS client.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod api;
+mod callback;
 mod cli;
 mod config;
 mod error;
@@ -25,6 +27,7 @@ mod ops;
 mod server;
 mod settings;
 
+pub use callback::SystemResolver;
 pub use cli::run;
 pub use config::ConfigError;
 pub use net::TlsSetupError;

@@ -13,10 +13,11 @@
 //! # }
 //! ```
 //!
-//! [`ServerBuilder`] has two overrides, both for tests and simulations: the clock (to cross
-//! midnight on a driven clock) and the store (decorators that fail or delay calls over a real
-//! store, or one memory store shared by two instances). Everything else comes from the
-//! settings.
+//! [`ServerBuilder`] has three overrides, all for tests and simulations: the clock (to cross
+//! midnight on a driven clock), the store (decorators that fail or delay calls over a real
+//! store, or one memory store shared by two instances) and the resolver of callback host names
+//! (one the test controls, to show that a name changing its address cannot reach a refused
+//! one). Everything else comes from the settings.
 
 use std::future::Future;
 use std::path::Path;
@@ -33,12 +34,14 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use crate::api::{AppState, ClientAuth, UploadBudget, api};
+use crate::callback::{Delivery, SystemResolver, holder_id};
 use crate::config::{ConfigError, invalid, invalid_because};
 use crate::jobs::Jobs;
 use crate::net::serve_connections;
 use crate::ops::Ops;
 use crate::settings::{AuthSettings, Settings, StoreSettings};
 use efgs_core::trail::{Level, names};
+use efgs_core::callback_url::Resolver;
 
 /// The instant source of the gateway: the system clock in production, a driven one in tests.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -95,6 +98,7 @@ pub struct ServerBuilder {
     settings: Settings,
     clock: Option<Clock>,
     store: Option<Arc<DynStore>>,
+    resolver: Option<Arc<dyn Resolver>>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -119,6 +123,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Resolves callback host names with `resolver` instead of the system resolver, at PUT and
+    /// before every delivery.
+    pub fn resolver(mut self, resolver: Arc<dyn Resolver>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
     /// Opens the store (applying PostgreSQL migrations), imports `trust.import_dir` and
     /// assembles the gateway. Nothing is served yet.
     pub async fn build(self) -> Result<Server, ServeError> {
@@ -126,7 +137,10 @@ impl ServerBuilder {
             settings,
             clock,
             store,
+            resolver,
         } = self;
+        let resolver = resolver.unwrap_or_else(|| Arc::new(SystemResolver));
+        let wake = Arc::new(tokio::sync::Notify::new());
         let clock = clock.unwrap_or_else(system_clock);
         let (store, pg) = match store {
             Some(store) => (store, None),
@@ -137,7 +151,11 @@ impl ServerBuilder {
             settings.anchors.clone(),
             hasher(&settings)?,
             settings.policy.clone(),
-        );
+        )
+        .with_batch_listener({
+            let wake = Arc::clone(&wake);
+            Arc::new(move |_| wake.notify_one())
+        });
         let mut imported = None;
         if let Some(dir) = &settings.import_dir {
             let report =
@@ -152,6 +170,8 @@ impl ServerBuilder {
             clock,
             pg,
             imported,
+            resolver,
+            wake,
         })
     }
 }
@@ -163,6 +183,8 @@ pub struct Server {
     clock: Clock,
     pg: Option<PgStore>,
     imported: Option<(std::path::PathBuf, ImportReport)>,
+    resolver: Arc<dyn Resolver>,
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Server {
@@ -181,6 +203,7 @@ impl Server {
             settings,
             clock: None,
             store: None,
+            resolver: None,
         }
     }
 
@@ -211,6 +234,8 @@ impl Server {
             clock,
             pg,
             imported,
+            resolver,
+            wake,
         } = self;
         let running = crate::ops::start::start(
             &settings,
@@ -222,6 +247,21 @@ impl Server {
         .await?;
         let ops = running.ops.clone();
         let jobs = spawn_jobs(&settings, &gateway, clock.clone(), &ops);
+        let stop_delivery = tokio_util::sync::CancellationToken::new();
+        // In a JoinSet: if this future is dropped (the process "dies" in a test), the worker and
+        // its attempts in flight are dropped with it.
+        let mut delivery = tokio::task::JoinSet::new();
+        delivery.spawn(
+            Delivery {
+                gateway: gateway.clone(),
+                resolver: Arc::clone(&resolver),
+                clock: clock.clone(),
+                settings: settings.delivery.clone(),
+                holder: holder_id(),
+                wake,
+            }
+            .run(stop_delivery.clone()),
+        );
         let (auth, tls) = match &settings.auth {
             AuthSettings::ProxyHeaders {
                 trusted,
@@ -253,9 +293,12 @@ impl Server {
             uploads_in_flight: Arc::new(UploadBudget::new(settings.uploads_in_flight)),
             clock,
             ops,
+            resolver,
         };
         serve_connections(listener, tls, api(state), &settings.net, shutdown).await;
+        stop_delivery.cancel();
         jobs.shutdown(settings.net.shutdown_grace).await;
+        while delivery.join_next().await.is_some() {}
         running.shutdown().await;
         Ok(())
     }

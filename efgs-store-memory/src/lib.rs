@@ -34,6 +34,10 @@ use efgs_core::store::{
     RetentionStore, StatsStore, StoreError, StoreInspect, TrustEntry, TrustListStore, UploadInfo,
     UploadOutcome, UploadReceipt, UploadStat, UploadStore, Upserted, to_store_precision,
 };
+use efgs_core::store::{
+    CallbackStore, CallbackTask, Subscription, SubscriptionUpsert, TaskClaim, TaskFinish,
+    TaskResult,
+};
 use efgs_core::tag::BatchTag;
 use time::OffsetDateTime;
 
@@ -212,6 +216,30 @@ struct State {
     batch_by_tag: HashMap<BatchTag, u64>,
     upload_stats: Vec<UploadStat>,
     cleanup_stats: Vec<CleanupReport>,
+    /// Callback subscriptions by creation sequence.
+    subscriptions: BTreeMap<u64, Sub>,
+    next_subscription: u64,
+}
+
+/// A callback subscription and its delivery state.
+#[derive(Debug, Clone)]
+struct Sub {
+    sub: Subscription,
+    /// Sequence number (in `batches`) of the last batch delivered, or of the latest batch when
+    /// the subscription was created; `None` before any batch.
+    position: Option<u64>,
+    lease_holder: Option<String>,
+    lease_until: Option<OffsetDateTime>,
+}
+
+impl Sub {
+    fn next_batch<'a>(&self, batches: &'a BTreeMap<u64, Batch>) -> Option<(u64, &'a Batch)> {
+        let mut after = match self.position {
+            Some(p) => batches.range(p + 1..),
+            None => batches.range(..),
+        };
+        after.next().map(|(seq, b)| (*seq, b))
+    }
 }
 
 impl State {
@@ -626,5 +654,157 @@ impl StoreInspect for MemoryStore {
             stored: s.key_count,
             pending: s.pending_keys,
         })
+    }
+}
+
+#[async_trait]
+impl CallbackStore for MemoryStore {
+    async fn upsert_subscription(
+        &self,
+        country: &str,
+        callback_id: &str,
+        url: &str,
+        now: OffsetDateTime,
+    ) -> Result<SubscriptionUpsert, StoreError> {
+        let mut s = self.write();
+        let s = &mut *s;
+        if let Some(e) = s
+            .subscriptions
+            .values_mut()
+            .find(|e| e.sub.country == country && e.sub.callback_id == callback_id)
+        {
+            let outcome = if e.sub.suspended_at.is_some() {
+                SubscriptionUpsert::Reactivated
+            } else {
+                SubscriptionUpsert::Updated
+            };
+            if e.sub.suspended_at.is_some() || e.sub.url != url {
+                e.sub.retries = 0;
+                e.sub.next_attempt_at = None;
+                e.sub.suspended_at = None;
+            }
+            url.clone_into(&mut e.sub.url);
+            return Ok(outcome);
+        }
+        let position = s.batches.last_key_value().map(|(seq, _)| *seq);
+        let seq = s.next_subscription;
+        s.next_subscription += 1;
+        s.subscriptions.insert(
+            seq,
+            Sub {
+                sub: Subscription {
+                    country: country.to_owned(),
+                    callback_id: callback_id.to_owned(),
+                    url: url.to_owned(),
+                    created_at: to_store_precision(now),
+                    retries: 0,
+                    next_attempt_at: None,
+                    suspended_at: None,
+                },
+                position,
+                lease_holder: None,
+                lease_until: None,
+            },
+        );
+        Ok(SubscriptionUpsert::Created)
+    }
+
+    async fn list_subscriptions(&self, country: &str) -> Result<Vec<Subscription>, StoreError> {
+        Ok(self
+            .read()
+            .subscriptions
+            .values()
+            .filter(|e| e.sub.country == country)
+            .map(|e| e.sub.clone())
+            .collect())
+    }
+
+    async fn delete_subscription(
+        &self,
+        country: &str,
+        callback_id: &str,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.write();
+        let found = s
+            .subscriptions
+            .iter()
+            .find(|(_, e)| e.sub.country == country && e.sub.callback_id == callback_id)
+            .map(|(seq, _)| *seq);
+        Ok(found.is_some_and(|seq| s.subscriptions.remove(&seq).is_some()))
+    }
+
+    async fn claim_callback_tasks(
+        &self,
+        claim: &TaskClaim,
+    ) -> Result<Vec<CallbackTask>, StoreError> {
+        let now = to_store_precision(claim.now);
+        let until = to_store_precision(claim.lease_until);
+        let mut s = self.write();
+        let s = &mut *s;
+        let mut out = Vec::new();
+        for e in s.subscriptions.values_mut() {
+            if out.len() >= claim.limit {
+                break;
+            }
+            let due = e.sub.suspended_at.is_none()
+                && e.lease_until.is_none_or(|t| t <= now)
+                && e.sub.next_attempt_at.is_none_or(|t| t <= now);
+            if !due {
+                continue;
+            }
+            let Some((seq, batch)) = e.next_batch(&s.batches) else {
+                continue;
+            };
+            e.lease_holder = Some(claim.holder.clone());
+            e.lease_until = Some(until);
+            out.push(CallbackTask {
+                country: e.sub.country.clone(),
+                callback_id: e.sub.callback_id.clone(),
+                url: e.sub.url.clone(),
+                batch: batch.info.clone(),
+                position: seq,
+                retries: e.sub.retries,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn finish_callback_task(
+        &self,
+        task: &CallbackTask,
+        holder: &str,
+        result: TaskResult,
+    ) -> Result<TaskFinish, StoreError> {
+        let mut s = self.write();
+        let Some(e) = s.subscriptions.values_mut().find(|e| {
+            e.sub.country == task.country
+                && e.sub.callback_id == task.callback_id
+                && e.lease_holder.as_deref() == Some(holder)
+                && e.position.is_none_or(|p| p < task.position)
+        }) else {
+            return Ok(TaskFinish::LeaseLost);
+        };
+        e.lease_holder = None;
+        e.lease_until = None;
+        match result {
+            TaskResult::Delivered => {
+                e.position = Some(task.position);
+                e.sub.retries = 0;
+                e.sub.next_attempt_at = None;
+            }
+            TaskResult::Retry {
+                retries,
+                not_before,
+            } => {
+                e.sub.retries = retries;
+                e.sub.next_attempt_at = Some(to_store_precision(not_before));
+            }
+            TaskResult::Suspend { retries, at } => {
+                e.sub.retries = retries;
+                e.sub.next_attempt_at = None;
+                e.sub.suspended_at = Some(to_store_precision(at));
+            }
+        }
+        Ok(TaskFinish::Recorded)
     }
 }

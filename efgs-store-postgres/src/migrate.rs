@@ -30,6 +30,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "audit_trail",
         sql: include_str!("../migrations/0002_audit_trail.sql"),
     },
+    Migration {
+        version: 3,
+        name: "callbacks",
+        sql: include_str!("../migrations/0003_callbacks.sql"),
+    },
 ];
 
 /// First key of the two-key advisory locks this crate takes (ASCII "EFGS").

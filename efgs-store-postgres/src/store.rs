@@ -14,6 +14,10 @@ use efgs_core::store::{
     StatsStore, StoreError, StoreInspect, TrustEntry, TrustListStore, UploadInfo, UploadOutcome,
     UploadReceipt, UploadStat, UploadStore, Upserted, to_store_precision,
 };
+use efgs_core::store::{
+    CallbackStore, CallbackTask, Subscription, SubscriptionUpsert, TaskClaim, TaskFinish,
+    TaskResult,
+};
 use efgs_core::tag::BatchTag;
 use prost::Message;
 use time::OffsetDateTime;
@@ -122,6 +126,7 @@ impl From<PgError> for StoreError {
                 Some("batches_tag_key" | "batches_date_seq_key") => "download batch",
                 Some("uploads_country_tag_key") => "upload",
                 Some("keys_dup_hash_key") => "diagnosis key",
+                Some("callback_subscriptions_country_id_key") => "callback subscription",
                 _ => "record",
             };
             return StoreError::AlreadyExists { what };
@@ -1276,5 +1281,283 @@ impl StoreInspect for PgStore {
             stored: count(&row, 0)?,
             pending: count(&row, 1)?,
         })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Callback subscriptions
+// ---------------------------------------------------------------------------------------------
+
+fn retries_of(row: &Row, idx: usize) -> Result<u32, PgError> {
+    let n: i32 = row.try_get(idx)?;
+    u32::try_from(n).map_err(PgError::corrupt("negative retry count"))
+}
+
+fn to_i32(n: u32) -> Result<i32, PgError> {
+    i32::try_from(n).map_err(|source| PgError::OutOfRange {
+        what: "retry count",
+        source,
+    })
+}
+
+impl PgStore {
+    async fn upsert_subscription_inner(
+        &self,
+        country: &str,
+        callback_id: &str,
+        url: &str,
+        now: OffsetDateTime,
+    ) -> Result<SubscriptionUpsert, PgError> {
+        let client = self.db.client().await?;
+        // One statement: insert at the latest batch, or update the URL (resetting the retry
+        // state when the URL changes or the subscription was suspended). `xmax = 0` tells an
+        // insert from an update; `was_suspended` is read from the row before the update.
+        let row = client
+            .query_one(
+                &cached(
+                    &client,
+                    "WITH before AS ( \
+                       SELECT suspended_at IS NOT NULL AS was_suspended FROM callback_subscriptions \
+                       WHERE country = $1 AND callback_id = $2) \
+                     INSERT INTO callback_subscriptions (country, callback_id, url, created_at, position) \
+                     VALUES ($1, $2, $3, $4, coalesce((SELECT max(id) FROM batches), 0)) \
+                     ON CONFLICT (country, callback_id) DO UPDATE SET \
+                       url = EXCLUDED.url, \
+                       retries = CASE WHEN callback_subscriptions.suspended_at IS NOT NULL \
+                                        OR callback_subscriptions.url <> EXCLUDED.url \
+                                      THEN 0 ELSE callback_subscriptions.retries END, \
+                       next_attempt_at = CASE WHEN callback_subscriptions.suspended_at IS NOT NULL \
+                                        OR callback_subscriptions.url <> EXCLUDED.url \
+                                      THEN NULL ELSE callback_subscriptions.next_attempt_at END, \
+                       suspended_at = NULL \
+                     RETURNING (xmax = 0) AS inserted, \
+                       coalesce((SELECT was_suspended FROM before), false) AS was_suspended",
+                )
+                .await?,
+                &[&country, &callback_id, &url, &to_store_precision(now)],
+            )
+            .await?;
+        let inserted: bool = row.try_get(0)?;
+        let was_suspended: bool = row.try_get(1)?;
+        Ok(if inserted {
+            SubscriptionUpsert::Created
+        } else if was_suspended {
+            SubscriptionUpsert::Reactivated
+        } else {
+            SubscriptionUpsert::Updated
+        })
+    }
+
+    async fn claim_callback_tasks_inner(&self, claim: &TaskClaim) -> Result<Vec<CallbackTask>, PgError> {
+        let client = self.db.client().await?;
+        let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
+        // Lock due subscriptions (skipping those another instance is claiming right now), lease
+        // them, and return each with the first batch after its position, in one statement.
+        let rows = client
+            .query(
+                &cached(
+                    &client,
+                    "WITH due AS ( \
+                       SELECT s.id FROM callback_subscriptions s \
+                       WHERE s.suspended_at IS NULL \
+                         AND (s.lease_until IS NULL OR s.lease_until <= $1) \
+                         AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= $1) \
+                         AND EXISTS (SELECT 1 FROM batches b WHERE b.id > s.position) \
+                       ORDER BY s.id LIMIT $4 \
+                       FOR UPDATE SKIP LOCKED), \
+                     leased AS ( \
+                       UPDATE callback_subscriptions s SET lease_holder = $2, lease_until = $3 \
+                       FROM due WHERE s.id = due.id \
+                       RETURNING s.id, s.country, s.callback_id, s.url, s.retries, s.position) \
+                     SELECT l.country, l.callback_id, l.url, l.retries, \
+                            b.id, b.tag, b.created_at, b.next_tag, b.key_count \
+                     FROM leased l CROSS JOIN LATERAL ( \
+                       SELECT id, tag, created_at, next_tag, key_count FROM batches \
+                       WHERE id > l.position ORDER BY id LIMIT 1) b \
+                     ORDER BY l.id",
+                )
+                .await?,
+                &[
+                    &to_store_precision(claim.now),
+                    &claim.holder,
+                    &to_store_precision(claim.lease_until),
+                    &limit,
+                ],
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let position: i64 = row.try_get(4)?;
+            let tag: &str = row.try_get(5)?;
+            let link: Option<&str> = row.try_get(7)?;
+            out.push(CallbackTask {
+                country: row.try_get(0)?,
+                callback_id: row.try_get(1)?,
+                url: row.try_get(2)?,
+                retries: retries_of(row, 3)?,
+                position: u64::try_from(position).map_err(PgError::corrupt("batch id"))?,
+                batch: BatchInfo {
+                    tag: batch_tag(tag)?,
+                    created_at: row.try_get(6)?,
+                    link: link.map(batch_tag).transpose()?,
+                    number_of_keys: key_count(row, 8)?,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    async fn finish_inner(
+        &self,
+        task: &CallbackTask,
+        holder: &str,
+        result: TaskResult,
+    ) -> Result<TaskFinish, PgError> {
+        let client = self.db.client().await?;
+        let position = to_i64(task.position)?;
+        let (delivered, retries, next_attempt, suspended): (
+            bool,
+            i32,
+            Option<OffsetDateTime>,
+            Option<OffsetDateTime>,
+        ) = match result {
+            TaskResult::Delivered => (true, 0, None, None),
+            TaskResult::Retry {
+                retries,
+                not_before,
+            } => (
+                false,
+                to_i32(retries)?,
+                Some(to_store_precision(not_before)),
+                None,
+            ),
+            TaskResult::Suspend { retries, at } => {
+                (false, to_i32(retries)?, None, Some(to_store_precision(at)))
+            }
+        };
+        let n = client
+            .execute(
+                &cached(
+                    &client,
+                    "UPDATE callback_subscriptions SET \
+                       position = CASE WHEN $5 THEN $4 ELSE position END, \
+                       retries = $6, next_attempt_at = $7, suspended_at = $8, \
+                       lease_holder = NULL, lease_until = NULL \
+                     WHERE country = $1 AND callback_id = $2 AND lease_holder = $3 \
+                       AND position < $4",
+                )
+                .await?,
+                &[
+                    &task.country,
+                    &task.callback_id,
+                    &holder,
+                    &position,
+                    &delivered,
+                    &retries,
+                    &next_attempt,
+                    &suspended,
+                ],
+            )
+            .await?;
+        Ok(if n == 1 {
+            TaskFinish::Recorded
+        } else {
+            TaskFinish::LeaseLost
+        })
+    }
+}
+
+#[async_trait]
+impl CallbackStore for PgStore {
+    async fn upsert_subscription(
+        &self,
+        country: &str,
+        callback_id: &str,
+        url: &str,
+        now: OffsetDateTime,
+    ) -> Result<SubscriptionUpsert, StoreError> {
+        let mut last = None;
+        for _ in 0..MAX_ATTEMPTS {
+            match self
+                .upsert_subscription_inner(country, callback_id, url, now)
+                .await
+            {
+                Ok(r) => return Ok(r),
+                // Two first PUTs racing on the unique key: the loser updates on the retry.
+                Err(e) if e.is_unique_violation() || retry_in_place(&e) => last = Some(e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(match last {
+            Some(e) => e.into(),
+            None => StoreError::Unavailable {
+                source: "subscription upsert kept failing".into(),
+            },
+        })
+    }
+
+    async fn list_subscriptions(&self, country: &str) -> Result<Vec<Subscription>, StoreError> {
+        let client = self.db.client().await?;
+        let rows = client
+            .query(
+                &cached(
+                    &client,
+                    "SELECT country, callback_id, url, created_at, retries, next_attempt_at, \
+                     suspended_at FROM callback_subscriptions WHERE country = $1 ORDER BY id",
+                )
+                .await?,
+                &[&country],
+            )
+            .await
+            .map_err(PgError::from)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(Subscription {
+                country: row.try_get(0).map_err(PgError::from)?,
+                callback_id: row.try_get(1).map_err(PgError::from)?,
+                url: row.try_get(2).map_err(PgError::from)?,
+                created_at: row.try_get(3).map_err(PgError::from)?,
+                retries: retries_of(row, 4)?,
+                next_attempt_at: row.try_get(5).map_err(PgError::from)?,
+                suspended_at: row.try_get(6).map_err(PgError::from)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn delete_subscription(
+        &self,
+        country: &str,
+        callback_id: &str,
+    ) -> Result<bool, StoreError> {
+        let client = self.db.client().await?;
+        let n = client
+            .execute(
+                &cached(
+                    &client,
+                    "DELETE FROM callback_subscriptions WHERE country = $1 AND callback_id = $2",
+                )
+                .await?,
+                &[&country, &callback_id],
+            )
+            .await
+            .map_err(PgError::from)?;
+        Ok(n > 0)
+    }
+
+    async fn claim_callback_tasks(
+        &self,
+        claim: &TaskClaim,
+    ) -> Result<Vec<CallbackTask>, StoreError> {
+        Ok(self.claim_callback_tasks_inner(claim).await?)
+    }
+
+    async fn finish_callback_task(
+        &self,
+        task: &CallbackTask,
+        holder: &str,
+        result: TaskResult,
+    ) -> Result<TaskFinish, StoreError> {
+        Ok(self.finish_inner(task, holder, result).await?)
     }
 }

@@ -37,6 +37,7 @@ use efgs_core::store::{
     KeyCounts, NewUpload, PendingSummary, Readmission, StoreError, TrustEntry, TrustListStoreExt,
     UploadOutcome, UploadReceipt, UploadStat, Upserted,
 };
+use efgs_core::store::{CallbackTask, SubscriptionUpsert, TaskClaim, TaskFinish, TaskResult};
 use efgs_core::tag::BatchTag;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime, UtcOffset};
@@ -118,6 +119,12 @@ pub const STORE_BEHAVIOURS: &[&str] = &[
     "trail_concurrent_appends_stay_linear",
     "trail_retention_keeps_the_chain_going",
     "trail_push_cursor_is_leased",
+    "callback_subscriptions_upsert_list_and_scope_by_country",
+    "callback_delete_is_scoped_by_country",
+    "callback_tasks_follow_cut_order_one_at_a_time",
+    "callback_expired_lease_is_taken_over_and_the_old_holder_loses",
+    "callback_failure_waits_then_suspends_until_a_put",
+    "callback_concurrent_claims_lease_each_task_once",
 ];
 
 /// Behaviours taking a [`StoreFactory`].
@@ -201,6 +208,12 @@ macro_rules! conformance_tests {
                 trail_concurrent_appends_stay_linear,
                 trail_retention_keeps_the_chain_going,
                 trail_push_cursor_is_leased,
+                callback_subscriptions_upsert_list_and_scope_by_country,
+                callback_delete_is_scoped_by_country,
+                callback_tasks_follow_cut_order_one_at_a_time,
+                callback_expired_lease_is_taken_over_and_the_old_holder_loses,
+                callback_failure_waits_then_suspends_until_a_put,
+                callback_concurrent_claims_lease_each_task_once,
             ],
             factory: [
                 reopened_store_sees_acknowledged_data,
@@ -2286,6 +2299,307 @@ pub async fn reopened_store_keeps_a_revocation_against_reimport(factory: &dyn St
     assert_eq!(
         store.trust_entry(&expected.thumbprint).await.unwrap(),
         Some(expected)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Callback subscriptions and delivery tasks
+// ---------------------------------------------------------------------------------------------
+
+/// Cuts one batch holding one fresh upload of `country` at `t`; returns its tag.
+async fn cut_one(
+    store: &DynInspectableStore,
+    name: &str,
+    seed: u64,
+    t: OffsetDateTime,
+) -> BatchTag {
+    stored(
+        store,
+        generate::upload("DE", name, KeyGen::new(seed).keys("DE", 1), t),
+    )
+    .await;
+    next_batch(store, t, 5000).await.batch.tag
+}
+
+fn claim(holder: &str, now: OffsetDateTime, lease_secs: i64, limit: usize) -> TaskClaim {
+    TaskClaim {
+        holder: holder.to_owned(),
+        now,
+        lease_until: now + Duration::seconds(lease_secs),
+        limit,
+    }
+}
+
+async fn claimed(store: &DynInspectableStore, c: &TaskClaim) -> Vec<CallbackTask> {
+    store.claim_callback_tasks(c).await.unwrap()
+}
+
+async fn deliver(store: &DynInspectableStore, t: &CallbackTask, holder: &str) {
+    assert_eq!(
+        store
+            .finish_callback_task(t, holder, TaskResult::Delivered)
+            .await
+            .unwrap(),
+        TaskFinish::Recorded,
+        "{holder} delivering {} to {}",
+        t.batch.tag,
+        t.callback_id
+    );
+}
+
+/// PUT semantics (protocol §1.6): an upsert per (country, callbackId); a second PUT replaces
+/// the URL and keeps one row and its creation time; another country's same id is separate;
+/// lists are per country in creation order.
+pub async fn callback_subscriptions_upsert_list_and_scope_by_country(
+    store: Arc<DynInspectableStore>,
+) {
+    let up = |c: &'static str, id: &'static str, url: &'static str, t: i64| {
+        let store = store.clone();
+        async move { store.upsert_subscription(c, id, url, at(t)).await.unwrap() }
+    };
+    assert_eq!(
+        up("DE", "b", "https://b.example/1", 1).await,
+        SubscriptionUpsert::Created
+    );
+    assert_eq!(
+        up("DE", "a", "https://a.example/", 2).await,
+        SubscriptionUpsert::Created
+    );
+    assert_eq!(
+        up("FR", "b", "https://fr.example/", 3).await,
+        SubscriptionUpsert::Created
+    );
+    assert_eq!(
+        up("DE", "b", "https://b.example/2", 4).await,
+        SubscriptionUpsert::Updated
+    );
+    assert_eq!(
+        up("DE", "b", "https://b.example/2", 5).await,
+        SubscriptionUpsert::Updated
+    );
+    let de = store.list_subscriptions("DE").await.unwrap();
+    let ids: Vec<(&str, &str)> = de
+        .iter()
+        .map(|s| (s.callback_id.as_str(), s.url.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [("b", "https://b.example/2"), ("a", "https://a.example/")],
+        "creation order, second PUT replaced the URL"
+    );
+    assert_eq!(de[0].created_at, at(1), "an update keeps the creation time");
+    assert!(
+        de.iter()
+            .all(|s| s.country == "DE" && s.suspended_at.is_none())
+    );
+    let fr = store.list_subscriptions("FR").await.unwrap();
+    assert_eq!(fr.len(), 1);
+    assert_eq!(fr[0].url, "https://fr.example/");
+    assert!(store.list_subscriptions("PL").await.unwrap().is_empty());
+}
+
+/// DELETE (protocol §1.7): only the caller's country's subscription of that id goes; an
+/// unknown id, or another country's, deletes nothing.
+pub async fn callback_delete_is_scoped_by_country(store: Arc<DynInspectableStore>) {
+    for c in ["DE", "FR"] {
+        let _ = store
+            .upsert_subscription(c, "x", "https://x.example/", at(1))
+            .await
+            .unwrap();
+    }
+    assert!(!store.delete_subscription("PL", "x").await.unwrap());
+    assert!(!store.delete_subscription("DE", "y").await.unwrap());
+    assert!(store.delete_subscription("DE", "x").await.unwrap());
+    assert!(!store.delete_subscription("DE", "x").await.unwrap());
+    assert!(store.list_subscriptions("DE").await.unwrap().is_empty());
+    assert_eq!(store.list_subscriptions("FR").await.unwrap().len(), 1);
+}
+
+/// A subscription gets every batch cut after it was created, oldest first, one task at a
+/// time (the next one only after the previous was delivered), each once; a leased task is not
+/// handed out again while its lease lasts.
+pub async fn callback_tasks_follow_cut_order_one_at_a_time(store: Arc<DynInspectableStore>) {
+    let before = cut_one(&store, "b0", 501, at(1)).await;
+    let _ = store
+        .upsert_subscription("FR", "cb", "https://fr.example/", at(2))
+        .await
+        .unwrap();
+    assert!(
+        claimed(&store, &claim("h", at(3), 60, 10)).await.is_empty(),
+        "a subscription starts after the batches cut before it ({before})"
+    );
+    let mut tags = Vec::new();
+    for i in 0..3 {
+        tags.push(cut_one(&store, &format!("b{}", i + 1), 510 + i, at(10 + i as i64)).await);
+    }
+    let mut got = Vec::new();
+    for round in 0..3 {
+        let now = at(20 + round);
+        let tasks = claimed(&store, &claim("h", now, 60, 10)).await;
+        assert_eq!(tasks.len(), 1, "one task at a time per subscription");
+        assert!(
+            claimed(&store, &claim("other", now, 60, 10))
+                .await
+                .is_empty(),
+            "a leased task is not handed out again"
+        );
+        let t = &tasks[0];
+        assert_eq!((t.country.as_str(), t.callback_id.as_str()), ("FR", "cb"));
+        assert_eq!(t.url, "https://fr.example/");
+        assert_eq!(t.retries, 0);
+        got.push(t.batch.tag);
+        deliver(&store, t, "h").await;
+        assert_eq!(
+            store
+                .finish_callback_task(t, "h", TaskResult::Delivered)
+                .await
+                .unwrap(),
+            TaskFinish::LeaseLost,
+            "a task is recorded once"
+        );
+    }
+    assert_eq!(got, tags, "cut order");
+    assert!(
+        claimed(&store, &claim("h", at(30), 60, 10))
+            .await
+            .is_empty()
+    );
+}
+
+/// A lease that expired (its holder died) is taken over by another holder; the old holder's
+/// late result then changes nothing.
+pub async fn callback_expired_lease_is_taken_over_and_the_old_holder_loses(
+    store: Arc<DynInspectableStore>,
+) {
+    let _ = store
+        .upsert_subscription("PL", "1", "https://pl.example/", at(0))
+        .await
+        .unwrap();
+    let tag1 = cut_one(&store, "l1", 601, at(1)).await;
+    let a = claimed(&store, &claim("A", at(2), 10, 5)).await;
+    assert_eq!(a.len(), 1);
+    assert!(
+        claimed(&store, &claim("B", at(11), 10, 5)).await.is_empty(),
+        "lease still held"
+    );
+    let b = claimed(&store, &claim("B", at(12), 10, 5)).await;
+    assert_eq!(b.len(), 1, "the expired lease is taken over");
+    assert_eq!(b[0].batch.tag, tag1);
+    assert_eq!(
+        store
+            .finish_callback_task(&a[0], "A", TaskResult::Delivered)
+            .await
+            .unwrap(),
+        TaskFinish::LeaseLost,
+        "the old holder lost the lease"
+    );
+    deliver(&store, &b[0], "B").await;
+    assert!(claimed(&store, &claim("A", at(30), 10, 5)).await.is_empty());
+}
+
+/// A failed attempt makes the task wait until `not_before` (later batches wait too); the last
+/// failure suspends the subscription, which then gets nothing; a PUT re-activates it and
+/// delivery resumes with its first undelivered batch.
+pub async fn callback_failure_waits_then_suspends_until_a_put(store: Arc<DynInspectableStore>) {
+    let _ = store
+        .upsert_subscription("DE", "s", "https://de.example/", at(0))
+        .await
+        .unwrap();
+    let first = cut_one(&store, "f1", 701, at(1)).await;
+    let second = cut_one(&store, "f2", 702, at(2)).await;
+    let t = claimed(&store, &claim("h", at(3), 60, 5)).await.remove(0);
+    assert_eq!(t.batch.tag, first);
+    let retry = TaskResult::Retry {
+        retries: 1,
+        not_before: at(100),
+    };
+    assert_eq!(
+        store.finish_callback_task(&t, "h", retry).await.unwrap(),
+        TaskFinish::Recorded
+    );
+    assert!(
+        claimed(&store, &claim("h", at(99), 60, 5)).await.is_empty(),
+        "waits for its retry, and the later batch waits with it"
+    );
+    let t = claimed(&store, &claim("h", at(100), 60, 5)).await.remove(0);
+    assert_eq!((t.batch.tag, t.retries), (first, 1));
+    let suspend = TaskResult::Suspend {
+        retries: 2,
+        at: at(101),
+    };
+    assert_eq!(
+        store.finish_callback_task(&t, "h", suspend).await.unwrap(),
+        TaskFinish::Recorded
+    );
+    let s = &store.list_subscriptions("DE").await.unwrap()[0];
+    assert_eq!(
+        (s.suspended_at, s.retries),
+        (Some(at(101)), 2),
+        "suspended, not deleted"
+    );
+    assert!(
+        claimed(&store, &claim("h", at(10_000), 60, 5))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .upsert_subscription("DE", "s", "https://de.example/", at(10_001))
+            .await
+            .unwrap(),
+        SubscriptionUpsert::Reactivated
+    );
+    let s = &store.list_subscriptions("DE").await.unwrap()[0];
+    assert_eq!(
+        (s.suspended_at, s.retries, s.next_attempt_at),
+        (None, 0, None)
+    );
+    let t = claimed(&store, &claim("h", at(10_002), 60, 5))
+        .await
+        .remove(0);
+    assert_eq!(
+        (t.batch.tag, t.retries),
+        (first, 0),
+        "resumes at the first undelivered"
+    );
+    deliver(&store, &t, "h").await;
+    let t = claimed(&store, &claim("h", at(10_003), 60, 5))
+        .await
+        .remove(0);
+    assert_eq!(t.batch.tag, second);
+}
+
+/// Concurrent claimers (several instances) lease each due task to exactly one of them.
+pub async fn callback_concurrent_claims_lease_each_task_once(store: Arc<DynInspectableStore>) {
+    for i in 0..20 {
+        let _ = store
+            .upsert_subscription("DE", &format!("s{i}"), "https://de.example/", at(0))
+            .await
+            .unwrap();
+    }
+    let tag1 = cut_one(&store, "c1", 801, at(1)).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for h in 0..8 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let mut mine = Vec::new();
+            for _ in 0..5 {
+                let got = claimed(&store, &claim(&format!("h{h}"), at(2), 60, 3)).await;
+                mine.extend(got.into_iter().map(|t| t.callback_id));
+            }
+            mine
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r.unwrap());
+    }
+    all.sort();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("s{i}")).collect();
+    expected.sort();
+    assert_eq!(
+        all, expected,
+        "every subscription's task ({tag1}) leased exactly once"
     );
 }
 

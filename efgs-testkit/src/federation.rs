@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use efgs_core::callback_url::IpCidr;
+use efgs_core::callback_url::{IpCidr, Resolver};
 use efgs_core::cert::Thumbprint;
 use efgs_core::gateway::Gateway;
 use efgs_core::store::{CreatedBatch, DynInspectableStore, DynStore, StoreError};
@@ -212,6 +212,7 @@ pub struct FederationBuilder {
     postgres: Option<PostgresSchema>,
     identity: BackendIdentity,
     duplicate_secret: Vec<u8>,
+    resolver: Option<Arc<dyn Resolver>>,
 }
 
 impl std::fmt::Debug for FederationBuilder {
@@ -240,6 +241,7 @@ impl Default for FederationBuilder {
             postgres: None,
             identity: BackendIdentity::Headers,
             duplicate_secret: b"efgs-testkit duplicate hash secret".to_vec(),
+            resolver: None,
         }
     }
 }
@@ -316,6 +318,13 @@ impl FederationBuilder {
         self.setting("upload.max_body_bytes", bytes.to_string())
     }
 
+    /// Resolves callback host names with `resolver` (one the test controls) instead of the
+    /// system resolver; instances started with [`Federation::instance`] share it.
+    pub fn resolver(mut self, resolver: Arc<dyn Resolver>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
     /// How backends present their identity in proxy-header mode.
     pub fn backend_identity(mut self, identity: BackendIdentity) -> Self {
         self.identity = identity;
@@ -359,6 +368,7 @@ impl FederationBuilder {
             mutual_tls: self.mutual_tls,
             identity: self.identity,
             bind: self.bind,
+            resolver: self.resolver.clone(),
         };
         let running = launch.start(&pki, &clock).await?;
         let store = match (injected, &self.postgres) {
@@ -437,6 +447,7 @@ struct Launch {
     mutual_tls: bool,
     identity: BackendIdentity,
     bind: SocketAddr,
+    resolver: Option<Arc<dyn Resolver>>,
 }
 
 /// A started server and its backends.
@@ -458,6 +469,9 @@ impl Launch {
         let mut server = efgs_server::Server::builder(settings).clock(clock.as_fn());
         if let Some(store) = &self.injected {
             server = server.store(store.clone() as Arc<DynStore>);
+        }
+        if let Some(resolver) = &self.resolver {
+            server = server.resolver(Arc::clone(resolver));
         }
         let server = server.build().await?;
         let gateway = server.gateway().clone();
@@ -790,6 +804,16 @@ impl Federation {
     /// Stops the server gracefully and waits for it.
     pub async fn shutdown(mut self) -> Result<(), FederationError> {
         self.stop_server().await
+    }
+
+    /// Kills the server: its task is aborted at once, as if the process died (no graceful
+    /// shutdown; work in flight, callback deliveries included, is dropped mid-way).
+    pub async fn kill(mut self) {
+        self.stop = None;
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 }
 

@@ -11,6 +11,8 @@
 //! - [`demo`]: the `efgs-server demo` run: several countries exchanging keys end to end.
 //! - [`sim`]: simulated federations at scale with faults and ledgers (`efgs-sim run`), and
 //!   the peer readiness check (`efgs-sim readiness`).
+//! - [`callbacks`]: callback receivers over mutual TLS on loopback and a resolver the test
+//!   controls.
 //! - [`faulty`], [`slow`]: store decorators that fail every call on demand, or delay and count
 //!   chosen calls, over any real store.
 
@@ -18,6 +20,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod collector;
+pub mod callbacks;
 pub mod conformance;
 pub mod demo;
 pub mod faulty;

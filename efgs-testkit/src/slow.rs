@@ -15,6 +15,10 @@ use efgs_core::store::{
     RetentionStore, StatsStore, StoreError, StoreInspect, TrailEvent, TrailRecord, TrustEntry,
     TrustListStore, UploadInfo, UploadOutcome, UploadStat, UploadStore, Upserted,
 };
+use efgs_core::store::{
+    CallbackStore, CallbackTask, Subscription, SubscriptionUpsert, TaskClaim, TaskFinish,
+    TaskResult,
+};
 use efgs_core::tag::BatchTag;
 use time::OffsetDateTime;
 

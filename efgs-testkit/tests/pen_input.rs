@@ -538,7 +538,13 @@ async fn path_traversal_and_unknown_routes_404(b: Backend, mode: Mode) {
         ("GET", "/etc/passwd".into(), 404, "not-found"),
         ("GET", "/".into(), 404, "not-found"),
         ("GET", "/..".into(), 404, "not-found"),
-        ("GET", "/diagnosiskeys/callback".into(), 404, "not-found"),
+        ("GET", "/diagnosiskeys/callbacks".into(), 404, "not-found"),
+        (
+            "GET",
+            "/diagnosiskeys/callback/a/b".into(),
+            404,
+            "not-found",
+        ),
         ("GET", "/diagnosiskeys/upload/..".into(), 404, "not-found"),
         ("GET", format!("/{}", "a/".repeat(2000)), 404, "not-found"),
         (
@@ -605,8 +611,8 @@ async fn unknown_path_with_other_method_404(b: Backend) {
     let scene = &Scene::new(&b, Mode::Proxy, |f| f).await;
     let nl = &Client::country(&scene.fed, "NL");
     let cases = &[
-        ("PUT", "/diagnosiskeys/callback/cb-1"),
-        ("POST", "/diagnosiskeys/callback"),
+        ("PUT", "/diagnosiskeys/callback/cb-1/x"),
+        ("POST", "/diagnosiskeys/callbacks"),
         ("DELETE", "/etc/passwd"),
         ("POST", "/"),
         ("PATCH", "/diagnosiskeys/unknown"),

@@ -65,6 +65,8 @@ impl Config {
         self.encryption.key_files.values_mut().for_each(rebase);
         rebase_opt(&mut self.duplicate_hash.secret_file);
         rebase_opt(&mut self.audit.ca_file);
+        rebase_opt(&mut self.callback.client_cert);
+        rebase_opt(&mut self.callback.client_key);
     }
 
     /// Applies `EFGS_*` overrides. Variables not starting with `EFGS_` are ignored; an `EFGS_*`
@@ -250,6 +252,26 @@ impl Config {
             ),
         ] {
             nonzero(setting, v)?;
+        }
+        for (setting, v) in [
+            ("callback.timeout_secs", self.callback.timeout_secs),
+            ("callback.poll_millis", self.callback.poll_millis),
+            ("callback.lease_secs", self.callback.lease_secs),
+            ("callback.concurrency", self.callback.concurrency as u64),
+        ] {
+            nonzero(setting, v)?;
+        }
+        if self.callback.lease_secs <= self.callback.timeout_secs {
+            return Err(invalid(
+                "callback.lease_secs",
+                "must be greater than callback.timeout_secs (a lease must outlast an attempt)",
+            ));
+        }
+        if self.callback.client_cert.is_some() != self.callback.client_key.is_some() {
+            return Err(invalid(
+                "callback.client_key",
+                "callback.client_cert and callback.client_key are set together",
+            ));
         }
         if !(8 * 1024..=1024 * 1024).contains(&self.http.max_header_bytes) {
             return Err(invalid(

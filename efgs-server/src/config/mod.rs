@@ -107,6 +107,8 @@ pub(crate) struct Config {
     pub(crate) audit: AuditConfig,
     /// The private metrics and health listener.
     pub(crate) metrics: MetricsConfig,
+    /// Callback delivery.
+    pub(crate) callback: CallbackConfig,
 }
 
 impl Default for Config {
@@ -128,6 +130,7 @@ impl Default for Config {
             log: LogConfig::default(),
             audit: AuditConfig::default(),
             metrics: MetricsConfig::default(),
+            callback: CallbackConfig::default(),
         }
     }
 }
@@ -378,6 +381,47 @@ impl Default for RetentionConfig {
             metadata_days: 30,
             interval_secs: 3600,
             run_limit_secs: 1800,
+        }
+    }
+}
+
+/// Callback delivery settings (protocol §7, decisions items 8-10).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub(crate) struct CallbackConfig {
+    /// PEM certificate chain the gateway presents to callback receivers.
+    pub(crate) client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    pub(crate) client_key: Option<PathBuf>,
+    /// Non-public networks callbacks may nevertheless reach.
+    pub(crate) allow_cidrs: Vec<IpCidr>,
+    /// Seconds one delivery attempt may take (connect, TLS, answer).
+    pub(crate) timeout_secs: u64,
+    /// Retries after a failed attempt before the subscription is suspended.
+    pub(crate) max_retries: u32,
+    /// Seconds between a failed attempt and the next.
+    pub(crate) retry_interval_secs: u64,
+    /// Milliseconds between two looks for due deliveries (batches cut by other instances).
+    pub(crate) poll_millis: u64,
+    /// Seconds a claimed delivery stays leased to this instance.
+    pub(crate) lease_secs: u64,
+    /// Deliveries in flight at once per instance.
+    pub(crate) concurrency: usize,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        CallbackConfig {
+            client_cert: None,
+            client_key: None,
+            allow_cidrs: Vec::new(),
+            timeout_secs: 10,
+            max_retries: 5,
+            retry_interval_secs: 300,
+            poll_millis: 1000,
+            lease_secs: 60,
+            concurrency: 32,
         }
     }
 }

@@ -324,6 +324,24 @@ settings! {
         "Milliseconds a pusher waits before trying again after a collector failed, and between looks for new events once caught up.";
     "metrics.listen" => metrics.listen:
         "Address of the private listener serving `/metrics` (Prometheus text), `/livez` and `/readyz`, e.g. `127.0.0.1:9090`; unset: none. Must differ from `listen`; never expose it publicly.";
+    "callback.client_cert" => callback.client_cert:
+        "PEM file with the certificate chain (leaf first) the gateway presents to callback receivers (mutual TLS). Unset: no callbacks are delivered (subscriptions are still accepted).";
+    "callback.client_key" => callback.client_key:
+        "PEM file with the private key of callback.client_cert (PKCS#8, PKCS#1 or SEC1; must not be readable by others).";
+    "callback.allow_cidrs" => callback.allow_cidrs:
+        "Comma-separated CIDR ranges callback URLs may resolve to although they are not public (private deployments, tests); empty: only public addresses. Checked at PUT and before every delivery.";
+    "callback.timeout_secs" => callback.timeout_secs:
+        "Seconds one callback attempt may take: connecting, the TLS handshake and the receiver's answer.";
+    "callback.max_retries" => callback.max_retries:
+        "Retries after a failed callback attempt; after the last one the subscription is suspended (a PUT re-activates it). Later batches of that subscription wait meanwhile.";
+    "callback.retry_interval_secs" => callback.retry_interval_secs:
+        "Seconds between a failed callback attempt and the next.";
+    "callback.poll_millis" => callback.poll_millis:
+        "Milliseconds between two looks for due callbacks (batches cut by another instance, retries that became due); a batch cut by this instance is announced at once.";
+    "callback.lease_secs" => callback.lease_secs:
+        "Seconds a claimed callback stays leased to this instance; an instance that died loses its leases after this long and another takes them over. More than callback.timeout_secs.";
+    "callback.concurrency" => callback.concurrency:
+        "Callback attempts in flight at once per instance (each to a different subscription).";
 }
 
 /// The settings reference used by `efgs-server --help` and `docs/CONFIGURATION.md`: every

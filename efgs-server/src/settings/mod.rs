@@ -25,13 +25,17 @@ use efgs_core::validate::ValidationPolicy;
 use efgs_store_postgres::{EncryptionKeys, KeyId, PgConfig, PgTls};
 use rustls::ServerConfig;
 
+use crate::callback::{ClientCredentials, DeliverySettings};
 use crate::config::{
-    AuthConfig, AuthMode, BatchingConfig, Config, ConfigError, DatabaseConfig, DownloadConfig,
-    DuplicateHashConfig, EncryptionConfig, HttpConfig, LogConfig, RetentionConfig, Secret,
-    SignatureConfig, SslMode, StorageKind, TrustConfig, UploadConfig, invalid, invalid_because,
+    AuthConfig, AuthMode, BatchingConfig, CallbackConfig, Config, ConfigError, DatabaseConfig,
+    DownloadConfig, DuplicateHashConfig, EncryptionConfig, HttpConfig, LogConfig, RetentionConfig,
+    Secret, SignatureConfig, SslMode, StorageKind, TrustConfig, UploadConfig, invalid,
+    invalid_because,
 };
 use crate::jobs::JobSchedule;
 use crate::net::{NetLimits, server_tls_config};
+use efgs_core::callback::{CallbackPolicy, RetryPolicy};
+use efgs_core::callback_url::AddressPolicy;
 
 /// The server's settings, resolved once from the configuration: every file a setting names is
 /// read here, once, into the settings type of the part that uses it. Build them with
@@ -52,6 +56,7 @@ pub struct Settings {
     pub(crate) retention_job: JobSchedule,
     pub(crate) log: LogConfig,
     pub(crate) ops: OpsSettings,
+    pub(crate) delivery: crate::callback::DeliverySettings,
     document: Config,
 }
 
@@ -143,6 +148,7 @@ impl Settings {
             log,
             audit,
             metrics,
+            callback,
         } = document.clone();
         let ops = ops_settings(audit, metrics, listen)?;
 
@@ -170,7 +176,9 @@ impl Settings {
             max_body_bytes,
             max_in_flight_bytes,
         } = upload;
-        let policy = gateway_policy(max_keys, download, &batching, &retention, signature);
+        let mut policy = gateway_policy(max_keys, download, &batching, &retention, signature);
+        let (callback_policy, delivery) = callback_settings(callback)?;
+        policy.callback = callback_policy;
         let DuplicateHashConfig {
             secret,
             secret_file: _, // read into `secret` by the loader
@@ -192,6 +200,7 @@ impl Settings {
             retention_job,
             log,
             ops,
+            delivery,
             document,
         })
     }
@@ -362,6 +371,59 @@ fn trust_anchors(files: &[PathBuf]) -> Result<TrustAnchors, ConfigError> {
     TrustAnchors::new(anchors).map_err(|e| invalid_because(SETTING, e))
 }
 
+/// The callback policy (addresses, retries) for the gateway and the delivery settings for the
+/// worker; the client certificate and key are read here, once.
+fn callback_settings(
+    callback: CallbackConfig,
+) -> Result<(CallbackPolicy, DeliverySettings), ConfigError> {
+    let CallbackConfig {
+        client_cert,
+        client_key,
+        allow_cidrs,
+        timeout_secs,
+        max_retries,
+        retry_interval_secs,
+        poll_millis,
+        lease_secs,
+        concurrency,
+    } = callback;
+    let client = match (client_cert, client_key) {
+        (Some(cert), Some(key)) => {
+            use rustls_pki_types::pem::PemObject as _;
+            crate::config::check_secret_permissions("callback.client_key", &key)?;
+            let chain = pem_certificates("callback.client_cert", &cert)?
+                .into_iter()
+                .map(rustls_pki_types::CertificateDer::from)
+                .collect();
+            let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&key)
+                .map_err(|e| invalid_because("callback.client_key", e))?;
+            let credentials = ClientCredentials { chain, key };
+            // The pair must match: refuse at start, not at the first delivery.
+            crate::callback::client_config(&credentials, std::collections::HashSet::new())
+                .map_err(|e| invalid_because("callback.client_key", e))?;
+            Some(credentials)
+        }
+        _ => None,
+    };
+    let policy = CallbackPolicy {
+        addresses: AddressPolicy {
+            allowed: allow_cidrs,
+        },
+        retry: RetryPolicy {
+            max_retries,
+            interval: Duration::from_secs(retry_interval_secs),
+        },
+    };
+    let delivery = DeliverySettings {
+        client,
+        timeout: Duration::from_secs(timeout_secs),
+        poll: Duration::from_millis(poll_millis),
+        lease: Duration::from_secs(lease_secs),
+        concurrency,
+    };
+    Ok((policy, delivery))
+}
+
 fn gateway_policy(
     max_keys: usize,
     download: DownloadConfig,
@@ -395,6 +457,7 @@ fn gateway_policy(
             key_max_age_days: retention.key_days,
             metadata_max_age_days: retention.metadata_days,
         },
+        callback: CallbackPolicy::default(),
     }
 }
 

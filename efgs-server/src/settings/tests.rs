@@ -55,7 +55,8 @@ fn received(s: &Settings) -> String {
     };
     format!(
         "listen={} store={store} auth={auth} anchors={:?} import={:?} policy={:?} dup={:?} \
-         body={} in_flight={} net={:?} batching={:?} retention={:?} log={:?} ops={:?}",
+         body={} in_flight={} net={:?} batching={:?} retention={:?} log={:?} ops={:?} \
+         delivery={:?} callback_key={:?}",
         s.listen,
         s.anchors,
         s.import_dir,
@@ -68,6 +69,11 @@ fn received(s: &Settings) -> String {
         s.retention_job,
         s.log,
         s.ops,
+        s.delivery,
+        s.delivery
+            .client
+            .as_ref()
+            .map(|c| c.key.secret_der().to_vec()),
     )
 }
 
@@ -124,6 +130,14 @@ fn every_setting_changes_what_its_part_receives() {
     tls_sink.extend([
         ("EFGS_AUDIT_SYSLOG", "tls://localhost:6514".to_owned()),
         ("EFGS_AUDIT_CA_FILE", anchor.clone()),
+    ]);
+    // The certificate and key must match (checked at start), so each case changes the pair.
+    let (callback_cert, callback_key) = self_signed(d, "callback");
+    let (callback_cert2, callback_key2) = self_signed(d, "callback2");
+    let mut callback = memory.clone();
+    callback.extend([
+        ("EFGS_CALLBACK_CLIENT_CERT", callback_cert),
+        ("EFGS_CALLBACK_CLIENT_KEY", callback_key),
     ]);
     let mut mtls = memory.clone();
     mtls.extend([
@@ -448,6 +462,57 @@ fn every_setting_changes_what_its_part_receives() {
             "metrics.listen",
             &memory,
             vec![("EFGS_METRICS_LISTEN", "127.0.0.1:9090".into())],
+        ),
+        (
+            "callback.client_cert",
+            &callback,
+            vec![
+                ("EFGS_CALLBACK_CLIENT_CERT", callback_cert2.clone()),
+                ("EFGS_CALLBACK_CLIENT_KEY", callback_key2.clone()),
+            ],
+        ),
+        (
+            "callback.client_key",
+            &callback,
+            vec![
+                ("EFGS_CALLBACK_CLIENT_KEY", callback_key2),
+                ("EFGS_CALLBACK_CLIENT_CERT", callback_cert2),
+            ],
+        ),
+        (
+            "callback.allow_cidrs",
+            &memory,
+            vec![("EFGS_CALLBACK_ALLOW_CIDRS", "127.0.0.1/32,::1".into())],
+        ),
+        (
+            "callback.timeout_secs",
+            &memory,
+            vec![("EFGS_CALLBACK_TIMEOUT_SECS", "7".into())],
+        ),
+        (
+            "callback.max_retries",
+            &memory,
+            vec![("EFGS_CALLBACK_MAX_RETRIES", "2".into())],
+        ),
+        (
+            "callback.retry_interval_secs",
+            &memory,
+            vec![("EFGS_CALLBACK_RETRY_INTERVAL_SECS", "7".into())],
+        ),
+        (
+            "callback.poll_millis",
+            &memory,
+            vec![("EFGS_CALLBACK_POLL_MILLIS", "250".into())],
+        ),
+        (
+            "callback.lease_secs",
+            &memory,
+            vec![("EFGS_CALLBACK_LEASE_SECS", "70".into())],
+        ),
+        (
+            "callback.concurrency",
+            &memory,
+            vec![("EFGS_CALLBACK_CONCURRENCY", "7".into())],
         ),
     ];
     let load = |env: &BTreeMap<&str, String>| {

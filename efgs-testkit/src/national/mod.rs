@@ -728,6 +728,8 @@ impl AuditBuilder<'_> {
     }
 }
 
+mod callbacks;
+pub use callbacks::CallbackAnswer;
 mod keys;
 #[allow(unused_imports)]
 pub use keys::*;

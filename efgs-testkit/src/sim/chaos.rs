@@ -12,10 +12,11 @@ use async_trait::async_trait;
 use efgs_core::cert::Thumbprint;
 use efgs_core::model::DiagnosisKey;
 use efgs_core::store::{
-    AuditGroup, BatchInfo, BatchStore, CleanupReport, CreatedBatch, DownloadStat,
-    DynInspectableStore, KeyCounts, KeyStore, NewUpload, PendingSummary, Readmission,
-    RetentionStore, StatsStore, StoreError, StoreInspect, TrustEntry, TrustListStore, UploadInfo,
-    UploadOutcome, UploadStat, UploadStore, Upserted,
+    AuditGroup, AuditTrailStore, BatchInfo, BatchStore, CallbackStore, CallbackTask,
+    CleanupReport, CreatedBatch, DownloadStat, DynInspectableStore, KeyCounts, KeyStore,
+    NewUpload, PendingSummary, Readmission, RetentionStore, StatsStore, StoreError, StoreInspect,
+    Subscription, SubscriptionUpsert, TaskClaim, TaskFinish, TaskResult, TrailEvent, TrailRecord,
+    TrustEntry, TrustListStore, UploadInfo, UploadOutcome, UploadStat, UploadStore, Upserted,
 };
 use efgs_core::tag::BatchTag;
 use time::OffsetDateTime;
