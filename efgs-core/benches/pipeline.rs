@@ -15,7 +15,9 @@ use criterion::{Criterion, Throughput};
 use efgs_core::batch_signature::{
     BatchSigner, SignaturePolicy, ensure_signer_country, verify_detached,
 };
-use efgs_core::canonical::{DuplicateHasher, canonical_batch_bytes};
+use efgs_core::canonical::{
+    DuplicateHasher, canonical_batch_bytes, canonical_batch_bytes_and_hashes,
+};
 use efgs_core::gateway::content_digest;
 use efgs_core::media::BodyFormat;
 use efgs_core::model::DiagnosisKeyBatch;
@@ -68,12 +70,11 @@ fn pipeline(
 ) -> ([u8; 32], Vec<NewKey>) {
     let batch = decode_body(format, body).unwrap();
     validate_batch(&batch, NOW, validation).unwrap();
-    let canonical = canonical_batch_bytes(&batch.keys);
+    let (canonical, hashes) = canonical_batch_bytes_and_hashes(&batch.keys, hasher);
     let digest = content_digest(signature, &canonical);
     let signer = verify_detached(signature, &canonical, NOW, sig_policy).unwrap();
     ensure_signer_country(&batch.keys, &signer).unwrap();
     check_origins(&batch.keys, "DE").unwrap();
-    let hashes = hasher.hash_all(&batch.keys);
     let keys = batch
         .keys
         .into_iter()
@@ -134,6 +135,9 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
     });
     group.bench_function("duplicate_hashes", |b| {
         b.iter(|| hasher.hash_all(black_box(&up.batch.keys)))
+    });
+    group.bench_function("canonical_and_hashes", |b| {
+        b.iter(|| canonical_batch_bytes_and_hashes(black_box(&up.batch.keys), &hasher))
     });
     group.bench_function("end_to_end", |b| {
         b.iter(|| {

@@ -319,7 +319,9 @@ impl Gateway {
         )?;
         validate::validate_batch(&batch, now, &self.policy.validation)?;
 
-        let canonical = canonical::canonical_batch_bytes(&batch.keys);
+        // The canonical bytes and the duplicate hashes in one pass (each key's string once).
+        let (canonical, hashes) =
+            canonical::canonical_batch_bytes_and_hashes(&batch.keys, &self.hasher);
         let digest = content_digest(signature, &canonical);
         // The batchTag rule, before the signature checks (ADR 0003: a replay skips them, a
         // reused tag is answered 409 whatever its signature). The store applies the same rule
@@ -338,7 +340,6 @@ impl Gateway {
         batch_signature::ensure_signer_country(&batch.keys, &signer)?;
         validate::check_origins(&batch.keys, &who.country)?;
 
-        let hashes = self.hasher.hash_all(&batch.keys);
         let keys = batch
             .keys
             .into_iter()
