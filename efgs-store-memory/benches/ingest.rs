@@ -33,7 +33,12 @@ fn ingest(c: &mut Criterion) {
                 if i % UPLOADS_PER_STORE == 0 {
                     store = MemoryStore::new();
                 }
-                let up = generate::upload("DE", &format!("t{i}"), kg.keys_of(Profile::from_env(), "DE", KEYS), BASE);
+                let up = generate::upload(
+                    "DE",
+                    &format!("t{i}"),
+                    kg.keys_of(Profile::from_env(), "DE", KEYS),
+                    BASE,
+                );
                 let start = Instant::now();
                 let r = rt.block_on(store.insert_upload(up)).unwrap();
                 total += start.elapsed();
@@ -49,7 +54,12 @@ fn ingest(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for i in 0..iters {
                 let store = MemoryStore::new();
-                let up = generate::upload("DE", &format!("t{i}"), kg.keys_of(Profile::from_env(), "DE", KEYS), BASE);
+                let up = generate::upload(
+                    "DE",
+                    &format!("t{i}"),
+                    kg.keys_of(Profile::from_env(), "DE", KEYS),
+                    BASE,
+                );
                 let _ = rt.block_on(store.insert_upload(up)).unwrap();
                 let start = Instant::now();
                 let made = rt

@@ -50,7 +50,9 @@ pub(crate) struct TooLarge;
 
 impl CompactKeys {
     /// Stores `keys` (consumed; their heap blocks are freed as they are packed).
-    pub(crate) fn pack(keys: impl ExactSizeIterator<Item = DiagnosisKey>) -> Result<Self, TooLarge> {
+    pub(crate) fn pack(
+        keys: impl ExactSizeIterator<Item = DiagnosisKey>,
+    ) -> Result<Self, TooLarge> {
         let mut out = CompactKeys {
             rows: Vec::with_capacity(keys.len()),
             data: Vec::with_capacity(keys.len() * efgs_core::validate::KEY_DATA_LEN),

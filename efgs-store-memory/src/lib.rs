@@ -321,8 +321,8 @@ impl UploadStore for MemoryStore {
         } = upload;
         let created_at = to_store_precision(created_at);
         let hashes: Vec<KeyHash> = new_keys.iter().map(|k| k.hash).collect();
-        let keys = CompactKeys::pack(new_keys.into_iter().map(|k| k.key))
-            .map_err(MemoryError::from)?;
+        let keys =
+            CompactKeys::pack(new_keys.into_iter().map(|k| k.key)).map_err(MemoryError::from)?;
         let tag_key = (country, batch_tag);
 
         let mut s = self.write();

@@ -272,7 +272,12 @@ mod tests {
             let batch = DiagnosisKeyBatch { keys };
             validate_batch(&batch, now, &ValidationPolicy::default()).unwrap();
             if profile == Profile::Realistic {
-                assert!(batch.keys.iter().all(|k| k.visited_countries == EU_COUNTRIES));
+                assert!(
+                    batch
+                        .keys
+                        .iter()
+                        .all(|k| k.visited_countries == EU_COUNTRIES)
+                );
                 for rt in 1..=3 {
                     assert!(batch.keys.iter().any(|k| k.report_type == rt), "{rt}");
                 }

@@ -2,8 +2,8 @@
 //! nanoseconds on a CPU), for a machine shared with other work, where wall-clock time also counts
 //! the time other processes hold the cores. `EFGS_BENCH_CLOCK=cpu` selects it.
 
-use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::Throughput;
+use criterion::measurement::{Measurement, ValueFormatter};
 
 /// Nanoseconds this thread has run on a CPU.
 fn thread_cpu_ns() -> u64 {
