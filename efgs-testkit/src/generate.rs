@@ -242,6 +242,7 @@ pub fn upload(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
