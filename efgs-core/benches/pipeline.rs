@@ -6,7 +6,7 @@
 //! `cargo bench -p efgs-core --bench pipeline`; results are in docs/performance.md. The input
 //! is the realistic profile (every key lists all 27 EU countries as visited countries);
 //! `EFGS_BENCH_PROFILE=light` runs the earlier 1-5-country profile.
-#![allow(missing_docs, clippy::unwrap_used)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::disallowed_methods)]
 
 use std::hint::black_box;
 

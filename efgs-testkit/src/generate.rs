@@ -155,7 +155,7 @@ impl KeyGen {
     pub fn realistic_key(&mut self, origin: &str) -> DiagnosisKey {
         let mut k = self.key(origin);
         k.visited_countries = EU_COUNTRIES.iter().map(|c| (*c).to_owned()).collect();
-        k.report_type = 1 + i32::try_from(k.key_data[0] % 3).unwrap_or(0);
+        k.report_type = 1 + i32::from(k.key_data[0] % 3);
         k
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Included by each bench target with `#[path = "support/mod.rs"] mod support;` (a directory
 //! without `main.rs` is not a bench target of its own).
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
 
 pub(crate) mod cpu;
 
