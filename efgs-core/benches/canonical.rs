@@ -10,8 +10,10 @@ use efgs_core::canonical::{DuplicateHasher, canonical_batch_bytes};
 mod support;
 
 fn bench(c: &mut Criterion) {
-    // Worst realistic case for the sort and the hashes: 10 visited countries per key.
-    let keys = support::keys(support::BATCH_KEYS, 10..=10);
+    // The realistic profile (27 visited countries per key) unless EFGS_BENCH_PROFILE=light.
+    let profile = support::Profile::from_env();
+    eprintln!("canonical: profile {}", profile.name());
+    let keys = profile.keys(support::BATCH_KEYS);
     let mut group = c.benchmark_group("canonical");
     group.throughput(Throughput::Elements(keys.len() as u64));
     group.bench_function("canonical_5000", |b| {

@@ -65,9 +65,10 @@ fn encode_group(group: &[u8]) -> [u8; 4] {
 /// Appends the padded Base64 of `input` to `out`.
 #[inline]
 fn encode_into(input: &[u8], out: &mut Vec<u8>) {
-    out.reserve(input.len().div_ceil(3) * 4);
-    for group in input.chunks(3) {
-        out.extend_from_slice(&encode_group(group));
+    let start = out.len();
+    out.resize(start + input.len().div_ceil(3) * 4, 0);
+    for (slot, group) in out[start..].chunks_exact_mut(4).zip(input.chunks(3)) {
+        slot.copy_from_slice(&encode_group(group));
     }
 }
 
@@ -173,14 +174,22 @@ pub fn write_canonical_key(key: &DiagnosisKey, out: &mut Vec<u8>) {
         out,
     );
     out.push(b'.');
-    let mut visited = StreamEncoder::new(out);
-    for (i, country) in key.visited_countries.iter().enumerate() {
-        if i > 0 {
-            visited.push(b',');
+    // The joined list is usually short ASCII (27 two-letter countries: 80 bytes): join it on
+    // the stack and encode it in one go; otherwise stream it.
+    let mut joined = [0u8; 256];
+    match join_ascii(&key.visited_countries, &mut joined) {
+        Some(n) => encode_into(&joined[..n], out),
+        None => {
+            let mut visited = StreamEncoder::new(out);
+            for (i, country) in key.visited_countries.iter().enumerate() {
+                if i > 0 {
+                    visited.push(b',');
+                }
+                visited.push_us_ascii(country);
+            }
+            visited.finish();
         }
-        visited.push_us_ascii(country);
     }
-    visited.finish();
     out.push(b'.');
     let mut origin = StreamEncoder::new(out);
     origin.push_us_ascii(&key.origin);
@@ -193,6 +202,25 @@ pub fn write_canonical_key(key: &DiagnosisKey, out: &mut Vec<u8>) {
         out,
     );
     out.push(b'.');
+}
+
+/// `countries` joined with `,` into `buf` if they are all ASCII and fit; the joined length.
+#[inline]
+fn join_ascii(countries: &[String], buf: &mut [u8]) -> Option<usize> {
+    let mut n = 0usize;
+    for (i, country) in countries.iter().enumerate() {
+        if i > 0 {
+            *buf.get_mut(n)? = b',';
+            n += 1;
+        }
+        let c = country.as_bytes();
+        if !c.is_ascii() {
+            return None;
+        }
+        buf.get_mut(n..n + c.len())?.copy_from_slice(c);
+        n += c.len();
+    }
+    Some(n)
 }
 
 /// The canonical string of one key, e.g.
@@ -256,6 +284,23 @@ fn base64_prefix(raw: &[u8]) -> u128 {
 /// fly (no allocation per comparison). Identical keys give identical strings, so their relative
 /// order does not matter.
 pub fn canonical_batch_bytes(keys: &[DiagnosisKey]) -> Vec<u8> {
+    canonical_batch_with(keys, |_| {})
+}
+
+/// [`canonical_batch_bytes`] and every key's [`DuplicateHasher::hash`] (in key order) in one
+/// pass: each key's canonical string is written once and both the batch bytes and the key's
+/// HMAC are computed from it (the upload path of `Gateway::upload`).
+pub fn canonical_batch_bytes_and_hashes(
+    keys: &[DiagnosisKey],
+    hasher: &DuplicateHasher,
+) -> (Vec<u8>, Vec<[u8; 32]>) {
+    let mut hashes = Vec::with_capacity(keys.len());
+    let bytes = canonical_batch_with(keys, |key_bytes| hashes.push(hasher.hash_bytes(key_bytes)));
+    (bytes, hashes)
+}
+
+/// The canonical batch bytes, calling `each` with every key's canonical bytes in key order.
+fn canonical_batch_with(keys: &[DiagnosisKey], mut each: impl FnMut(&[u8])) -> Vec<u8> {
     struct Entry {
         prefix: u128,
         start: usize,
@@ -268,6 +313,7 @@ pub fn canonical_batch_bytes(keys: &[DiagnosisKey]) -> Vec<u8> {
         let start = raw.len();
         write_canonical_key(key, &mut raw);
         let end = raw.len();
+        each(&raw[start..end]);
         entries.push(Entry {
             prefix: base64_prefix(&raw[start..end]),
             start,
@@ -356,8 +402,13 @@ impl DuplicateHasher {
     fn hash_with(&self, key: &DiagnosisKey, buf: &mut Vec<u8>) -> [u8; 32] {
         buf.clear();
         write_canonical_key(key, buf);
+        self.hash_bytes(buf)
+    }
+
+    /// HMAC-SHA256(secret, `canonical`), from the prepared key schedule.
+    fn hash_bytes(&self, canonical: &[u8]) -> [u8; 32] {
         let mut mac = self.keyed.clone();
-        mac.update(buf);
+        mac.update(canonical);
         mac.finalize().into_bytes().into()
     }
 }
@@ -469,6 +520,45 @@ mod tests {
                 want,
                 "secret len {len}"
             );
+        }
+    }
+
+    #[test]
+    fn one_pass_equals_separate_bytes_and_hashes() {
+        let mut keys = Vec::new();
+        for i in 0..50u8 {
+            let mut k = DiagnosisKey {
+                key_data: vec![i; 16],
+                rolling_period: u32::from(i),
+                origin: "DE".into(),
+                ..DiagnosisKey::default()
+            };
+            k.visited_countries = match i % 5 {
+                0 => vec![],
+                1 => vec!["FR".into(), "NL".into()],
+                2 => (0..27).map(|c| format!("C{c}")).collect(),
+                3 => vec!["ÆØ".into(), "x,y".into()],
+                _ => (0..100).map(|c| format!("LONG{c:04}")).collect(),
+            };
+            keys.push(k);
+        }
+        let h = DuplicateHasher::new(b"k");
+        let (bytes, hashes) = canonical_batch_bytes_and_hashes(&keys, &h);
+        assert_eq!(bytes, canonical_batch_bytes(&keys));
+        assert_eq!(hashes, h.hash_all(&keys));
+        for k in &keys {
+            let mut streamed = Vec::new();
+            let mut enc = StreamEncoder::new(&mut streamed);
+            for (i, c) in k.visited_countries.iter().enumerate() {
+                if i > 0 {
+                    enc.push(b',');
+                }
+                enc.push_us_ascii(c);
+            }
+            enc.finish();
+            let text = canonical_key_string(k);
+            let segment = text.split('.').nth(4).unwrap();
+            assert_eq!(segment.as_bytes(), &streamed[..]);
         }
     }
 

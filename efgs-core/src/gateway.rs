@@ -355,7 +355,9 @@ impl Gateway {
         )?;
         validate::validate_batch(&batch, now, &self.policy.validation)?;
 
-        let canonical = canonical::canonical_batch_bytes(&batch.keys);
+        // The canonical bytes and the duplicate hashes in one pass (each key's string once).
+        let (canonical, hashes) =
+            canonical::canonical_batch_bytes_and_hashes(&batch.keys, &self.hasher);
         let digest = content_digest(signature, &canonical);
         // The batchTag rule, before the signature checks (ADR 0003: a replay skips them, a
         // reused tag is answered 409 whatever its signature). The store applies the same rule
@@ -386,7 +388,6 @@ impl Gateway {
         }
         validate::check_origins(&batch.keys, &who.country)?;
 
-        let hashes = self.hasher.hash_all(&batch.keys);
         let keys = batch
             .keys
             .into_iter()

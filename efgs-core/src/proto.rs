@@ -189,6 +189,8 @@ fn decode_limited(
             .min(crate::model::MAX_KEYS_PER_BATCH),
     );
     let mut count = 0usize;
+    // Keys of one upload usually list the same number of visited countries.
+    let mut visited_hint = 0usize;
     while !r.at_end() {
         let start = r.pos;
         let (field, wire) = r.key()?;
@@ -202,19 +204,28 @@ fn decode_limited(
                 body_offset = r.pos;
                 r.take(len)?
             };
-            // Count the visited countries before decoding, so that a key with more than
-            // validation allows is refused without allocating its list.
-            let visited = count_field(body, VISITED_COUNTRIES_FIELD)?;
-            if visited > max_visited {
-                return Err(DecodeStop::TooManyVisited {
-                    index: count,
-                    count: visited,
-                });
-            }
-            let key = DiagnosisKey::decode(body).map_err(|source| ProtoError::Key {
-                offset: body_offset,
-                source,
-            })?;
+            let key = match decode_key_fast(body, visited_hint, max_visited) {
+                Some(key) => key,
+                None => {
+                    // Anything the fast path does not take (unknown fields, wrong wire types,
+                    // invalid UTF-8, too many visited countries, malformed bytes) goes the
+                    // general way, which gives prost's result or error.
+                    // Count the visited countries before decoding, so that a key with more than
+                    // validation allows is refused without allocating its list.
+                    let visited = count_field(body, VISITED_COUNTRIES_FIELD)?;
+                    if visited > max_visited {
+                        return Err(DecodeStop::TooManyVisited {
+                            index: count,
+                            count: visited,
+                        });
+                    }
+                    DiagnosisKey::decode(body).map_err(|source| ProtoError::Key {
+                        offset: body_offset,
+                        source,
+                    })?
+                }
+            };
+            visited_hint = key.visited_countries.len();
             if count < max_keys {
                 keys.push(key);
             }
@@ -224,6 +235,58 @@ fn decode_limited(
         }
     }
     Ok((DiagnosisKeyBatch { keys }, count))
+}
+
+/// Decodes one well-formed `DiagnosisKey` the way prost does (proto3: the last value of a
+/// scalar field wins, integers truncated as prost casts them, `sint32` zigzag), with the
+/// visited-country list allocated once at its expected size. Returns `None` for anything
+/// else: an unknown field, a wrong wire type, invalid UTF-8, more than `max_visited` visited
+/// countries or malformed bytes; the caller then decodes the key with prost (same result,
+/// prost's error).
+fn decode_key_fast(body: &[u8], visited_hint: usize, max_visited: usize) -> Option<DiagnosisKey> {
+    let mut r = Reader {
+        bytes: body,
+        pos: 0,
+    };
+    let mut key = DiagnosisKey {
+        visited_countries: Vec::with_capacity(visited_hint.min(max_visited)),
+        ..DiagnosisKey::default()
+    };
+    while !r.at_end() {
+        let (field, wire) = r.key().ok()?;
+        match (field, wire) {
+            (1, WIRE_LEN) => {
+                let len = r.len().ok()?;
+                let bytes = r.take(len).ok()?;
+                key.key_data.clear();
+                key.key_data.extend_from_slice(bytes);
+            }
+            (2, WIRE_VARINT) => key.rolling_start_interval_number = r.varint().ok()? as u32,
+            (3, WIRE_VARINT) => key.rolling_period = r.varint().ok()? as u32,
+            (4, WIRE_VARINT) => key.transmission_risk_level = r.varint().ok()? as i32,
+            (5, WIRE_LEN) => {
+                if key.visited_countries.len() >= max_visited {
+                    return None;
+                }
+                let len = r.len().ok()?;
+                let text = std::str::from_utf8(r.take(len).ok()?).ok()?;
+                key.visited_countries.push(text.to_owned());
+            }
+            (6, WIRE_LEN) => {
+                let len = r.len().ok()?;
+                let text = std::str::from_utf8(r.take(len).ok()?).ok()?;
+                key.origin.clear();
+                key.origin.push_str(text);
+            }
+            (7, WIRE_VARINT) => key.report_type = r.varint().ok()? as i32,
+            (8, WIRE_VARINT) => {
+                let v = r.varint().ok()? as u32;
+                key.days_since_onset_of_symptoms = ((v >> 1) as i32) ^ (-((v & 1) as i32));
+            }
+            _ => return None,
+        }
+    }
+    Some(key)
 }
 
 fn malformed(offset: usize, reason: &'static str) -> ProtoError {

@@ -1,6 +1,7 @@
 //! Ingest rate of the memory store: 5000-key uploads into a growing store (up to 1M keys,
 //! then a fresh one), timed around `insert_upload` only. Also times batching and download of
-//! a full 5000-key batch. Throughput is reported in keys per second.
+//! a full 5000-key batch. Throughput is reported in keys per second. Keys follow the realistic
+//! profile (27 visited countries each); `EFGS_BENCH_PROFILE=light` for the light one.
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use efgs_core::store::{BatchStore, KeyStore, UploadStore};
 use efgs_store_memory::MemoryStore;
-use efgs_testkit::generate::{self, BASE, KeyGen};
+use efgs_testkit::generate::{self, BASE, KeyGen, Profile};
 
 const KEYS: usize = 5000;
 const UPLOADS_PER_STORE: u64 = 200;
@@ -32,7 +33,12 @@ fn ingest(c: &mut Criterion) {
                 if i % UPLOADS_PER_STORE == 0 {
                     store = MemoryStore::new();
                 }
-                let up = generate::upload("DE", &format!("t{i}"), kg.keys("DE", KEYS), BASE);
+                let up = generate::upload(
+                    "DE",
+                    &format!("t{i}"),
+                    kg.keys_of(Profile::from_env(), "DE", KEYS),
+                    BASE,
+                );
                 let start = Instant::now();
                 let r = rt.block_on(store.insert_upload(up)).unwrap();
                 total += start.elapsed();
@@ -48,7 +54,12 @@ fn ingest(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for i in 0..iters {
                 let store = MemoryStore::new();
-                let up = generate::upload("DE", &format!("t{i}"), kg.keys("DE", KEYS), BASE);
+                let up = generate::upload(
+                    "DE",
+                    &format!("t{i}"),
+                    kg.keys_of(Profile::from_env(), "DE", KEYS),
+                    BASE,
+                );
                 let _ = rt.block_on(store.insert_upload(up)).unwrap();
                 let start = Instant::now();
                 let made = rt

@@ -14,11 +14,17 @@
 //! (`UploadOutcome::for_taken_tag`), the duplicate rule (`KeyConflicts::find`), the
 //! trust-list upsert rule (`Upserted::for_stored`) and the batch planner
 //! (`batching::plan_batch`); this crate adds the state and the lock. Duplicate
-//! detection is O(1) per key (a hash set of the callers' key hashes); keys are moved into the
-//! store without copying. See `benches/ingest.rs` for the ingest rate.
+//! detection is O(1) per key (a hash set of the callers' key hashes); keys are packed into
+//! fixed-size rows without a heap block per key (`compact`; about 150 bytes of resident
+//! memory per key with 27 visited countries, indexes included). See `benches/ingest.rs` for
+//! the ingest rate and `benches/rss.rs` for the memory per key.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
+
+mod compact;
+
+use compact::CompactKeys;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -70,6 +76,9 @@ enum MemoryError {
     /// A download instant outside the range of the compact statistics rows.
     #[error("download time out of range")]
     TimeOutOfRange(#[source] std::num::TryFromIntError),
+    /// An upload beyond what the compact key rows can address (4 GiB of keyData).
+    #[error(transparent)]
+    TooLarge(#[from] compact::TooLarge),
 }
 
 impl From<MemoryError> for StoreError {
@@ -175,7 +184,8 @@ struct Upload {
     format: FormatVersion,
     created_at: OffsetDateTime,
     content_digest: [u8; 32],
-    keys: Vec<DiagnosisKey>,
+    /// The keys, packed (no heap block per key).
+    keys: CompactKeys,
     hashes: Vec<KeyHash>,
     batch: Option<BatchTag>,
 }
@@ -341,12 +351,9 @@ impl UploadStore for MemoryStore {
             keys: new_keys,
         } = upload;
         let created_at = to_store_precision(created_at);
-        let mut keys = Vec::with_capacity(new_keys.len());
-        let mut hashes = Vec::with_capacity(new_keys.len());
-        for k in new_keys {
-            keys.push(k.key);
-            hashes.push(k.hash);
-        }
+        let hashes: Vec<KeyHash> = new_keys.iter().map(|k| k.hash).collect();
+        let keys =
+            CompactKeys::pack(new_keys.into_iter().map(|k| k.key)).map_err(MemoryError::from)?;
         let tag_key = (country, batch_tag);
 
         let mut s = self.write();
@@ -526,7 +533,7 @@ impl KeyStore for MemoryStore {
             .collect();
         let mut out = Vec::with_capacity(uploads.iter().map(|u| u.keys.len()).sum());
         for u in uploads {
-            out.extend_from_slice(&u.keys);
+            u.keys.unpack_into(&mut out);
         }
         Ok(out)
     }

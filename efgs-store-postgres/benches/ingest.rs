@@ -34,6 +34,11 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
 const KEYS_PER_UPLOAD: u64 = 5000;
+/// The 27 EU member states, as efgs_testkit::generate::EU_COUNTRIES (not a dependency here).
+const EU_COUNTRIES: [&str; 27] = [
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT",
+    "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+];
 const T0: OffsetDateTime = datetime!(2026-11-28 10:00 UTC);
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -136,9 +141,26 @@ async fn main() {
         db.schema
     );
     // Warm-up (not measured): one upload each way.
+    // The realistic profile (every key lists the 27 EU countries) unless
+    // EFGS_BENCH_PROFILE=light (the tests' keys as they are).
+    let realistic = std::env::var("EFGS_BENCH_PROFILE").as_deref() != Ok("light");
+    println!(
+        "profile: {}",
+        if realistic {
+            "realistic (27 visited countries per key)"
+        } else {
+            "light (tests' keys)"
+        }
+    );
     let gen_upload = |i: u64| {
         let keys = (0..KEYS_PER_UPLOAD)
-            .map(|n| support::key(i, n, "DE"))
+            .map(|n| {
+                let mut k = support::key(i, n, "DE");
+                if realistic {
+                    k.visited_countries = EU_COUNTRIES.iter().map(|c| (*c).to_owned()).collect();
+                }
+                k
+            })
             .collect();
         support::upload(
             "DE",

@@ -17,6 +17,9 @@
 //!   off (`download.cache_max_bytes = 0`): every request reads the keys from the store and
 //!   encodes them, as before the cache existed (the "before" of docs/performance.md).
 //!
+//! Keys follow the realistic profile (every key lists all 27 EU countries as visited countries,
+//! `efgs_testkit::generate::Profile`); `EFGS_BENCH_PROFILE=light` uses the light one.
+//!
 //! Environment: `EFGS_BENCH_KEYS` (keys per upload, default 5000), `EFGS_BENCH_UPLOADS`
 //! (uploads per client per round, default 20), `EFGS_BENCH_ROUNDS` (default 3),
 //! `EFGS_BENCH_PORT` (serve-download listen port, default 0 = any), `EFGS_BENCH_WORKERS` (tokio
@@ -36,6 +39,7 @@ use efgs_core::model::FormatVersion;
 use efgs_core::store::{DynStore, UploadOutcome, Upserted};
 use efgs_store_memory::MemoryStore;
 use efgs_testkit::federation::Federation;
+use efgs_testkit::generate::{Profile, profile_keys};
 use efgs_testkit::national::{HEADER_DN, HEADER_THUMBPRINT, encode_body};
 use efgs_testkit::pki::trust_entry;
 use time::OffsetDateTime;
@@ -264,12 +268,16 @@ async fn collect(
 }
 
 fn prepare(fed: &Federation, round: usize, per_client: usize, n_keys: usize) -> Vec<Arc<Client>> {
+    let profile = Profile::from_env();
     fed.backends()
-        .map(|b| {
+        .enumerate()
+        .map(|(ci, b)| {
             let creds = b.credentials();
             let uploads = (0..per_client)
                 .map(|i| {
-                    let keys = b.keys(n_keys);
+                    // Distinct keys per (round, client, upload).
+                    let seed = ((round as u64) << 40) ^ ((ci as u64) << 32) ^ i as u64;
+                    let keys = profile_keys(profile, b.country(), n_keys, b.now(), seed);
                     let signature = b.sign(&keys).unwrap();
                     Prepared {
                         tag: format!("bench-{round}-{i}"),
@@ -299,6 +307,7 @@ async fn upload_bench() {
         .await
         .expect("federation");
     let now = fed.now();
+    println!("profile: {}", Profile::from_env().name());
     println!(
         "http_load upload: {} clients (countries {}), {n_keys} keys per upload, {per_client} uploads per client per round, {rounds} rounds; tokio multi-thread runtime, {} workers; gateway {}",
         COUNTRIES.len(),
@@ -417,7 +426,11 @@ async fn serve_download(path: &str, uncached: bool) {
         .expect("federation");
     let de = &fed["DE"];
     let up = de
-        .upload(&de.keys(n_keys), "bench-download", BodyFormat::Protobuf)
+        .upload(
+            &profile_keys(Profile::from_env(), "DE", n_keys, de.now(), 1),
+            "bench-download",
+            BodyFormat::Protobuf,
+        )
         .await
         .unwrap();
     assert_eq!(up.status, 201, "{}", up.text());

@@ -19,6 +19,87 @@ pub const BASE: OffsetDateTime = datetime!(2026-11-28 10:00 UTC);
 /// The countries the suite uploads from.
 pub const COUNTRIES: [&str; 8] = ["DE", "FR", "IT", "ES", "NL", "DK", "IE", "FI"];
 
+/// The 27 EU member states (ISO 3166-1 alpha-2, Greece as `GR`), in the order a backend that
+/// sends "every participating country" lists them.
+pub const EU_COUNTRIES: [&str; 27] = [
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT",
+    "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+];
+
+/// The shape of generated keys. Benchmarks use [`Profile::Realistic`] (the default); the
+/// correctness tests keep the light keys of [`KeyGen::new`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// What Ireland, Switzerland and Germany send: 16-byte keyData, every key with all 27 EU
+    /// countries ([`EU_COUNTRIES`]) as visited countries, rolling start at UTC midnight of one
+    /// of the last 14 days, transmission risk 0..=8, report types CONFIRMED_TEST,
+    /// CONFIRMED_CLINICAL_DIAGNOSIS and SELF_REPORT mixed, days since onset -14..=14.
+    #[default]
+    Realistic,
+    /// The earlier, easier shape: 0-3 visited countries per key, report type CONFIRMED_TEST.
+    Light,
+}
+
+impl Profile {
+    /// `light` or `realistic` (case-insensitive); `None` for anything else.
+    pub fn parse(s: &str) -> Option<Profile> {
+        match s.to_ascii_lowercase().as_str() {
+            "realistic" => Some(Profile::Realistic),
+            "light" => Some(Profile::Light),
+            _ => None,
+        }
+    }
+
+    /// `EFGS_BENCH_PROFILE` (`realistic` or `light`), [`Profile::Realistic`] when unset.
+    ///
+    /// # Panics
+    ///
+    /// On any other value, so that a typo does not silently measure the wrong profile.
+    pub fn from_env() -> Profile {
+        match std::env::var("EFGS_BENCH_PROFILE") {
+            Ok(v) => Profile::parse(&v)
+                .unwrap_or_else(|| panic!("EFGS_BENCH_PROFILE={v:?}: expected realistic or light")),
+            Err(_) => Profile::Realistic,
+        }
+    }
+
+    /// The name used in docs/performance.md.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Realistic => "realistic (27 visited countries per key)",
+            Profile::Light => "light (0-3 visited countries per key)",
+        }
+    }
+}
+
+/// `n` keys of `profile` with `origin`, valid at `now` (rolling start at UTC midnight of one of
+/// the last 14 days), distinct per `seed`.
+pub fn profile_keys(
+    profile: Profile,
+    origin: &str,
+    n: usize,
+    now: OffsetDateTime,
+    seed: u64,
+) -> Vec<DiagnosisKey> {
+    let utc = now.to_offset(time::UtcOffset::UTC);
+    let midnight = utc.replace_time(time::Time::MIDNIGHT).unix_timestamp() / 600;
+    let visited: Vec<String> = EU_COUNTRIES.iter().map(|c| (*c).to_owned()).collect();
+    let mut g = KeyGen::new(seed);
+    (0..n)
+        .map(|_| {
+            let mut k = g.key(origin);
+            let a = splitmix(u64::from(k.rolling_start_interval_number) ^ seed);
+            let day = i64::try_from(a % 14).unwrap_or(0);
+            k.rolling_start_interval_number = u32::try_from(midnight - day * 144).unwrap_or(0);
+            if profile == Profile::Realistic {
+                k.visited_countries = visited.clone();
+                k.report_type = 1 + i32::try_from(a % 3).unwrap_or(0);
+            }
+            k
+        })
+        .collect()
+}
+
 fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -69,7 +150,24 @@ impl KeyGen {
         }
     }
 
-    /// The next `n` keys.
+    /// The next key of the realistic profile ([`Profile::Realistic`]) valid around [`BASE`]:
+    /// [`KeyGen::key`] with all 27 EU countries visited and a mix of report types.
+    pub fn realistic_key(&mut self, origin: &str) -> DiagnosisKey {
+        let mut k = self.key(origin);
+        k.visited_countries = EU_COUNTRIES.iter().map(|c| (*c).to_owned()).collect();
+        k.report_type = 1 + i32::from(k.key_data[0] % 3);
+        k
+    }
+
+    /// The next `n` keys of `profile` ([`KeyGen::key`] for [`Profile::Light`]).
+    pub fn keys_of(&mut self, profile: Profile, origin: &str, n: usize) -> Vec<DiagnosisKey> {
+        match profile {
+            Profile::Realistic => (0..n).map(|_| self.realistic_key(origin)).collect(),
+            Profile::Light => self.keys(origin, n),
+        }
+    }
+
+    /// The next `n` keys (light profile).
     pub fn keys(&mut self, origin: &str, n: usize) -> Vec<DiagnosisKey> {
         (0..n).map(|_| self.key(origin)).collect()
     }
@@ -144,6 +242,7 @@ pub fn upload(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -157,5 +256,38 @@ mod tests {
         all.dedup();
         assert_eq!(all.len(), 200);
         assert!(a.iter().all(|k| k.key_data.len() == 16));
+    }
+
+    #[test]
+    fn realistic_profile_is_valid_and_lists_every_eu_country() {
+        use efgs_core::model::DiagnosisKeyBatch;
+        use efgs_core::validate::{ValidationPolicy, validate_batch};
+        let now = datetime!(2026-11-28 23:59:59 UTC);
+        for profile in [Profile::Realistic, Profile::Light] {
+            let keys = profile_keys(profile, "IE", 5000, now, 3);
+            assert_eq!(keys.len(), 5000);
+            let mut data: Vec<_> = keys.iter().map(|k| k.key_data.clone()).collect();
+            data.sort();
+            data.dedup();
+            assert_eq!(data.len(), 5000);
+            let batch = DiagnosisKeyBatch { keys };
+            validate_batch(&batch, now, &ValidationPolicy::default()).unwrap();
+            if profile == Profile::Realistic {
+                assert!(
+                    batch
+                        .keys
+                        .iter()
+                        .all(|k| k.visited_countries == EU_COUNTRIES)
+                );
+                for rt in 1..=3 {
+                    assert!(batch.keys.iter().any(|k| k.report_type == rt), "{rt}");
+                }
+            }
+        }
+        let mut g = KeyGen::new(9);
+        let k = g.realistic_key("DE");
+        assert_eq!(k.visited_countries.len(), 27);
+        assert_eq!(Profile::parse("Light"), Some(Profile::Light));
+        assert_eq!(Profile::parse("x"), None);
     }
 }

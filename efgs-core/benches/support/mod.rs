@@ -2,7 +2,9 @@
 //!
 //! Included by each bench target with `#[path = "support/mod.rs"] mod support;` (a directory
 //! without `main.rs` is not a bench target of its own).
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::disallowed_methods)]
+
+pub(crate) mod cpu;
 
 use std::ops::RangeInclusive;
 
@@ -42,10 +44,80 @@ ldr+3W5HRbPODBwAbNTfCR7WJoShRANCAATEO4DojgcLlkVoz92+hC8dDvsqvirz
 -----END PRIVATE KEY-----
 ";
 
-/// Countries the generated keys visit.
+/// Countries the light-profile keys visit.
 const COUNTRIES: [&str; 12] = [
     "AT", "BE", "CZ", "DE", "DK", "ES", "FR", "IE", "IT", "LV", "NL", "PL",
 ];
+
+/// The 27 EU member states (ISO 3166-1 alpha-2, Greece as `GR`), in the order a backend that
+/// sends "every participating country" lists them.
+pub(crate) const EU_COUNTRIES: [&str; 27] = [
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT",
+    "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+];
+
+/// The data profile of a benchmark input (docs/performance.md names it with every figure).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Profile {
+    /// What Ireland, Switzerland and Germany send: every key lists all 27 EU countries as
+    /// visited countries; report types CONFIRMED_TEST, CONFIRMED_CLINICAL_DIAGNOSIS and
+    /// SELF_REPORT mixed; transmission risk 0..=8; DSOS -14..=14. The default.
+    Realistic,
+    /// The earlier, easier profile: 1-5 visited countries per key, report type CONFIRMED_TEST.
+    Light,
+}
+
+impl Profile {
+    /// `EFGS_BENCH_PROFILE=light` selects [`Profile::Light`]; anything else the realistic one.
+    pub(crate) fn from_env() -> Profile {
+        match std::env::var("EFGS_BENCH_PROFILE").as_deref() {
+            Ok("light") => Profile::Light,
+            _ => Profile::Realistic,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Profile::Realistic => "realistic (27 visited countries per key)",
+            Profile::Light => "light (1-5 visited countries per key)",
+        }
+    }
+
+    /// `n` keys of this profile (deterministic).
+    pub(crate) fn keys(self, n: usize) -> Vec<DiagnosisKey> {
+        match self {
+            Profile::Realistic => realistic_keys(n),
+            Profile::Light => keys(n, 1..=5),
+        }
+    }
+}
+
+/// `n` keys of the realistic profile: 16 random bytes of keyData, rolling start at UTC midnight
+/// of one of the last 14 days, rolling period 144, transmission risk 0..=8, all 27 EU countries
+/// visited, origin `DE`, report type 1-3, days since onset -14..=14.
+pub(crate) fn realistic_keys(n: usize) -> Vec<DiagnosisKey> {
+    let mut rng = XorShift(0x0fed_cba9_8765_4321);
+    let today = NOW.unix_timestamp() / 86_400 * 86_400 / INTERVAL_SECONDS;
+    let visited: Vec<String> = EU_COUNTRIES.iter().map(|c| (*c).to_owned()).collect();
+    (0..n)
+        .map(|_| {
+            let mut key_data = Vec::with_capacity(16);
+            key_data.extend_from_slice(&rng.next().to_le_bytes());
+            key_data.extend_from_slice(&rng.next().to_le_bytes());
+            let days_back = rng.below(14) as i64;
+            DiagnosisKey {
+                key_data,
+                rolling_start_interval_number: u32::try_from(today - days_back * 144).unwrap(),
+                rolling_period: MAX_ROLLING_PERIOD as u32,
+                transmission_risk_level: rng.below(9) as i32,
+                visited_countries: visited.clone(),
+                origin: "DE".into(),
+                report_type: 1 + rng.below(3) as i32,
+                days_since_onset_of_symptoms: rng.below(29) as i32 - 14,
+            }
+        })
+        .collect()
+}
 
 /// A deterministic xorshift64 generator (benchmarks must not depend on the run).
 struct XorShift(u64);

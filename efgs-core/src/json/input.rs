@@ -424,7 +424,15 @@ impl<'a> Parser<'a> {
     /// A bytes value: a string holding standard Base64 (never a list, never `null`).
     fn bytes_value(&mut self, field: &'static str) -> Result<Vec<u8>, JsonError> {
         let pos = self.cur.pos;
-        let text = self.string_token()?;
+        let t = self.cur;
+        // The usual case, a quoted string without escapes, is decoded from the body in place.
+        let text: std::borrow::Cow<'a, str> = match t.kind {
+            Kind::Str(_) if !t.text[1..t.text.len() - 1].contains('\\') => {
+                self.advance()?;
+                std::borrow::Cow::Borrowed(&t.text[1..t.text.len() - 1])
+            }
+            _ => std::borrow::Cow::Owned(self.string_token()?),
+        };
         java_base64_decode(text.as_bytes()).ok_or(JsonError::InvalidBase64 {
             position: pos,
             field,
