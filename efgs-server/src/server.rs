@@ -40,8 +40,8 @@ use crate::jobs::Jobs;
 use crate::net::serve_connections;
 use crate::ops::Ops;
 use crate::settings::{AuthSettings, Settings, StoreSettings};
-use efgs_core::trail::{Level, names};
 use efgs_core::callback_url::Resolver;
+use efgs_core::trail::{Level, names};
 
 /// The instant source of the gateway: the system clock in production, a driven one in tests.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;

@@ -1348,7 +1348,10 @@ impl PgStore {
         })
     }
 
-    async fn claim_callback_tasks_inner(&self, claim: &TaskClaim) -> Result<Vec<CallbackTask>, PgError> {
+    async fn claim_callback_tasks_inner(
+        &self,
+        claim: &TaskClaim,
+    ) -> Result<Vec<CallbackTask>, PgError> {
         let client = self.db.client().await?;
         let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
         // Lock due subscriptions (skipping those another instance is claiming right now), lease

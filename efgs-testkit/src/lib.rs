@@ -19,8 +19,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
-pub mod collector;
 pub mod callbacks;
+pub mod collector;
 pub mod conformance;
 pub mod demo;
 pub mod faulty;

@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use efgs_core::cert::Thumbprint;
 use efgs_core::model::DiagnosisKey;
 use efgs_core::store::{
-    AuditGroup, AuditTrailStore, BatchInfo, BatchStore, CallbackStore, CallbackTask,
-    CleanupReport, CreatedBatch, DownloadStat, DynInspectableStore, KeyCounts, KeyStore,
-    NewUpload, PendingSummary, Readmission, RetentionStore, StatsStore, StoreError, StoreInspect,
+    AuditGroup, AuditTrailStore, BatchInfo, BatchStore, CallbackStore, CallbackTask, CleanupReport,
+    CreatedBatch, DownloadStat, DynInspectableStore, KeyCounts, KeyStore, NewUpload,
+    PendingSummary, Readmission, RetentionStore, StatsStore, StoreError, StoreInspect,
     Subscription, SubscriptionUpsert, TaskClaim, TaskFinish, TaskResult, TrailEvent, TrailRecord,
     TrustEntry, TrustListStore, UploadInfo, UploadOutcome, UploadStat, UploadStore, Upserted,
 };
