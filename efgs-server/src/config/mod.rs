@@ -605,7 +605,7 @@ pub enum ConfigError {
     /// The configuration file is not valid TOML for the configuration (unknown keys included).
     ///
     /// The message names the line and column but never quotes the file: the offending line may
-    /// hold a secret (see [`parse_error`](crate::config::load)).
+    /// hold a secret.
     #[error("configuration file {path}, line {line}, column {column}: {message}")]
     Parse {
         /// The file (or `<string>`).
