@@ -154,3 +154,23 @@ impl PasswordRole {
         }
     }
 }
+
+/// A gateway's files for the command-line tests, in a new temporary directory: a PKI for
+/// DE and FR, `anchor.pem`, one trust-list entry per certificate in `trust-list/`, and the
+/// private secret files `enc-1.key` (AES key of encryption key id 1) and `dup-hash`.
+pub fn gateway_files() -> Result<(tempfile::TempDir, crate::pki::Pki), BoxError> {
+    let dir = tempfile::tempdir()?;
+    let pki = crate::pki::Pki::generate(["DE", "FR"], time::OffsetDateTime::now_utc())?;
+    let p = dir.path();
+    std::fs::write(p.join("anchor.pem"), &pki.anchor_pem)?;
+    std::fs::create_dir(p.join("trust-list"))?;
+    for (i, entry) in pki.entries().enumerate() {
+        std::fs::write(p.join(format!("trust-list/{i}.json")), entry.to_json())?;
+    }
+    write_private(&p.join("enc-1.key"), &[0x17; 32])?;
+    write_private(
+        &p.join("dup-hash"),
+        b"a duplicate-hash secret of 32+ bytes\n",
+    )?;
+    Ok((dir, pki))
+}

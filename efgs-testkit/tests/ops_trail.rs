@@ -26,7 +26,7 @@ use efgs_core::store::{DynInspectableStore, TrailRecord};
 use efgs_core::trail::ChainVerifier;
 use efgs_testkit::collector::{Collector, CollectorKind};
 use efgs_testkit::federation::{Federation, PostgresSchema, TestClock};
-use efgs_testkit::harness::{CapturedLog, free_port, write_private};
+use efgs_testkit::harness::{CapturedLog, free_port, gateway_files};
 use efgs_testkit::national::{Identity, NationalBackend};
 use efgs_testkit::pki::Pki;
 use support::Backend;
@@ -119,20 +119,7 @@ struct Gateway {
 
 impl Gateway {
     fn new(schema: PostgresSchema, extra: Vec<(String, String)>) -> Gateway {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = Pki::generate(["DE", "FR"], time::OffsetDateTime::now_utc()).unwrap();
-        let p = dir.path();
-        std::fs::write(p.join("anchor.pem"), &pki.anchor_pem).unwrap();
-        std::fs::create_dir(p.join("trust-list")).unwrap();
-        for (i, entry) in pki.entries().enumerate() {
-            std::fs::write(p.join(format!("trust-list/{i}.json")), entry.to_json()).unwrap();
-        }
-        write_private(&p.join("enc-1.key"), &[0x17; 32]).unwrap();
-        write_private(
-            &p.join("dup-hash"),
-            b"a duplicate-hash secret of 32+ bytes\n",
-        )
-        .unwrap();
+        let (dir, pki) = gateway_files().unwrap();
         Gateway {
             dir,
             pki,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use efgs_core::media::BodyFormat;
 use efgs_testkit::federation::TestClock;
-use efgs_testkit::harness::{CapturedLog, PasswordRole, free_port, write_private};
+use efgs_testkit::harness::{CapturedLog, PasswordRole, free_port, gateway_files, write_private};
 use efgs_testkit::national::NationalBackend;
 use efgs_testkit::pki::Pki;
 use tokio::sync::oneshot;
@@ -27,20 +27,8 @@ struct Files {
 impl Files {
     /// The PKI, the TOML file and the secret files of one gateway.
     fn new(url: &str, schema: &str) -> Files {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = Pki::generate(["DE", "FR"], time::OffsetDateTime::now_utc()).unwrap();
+        let (dir, pki) = gateway_files().unwrap();
         let p = dir.path();
-        std::fs::write(p.join("anchor.pem"), &pki.anchor_pem).unwrap();
-        std::fs::create_dir(p.join("trust-list")).unwrap();
-        for (i, entry) in pki.entries().enumerate() {
-            std::fs::write(p.join(format!("trust-list/{i}.json")), entry.to_json()).unwrap();
-        }
-        write_private(&p.join("enc-1.key"), &[0x17; 32]).unwrap();
-        write_private(
-            &p.join("dup-hash"),
-            b"a duplicate-hash secret of 32+ bytes\n",
-        )
-        .unwrap();
         std::fs::write(
             p.join("efgs.toml"),
             format!(

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use efgs_core::model::CertificateType;
 use efgs_core::store::TrustListStore as _;
 use efgs_testkit::federation::{PostgresSchema, TestClock};
-use efgs_testkit::harness::{CapturedLog, free_port, write_private};
+use efgs_testkit::harness::{CapturedLog, free_port, gateway_files};
 use efgs_testkit::national::NationalBackend;
 use efgs_testkit::pki::Pki;
 use tokio::sync::oneshot;
@@ -34,20 +34,7 @@ struct Gateway {
 
 impl Gateway {
     fn new(schema: PostgresSchema) -> Gateway {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = Pki::generate(["DE", "FR"], time::OffsetDateTime::now_utc()).unwrap();
-        let p = dir.path();
-        std::fs::write(p.join("anchor.pem"), &pki.anchor_pem).unwrap();
-        std::fs::create_dir(p.join("trust-list")).unwrap();
-        for (i, entry) in pki.entries().enumerate() {
-            std::fs::write(p.join(format!("trust-list/{i}.json")), entry.to_json()).unwrap();
-        }
-        write_private(&p.join("enc-1.key"), &[0x17; 32]).unwrap();
-        write_private(
-            &p.join("dup-hash"),
-            b"a duplicate-hash secret of 32+ bytes\n",
-        )
-        .unwrap();
+        let (dir, pki) = gateway_files().unwrap();
         Gateway { dir, pki, schema }
     }
 
