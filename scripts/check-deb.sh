@@ -87,6 +87,8 @@ chown root:efgs $secrets/*; chmod 0640 $secrets/*
 
 port=18090
 while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+metrics_port=$((port + 1))
+while (exec 3<>"/dev/tcp/127.0.0.1/$metrics_port") 2>/dev/null; do metrics_port=$((metrics_port + 1)); done
 # The unit's command line, user, environment file, umask and working directory.
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 user=$(sed -n 's/^User=//p' "$unit")
@@ -99,16 +101,17 @@ install -d -o "$user" -g "$group" -m 0750 "$workdir"   # systemd's StateDirector
     umask 0077
     # shellcheck disable=SC2086
     exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "${unit_env[@]}" "${env_extra[@]}" \
-        EFGS_LISTEN="127.0.0.1:$port" \
+        EFGS_LISTEN="127.0.0.1:$port" EFGS_METRICS_LISTEN="127.0.0.1:$metrics_port" \
         setpriv --reuid="$user" --regid="$group" --init-groups --no-new-privs $exec_start
 ) >"$work/out.log" 2>"$work/err.log" &
 pid=$!
 echo "  started as in $unit: $exec_start (user $user, store $store, port $port)"
 
 # HTTP/1.1 request without curl (not every CI image has it): prints the status code, then the body.
+# A third argument names another port (the metrics listener).
 http() {
-    local method=$1 path=$2 response
-    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+    local method=$1 path=$2 to=${3:-$port} response
+    exec 3<>"/dev/tcp/127.0.0.1/$to" || return 1
     printf '%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$method" "$path" >&3
     response=$(timeout 5 cat <&3 | tr -d '\r') || true
     exec 3<&-
@@ -116,7 +119,6 @@ http() {
     echo "$response" | sed '1,/^$/d'
 }
 
-# pending: issue 11 -- ask GET /readyz on the metrics listener (metrics.listen) once it exists.
 answer=""
 for _ in $(seq 1 100); do
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -128,6 +130,11 @@ done
 [ "$(echo "$answer" | tr '\n' ' ')" = "200 ok " ] \
     || { echo "check-deb: GET /healthz answered '$answer'" >&2; cat "$work/err.log" >&2; exit 1; }
 echo "  GET /healthz: 200 ok"
+# Readiness as a load balancer asks it: the private metrics listener (metrics.listen).
+answer=$(http GET /readyz "$metrics_port") || true
+answer=${answer%%$'\n'*}
+[ "$answer" = 200 ] || { echo "check-deb: GET /readyz on the metrics listener gave '$answer'" >&2; cat "$work/err.log" >&2; exit 1; }
+echo "  GET /readyz (metrics listener, port $metrics_port): 200"
 status=$(http OPTIONS /diagnosiskeys | head -n1)
 [ "$status" = 200 ] || { echo "check-deb: OPTIONS /diagnosiskeys gave $status" >&2; exit 1; }
 echo "  OPTIONS /diagnosiskeys: $status"
