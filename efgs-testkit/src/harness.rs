@@ -174,3 +174,33 @@ pub fn gateway_files() -> Result<(tempfile::TempDir, crate::pki::Pki), BoxError>
     )?;
     Ok((dir, pki))
 }
+
+/// The `EFGS_*` environment of a gateway on PostgreSQL `schema` whose files
+/// [`gateway_files`] wrote to `dir`, listening on `listen`, run by the OS user `operator`.
+pub fn gateway_env(
+    dir: &std::path::Path,
+    schema: &PostgresSchema,
+    listen: std::net::SocketAddr,
+    operator: &str,
+) -> Vec<(String, String)> {
+    let path = |name: &str| dir.join(name).display().to_string();
+    [
+        ("EFGS_STORAGE", "postgres".to_owned()),
+        ("EFGS_DATABASE_URL", schema.url().to_owned()),
+        ("EFGS_DATABASE_SCHEMA", schema.schema().to_owned()),
+        ("EFGS_DATABASE_POOL_SIZE", "4".to_owned()),
+        ("EFGS_ENCRYPTION_ACTIVE_KEY", "1".to_owned()),
+        (
+            "EFGS_ENCRYPTION_KEY_FILES",
+            format!("1={}", path("enc-1.key")),
+        ),
+        ("EFGS_DUPLICATE_HASH_SECRET_FILE", path("dup-hash")),
+        ("EFGS_TRUST_ANCHORS", path("anchor.pem")),
+        ("EFGS_TRUST_IMPORT_DIR", path("trust-list")),
+        ("EFGS_LISTEN", listen.to_string()),
+        ("USER", operator.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}

@@ -26,7 +26,7 @@ use efgs_core::store::{DynInspectableStore, TrailRecord};
 use efgs_core::trail::ChainVerifier;
 use efgs_testkit::collector::{Collector, CollectorKind};
 use efgs_testkit::federation::{Federation, PostgresSchema, TestClock};
-use efgs_testkit::harness::{CapturedLog, free_port, gateway_files};
+use efgs_testkit::harness::{CapturedLog, free_port, gateway_env, gateway_files};
 use efgs_testkit::national::{Identity, NationalBackend};
 use efgs_testkit::pki::Pki;
 use support::Backend;
@@ -133,25 +133,7 @@ impl Gateway {
     }
 
     fn env(&self, listen: SocketAddr) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = [
-            ("EFGS_STORAGE", "postgres".to_owned()),
-            ("EFGS_DATABASE_URL", self.schema.url().to_owned()),
-            ("EFGS_DATABASE_SCHEMA", self.schema.schema().to_owned()),
-            ("EFGS_DATABASE_POOL_SIZE", "4".to_owned()),
-            ("EFGS_ENCRYPTION_ACTIVE_KEY", "1".to_owned()),
-            (
-                "EFGS_ENCRYPTION_KEY_FILES",
-                format!("1={}", self.path("enc-1.key")),
-            ),
-            ("EFGS_DUPLICATE_HASH_SECRET_FILE", self.path("dup-hash")),
-            ("EFGS_TRUST_ANCHORS", self.path("anchor.pem")),
-            ("EFGS_TRUST_IMPORT_DIR", self.path("trust-list")),
-            ("EFGS_LISTEN", listen.to_string()),
-            ("USER", OPERATOR.to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let mut env = gateway_env(self.dir.path(), &self.schema, listen, OPERATOR);
         env.extend(self.extra.iter().cloned());
         env
     }

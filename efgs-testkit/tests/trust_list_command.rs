@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use efgs_core::model::CertificateType;
 use efgs_core::store::TrustListStore as _;
 use efgs_testkit::federation::{PostgresSchema, TestClock};
-use efgs_testkit::harness::{CapturedLog, free_port, gateway_files};
+use efgs_testkit::harness::{CapturedLog, free_port, gateway_env, gateway_files};
 use efgs_testkit::national::NationalBackend;
 use efgs_testkit::pki::Pki;
 use tokio::sync::oneshot;
@@ -43,28 +43,16 @@ impl Gateway {
     }
 
     fn env(&self, listen: SocketAddr) -> Vec<(String, String)> {
-        [
-            ("EFGS_STORAGE", "postgres".to_owned()),
-            ("EFGS_DATABASE_URL", self.schema.url().to_owned()),
-            ("EFGS_DATABASE_SCHEMA", self.schema.schema().to_owned()),
-            ("EFGS_DATABASE_POOL_SIZE", "4".to_owned()),
-            ("EFGS_ENCRYPTION_ACTIVE_KEY", "1".to_owned()),
-            (
-                "EFGS_ENCRYPTION_KEY_FILES",
-                format!("1={}", self.path("enc-1.key")),
-            ),
-            ("EFGS_DUPLICATE_HASH_SECRET_FILE", self.path("dup-hash")),
-            ("EFGS_TRUST_ANCHORS", self.path("anchor.pem")),
-            ("EFGS_TRUST_IMPORT_DIR", self.path("trust-list")),
-            ("EFGS_LISTEN", listen.to_string()),
-            ("EFGS_BATCHING_CHECK_SECS", "86400".to_owned()),
-            ("EFGS_RETENTION_INTERVAL_SECS", "86400".to_owned()),
-            ("USER", OPERATOR.to_owned()),
-            ("PATH", "/usr/bin:/bin".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+        let mut env = gateway_env(self.dir.path(), &self.schema, listen, OPERATOR);
+        env.extend(
+            [
+                ("EFGS_BATCHING_CHECK_SECS", "86400"),
+                ("EFGS_RETENTION_INTERVAL_SECS", "86400"),
+                ("PATH", "/usr/bin:/bin"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        env
     }
 
     /// Runs `efgs-server <args>` to completion.
