@@ -635,6 +635,79 @@ async fn receivers_with_wrong_certificates_receive_nothing() {
     }
 }
 
+/// The policy again at delivery, on the stored URL itself: subscriptions that a PUT would
+/// refuse (written straight into the store, as an older gateway or a narrowed allow-list would
+/// leave them) all point at a receiver on 127.0.0.3, outside the allow-list, in every form
+/// the policy must refuse; none of them makes the gateway connect, while a control on the
+/// allowed address receives the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_refuses_stored_urls_again_at_delivery() {
+    let s = setup(&Backend::Memory, &["DE"], &[("callback.max_retries", "1")]).await;
+    let fed = &s.fed;
+    let good = receiver(&s, LOCAL, &["good.test"], "DE").await;
+    s.resolver.set("good.test", &[IpAddr::V4(LOCAL)]);
+    // The target: registered for every name a refused URL uses, listening on 127.0.0.3.
+    let names = ["refused.test", "localhost", "mixed.test"];
+    let target = receiver(&s, REFUSED, &names, "DE").await;
+    s.resolver.set("refused.test", &[IpAddr::V4(REFUSED)]);
+    s.resolver.set("localhost", &[IpAddr::V4(REFUSED)]);
+    s.resolver
+        .set("mixed.test", &[IpAddr::V4(LOCAL), IpAddr::V4(REFUSED)]);
+    let port = target.addr().port();
+    let refused = [
+        format!("http://127.0.0.3:{port}/cb"),
+        format!("https://127.0.0.3:{port}/cb"),
+        format!("https://127.0.0.3:{port}/cb?x=1"),
+        format!("https://0177.0.0.3:{port}/cb"),
+        format!("https://2130706435:{port}/cb"),
+        format!("https://0x7f.0.0.3:{port}/cb"),
+        format!("https://[::ffff:127.0.0.3]:{port}/cb"),
+        format!("https://localhost:{port}/cb"),
+        format!("https://refused.test:{port}/cb"),
+        format!("https://mixed.test:{port}/cb"),
+    ];
+    for (i, url) in refused.iter().enumerate() {
+        let _ = fed
+            .store()
+            .upsert_subscription("DE", &format!("r{i}"), url, fed.now())
+            .await
+            .unwrap();
+    }
+    put(fed, "DE", "good", &good.url("good.test")).await;
+    let (tag, _) = cut(fed, 400).await;
+    until(
+        Duration::from_secs(10),
+        "the control receives the batch",
+        || good.deliveries().len() == 1,
+    )
+    .await;
+    assert_eq!(good.delivered_tags(), [tag]);
+    // Every refused subscription is attempted (and fails) before the end of its retries.
+    let start = Instant::now();
+    loop {
+        let subs = fed.store().list_subscriptions("DE").await.unwrap();
+        let pending: Vec<_> = subs
+            .iter()
+            .filter(|x| x.callback_id != "good" && x.retries == 0 && x.suspended_at.is_none())
+            .map(|x| x.url.clone())
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "not attempted: {pending:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        target.connections(),
+        0,
+        "no refused URL made the gateway connect"
+    );
+    assert!(target.requests().is_empty());
+}
+
 /// The policy again at delivery, on every address, connecting only to a checked address:
 /// a name that resolves first to an allowed and a refused address, then to the refused one
 /// only, then to the allowed one, is resolved once per attempt, refused twice, and delivered
