@@ -7,9 +7,13 @@
 # Needs root (dpkg, the service user). As another user it skips with a message; with CI=true it
 # fails instead. systemd does not run in CI containers, so the service is started the way its
 # unit starts it: the unit's ExecStart, as the unit's User/Group with no new privileges, its
-# EnvironmentFile, UMask and WorkingDirectory. What this does NOT exercise: systemd's own
-# sandbox (ProtectSystem=strict, SystemCallFilter, ...); `systemd-analyze verify` checks the
-# unit's syntax when it is installed. See docs/runbook.md.
+# EnvironmentFile, UMask and WorkingDirectory, inside the unit's file-system sandbox rebuilt
+# in a private mount namespace (unshare): ProtectSystem=strict (every mount read-only but the
+# kernel's API file systems), StateDirectory= (the only writable path), PrivateTmp= and
+# ProtectHome=; the check then proves from inside that namespace, as the service user, that
+# the state directory is writable and /etc, /usr and /var are not. What this does NOT
+# exercise: systemd's other options (SystemCallFilter, Protect*Kernel*, ...); `systemd-analyze
+# verify` checks the unit's syntax when it is installed. See docs/runbook.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +38,7 @@ getent passwd efgs >/dev/null && user_existed=1
 cleanup() {
     [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
     dpkg --purge efgs-server >/dev/null 2>&1 || true
-    rm -rf /etc/efgs/secrets /etc/efgs/trust-anchor.pem
+    rm -rf /etc/efgs/secrets /etc/efgs/trust-anchor.pem /var/lib/efgs-check-probe
     rmdir /etc/efgs 2>/dev/null || true
     [ "$user_existed" = 1 ] || userdel efgs 2>/dev/null || true
     rm -rf "$work"
@@ -96,12 +100,30 @@ group=$(sed -n 's/^Group=//p' "$unit")
 workdir=$(sed -n 's/^WorkingDirectory=//p' "$unit")
 mapfile -t unit_env < <(grep -E '^EFGS_[A-Z_]+=' /etc/default/efgs-server || true)
 install -d -o "$user" -g "$group" -m 0750 "$workdir"   # systemd's StateDirectory=
+probe=/var/lib/efgs-check-probe                          # see the sandbox check below
+install -d -o "$user" -g "$group" -m 0750 "$probe"
+grep -qx 'ProtectSystem=strict' "$unit" && grep -qx 'PrivateTmp=yes' "$unit" \
+    && grep -qx 'ProtectHome=yes' "$unit" && grep -qx 'StateDirectory=efgs' "$unit" \
+    || { echo "check-deb: the unit's file-system sandbox is not the one this check rebuilds" >&2; exit 1; }
+# The unit's file-system sandbox, run as root in a new mount namespace before dropping to the
+# service user: ProtectSystem=strict, then StateDirectory= writable, PrivateTmp=, ProtectHome=.
+# shellcheck disable=SC2016
+sandbox='set -e
+awk "{print \$5}" /proc/self/mountinfo | sort -u | while read -r m; do
+    case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
+    mount -o remount,bind,ro "$m"
+done
+mount --bind "$STATE" "$STATE"; mount -o remount,bind,rw "$STATE"
+for t in /tmp /var/tmp; do mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$t"; done
+for h in /home /root /run/user; do [ ! -d "$h" ] || mount -t tmpfs -o ro,mode=0755 tmpfs "$h"; done
+exec "$@"'
 (
     cd "$workdir"
     umask 0077
     # shellcheck disable=SC2086
     exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "${unit_env[@]}" "${env_extra[@]}" \
         EFGS_LISTEN="127.0.0.1:$port" EFGS_METRICS_LISTEN="127.0.0.1:$metrics_port" \
+        STATE="$workdir" unshare --mount --propagation private sh -c "$sandbox" sandbox \
         setpriv --reuid="$user" --regid="$group" --init-groups --no-new-privs $exec_start
 ) >"$work/out.log" 2>"$work/err.log" &
 pid=$!
@@ -138,6 +160,18 @@ echo "  GET /readyz (metrics listener, port $metrics_port): 200"
 status=$(http OPTIONS /diagnosiskeys | head -n1)
 [ "$status" = 200 ] || { echo "check-deb: OPTIONS /diagnosiskeys gave $status" >&2; exit 1; }
 echo "  OPTIONS /diagnosiskeys: $status"
+# The sandbox, seen from inside the service's mount namespace as the service user.
+in_sandbox() { nsenter --target "$pid" --mount setpriv --reuid="$user" --regid="$group" --init-groups "$@"; }
+in_sandbox sh -c "touch '$workdir/.probe' && rm '$workdir/.probe'" \
+    || { echo "check-deb: the state directory $workdir is not writable in the sandbox" >&2; exit 1; }
+# A directory the service user owns outside its state: writable to it without the sandbox.
+if in_sandbox sh -c "touch '$probe/file'" 2>/dev/null; then
+    echo "check-deb: $probe (owned by $user, outside the state) is writable in the sandbox" >&2; exit 1
+fi
+setpriv --reuid="$user" --regid="$group" --init-groups touch "$probe/file" \
+    || { echo "check-deb: the probe directory is not writable even outside the sandbox" >&2; exit 1; }
+[ -z "$(in_sandbox ls -A /tmp)" ] || { echo "check-deb: /tmp is not private in the sandbox" >&2; exit 1; }
+echo "  file-system sandbox: read-only but $workdir; private /tmp (checked as $user from inside)"
 runs_as=$(stat -c %U "/proc/$pid")
 [ "$runs_as" = "$user" ] || { echo "check-deb: the service runs as $runs_as, not $user" >&2; exit 1; }
 echo "  runs as: $runs_as, NoNewPrivs: $(sed -n 's/^NoNewPrivs:[[:space:]]*//p' "/proc/$pid/status")"
