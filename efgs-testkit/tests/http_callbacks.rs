@@ -138,6 +138,20 @@ async fn until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Subscribes `good` (DE's control receiver, at good.test) as "good", cuts batch `n`, and
+/// waits until the control has received exactly that batch.
+async fn control_receives_a_batch(fed: &Federation, good: &Receiver, n: u64) {
+    put(fed, "DE", "good", &good.url("good.test")).await;
+    let (tag, _) = cut(fed, n).await;
+    until(
+        Duration::from_secs(10),
+        "the control receives the batch",
+        || good.deliveries().len() == 1,
+    )
+    .await;
+    assert_eq!(good.delivered_tags(), [tag]);
+}
+
 async fn put(fed: &Federation, country: &str, id: &str, url: &str) {
     let r = fed[country].callback_put(id, Some(url)).await.unwrap();
     assert_eq!(
@@ -613,15 +627,7 @@ async fn receivers_with_wrong_certificates_receive_nothing() {
     put(fed, "DE", "revoked", &revoked.url("revoked.test")).await;
     put(fed, "DE", "foreign", &foreign.url("foreign.test")).await;
     put(fed, "DE", "wrong-host", &wrong_host.url("wrong-host.test")).await;
-    put(fed, "DE", "good", &good.url("good.test")).await;
-    let (tag, _) = cut(fed, 200).await;
-    until(
-        Duration::from_secs(10),
-        "the control receives the batch",
-        || good.deliveries().len() == 1,
-    )
-    .await;
-    assert_eq!(good.delivered_tags(), [tag]);
+    control_receives_a_batch(fed, &good, 200).await;
     // Give the others a retry too.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for (name, r) in [
@@ -673,15 +679,7 @@ async fn policy_refuses_stored_urls_again_at_delivery() {
             .await
             .unwrap();
     }
-    put(fed, "DE", "good", &good.url("good.test")).await;
-    let (tag, _) = cut(fed, 400).await;
-    until(
-        Duration::from_secs(10),
-        "the control receives the batch",
-        || good.deliveries().len() == 1,
-    )
-    .await;
-    assert_eq!(good.delivered_tags(), [tag]);
+    control_receives_a_batch(fed, &good, 400).await;
     // Every refused subscription is attempted (and fails) before the end of its retries.
     let start = Instant::now();
     loop {
