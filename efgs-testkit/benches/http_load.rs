@@ -7,6 +7,11 @@
 //!   gateway with the same trust list) and the same uploads over HTTP from 8 concurrent clients
 //!   (one per country, each under its own identity) against efgs-server's API, and prints keys/s
 //!   and the ratios.
+//! - `upload-postgres`: the same uploads over HTTP from 8 clients into a gateway on PostgreSQL
+//!   (a fresh schema on `EFGS_TEST_DATABASE_URL`), and the key rows it stored written again by
+//!   binary COPY from 8 connections (one transaction per upload) into a table `LIKE keys
+//!   INCLUDING ALL` in the same cluster; prints both rates, the ratio and the cluster's
+//!   `fsync` / `synchronous_commit` / `full_page_writes` (the goal is stated for them on).
 //! - `serve-download <body-file>`: starts the gateway (memory store, one 5000-key batch uploaded
 //!   by DE and batched), downloads it once as FR, writes the exact response body to
 //!   `<body-file>`, prints `KEY=value` lines (URL, identity headers, PID, ...) and `READY`, then
@@ -38,7 +43,7 @@ use efgs_core::media::BodyFormat;
 use efgs_core::model::FormatVersion;
 use efgs_core::store::{DynStore, UploadOutcome, Upserted};
 use efgs_store_memory::MemoryStore;
-use efgs_testkit::federation::Federation;
+use efgs_testkit::federation::{Federation, PostgresSchema};
 use efgs_testkit::generate::{Profile, profile_keys};
 use efgs_testkit::national::{HEADER_DN, HEADER_THUMBPRINT, encode_body};
 use efgs_testkit::pki::trust_entry;
@@ -74,6 +79,7 @@ fn main() {
     let rt = rt.enable_all().build().expect("tokio runtime");
     match args.first().map(String::as_str) {
         None | Some("upload") => rt.block_on(upload_bench()),
+        Some("upload-postgres") => rt.block_on(upload_postgres_bench()),
         Some(mode @ ("serve-download" | "serve-download-uncached")) => {
             let path = args
                 .get(1)
@@ -81,7 +87,9 @@ fn main() {
             rt.block_on(serve_download(path, mode == "serve-download-uncached"));
         }
         Some(other) => {
-            eprintln!("unknown mode {other:?}: expected `upload` or `serve-download <file>`");
+            eprintln!(
+                "unknown mode {other:?}: expected `upload`, `upload-postgres` or `serve-download <file>`"
+            );
             std::process::exit(2);
         }
     }
@@ -394,6 +402,172 @@ async fn upload_bench() {
     );
     println!("load average at the end {}", loadavg());
     fed.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upload into PostgreSQL against a raw binary COPY of the same rows
+// ---------------------------------------------------------------------------------------------
+
+/// A connection to the bench schema (`search_path` set), for the raw side.
+async fn raw_client(schema: &PostgresSchema) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(schema.url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect to EFGS_TEST_DATABASE_URL");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+        .batch_execute(&format!("SET search_path TO {}", schema.schema()))
+        .await
+        .unwrap();
+    client
+}
+
+/// The `keys` rows the gateway stored for `country`'s uploads tagged `bench-{round}-*`, one
+/// binary COPY image per upload, exactly as PostgreSQL holds them.
+async fn stored_rows(db: &tokio_postgres::Client, country: &str, round: usize) -> Vec<Vec<u8>> {
+    use futures_util::TryStreamExt as _;
+    let ids: Vec<i64> = db
+        .query(
+            "SELECT id FROM uploads WHERE country = $1 AND batch_tag LIKE $2 ORDER BY id",
+            &[&country, &format!("bench-{round}-%")],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut images = Vec::new();
+    for id in ids {
+        let stream = db
+            .copy_out(&format!(
+                "COPY (SELECT * FROM keys WHERE upload_id = {id}) TO STDOUT (FORMAT binary)"
+            ))
+            .await
+            .unwrap();
+        let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
+        images.push(chunks.concat());
+    }
+    images
+}
+
+/// Writes `images` (one upload each) into `raw_keys` with binary COPY, one transaction per
+/// upload, from one connection per client, all clients at once.
+async fn raw_copy(conns: &[Arc<tokio_postgres::Client>], images: &[Vec<Vec<u8>>]) -> Duration {
+    use futures_util::SinkExt as _;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (c, imgs) in conns.iter().zip(images) {
+        let c = Arc::clone(c);
+        let imgs = imgs.clone();
+        tasks.push(tokio::spawn(async move {
+            for img in imgs {
+                c.batch_execute("BEGIN").await.unwrap();
+                let sink = c
+                    .copy_in("COPY raw_keys FROM STDIN (FORMAT binary)")
+                    .await
+                    .unwrap();
+                futures_util::pin_mut!(sink);
+                sink.send(Bytes::from(img)).await.unwrap();
+                sink.finish().await.unwrap();
+                c.batch_execute("COMMIT").await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed()
+}
+
+/// `upload-postgres`: the same signed uploads over HTTP from 8 clients into a gateway on
+/// PostgreSQL, and the key rows it stored written again by binary COPY (8 connections, one
+/// transaction per upload) into `raw_keys`, a table `LIKE keys INCLUDING ALL` (the same
+/// indexes) in the same schema: the ">= 0.80 of a raw COPY" in one run.
+async fn upload_postgres_bench() {
+    let n_keys = env_usize("EFGS_BENCH_KEYS", 5000);
+    let per_client = env_usize("EFGS_BENCH_UPLOADS", 10);
+    let rounds = env_usize("EFGS_BENCH_ROUNDS", 4);
+    let Some(schema) = PostgresSchema::from_env().await.unwrap() else {
+        eprintln!("upload-postgres needs EFGS_TEST_DATABASE_URL");
+        std::process::exit(1);
+    };
+    let fed = Federation::builder()
+        .countries(COUNTRIES)
+        .postgres(&schema)
+        .setting("upload.max_in_flight_bytes", "1000000000")
+        .build()
+        .await
+        .expect("federation");
+    let db = raw_client(&schema).await;
+    let mut durability = Vec::new();
+    for name in ["fsync", "synchronous_commit", "full_page_writes"] {
+        let v: String = db
+            .query_one(&format!("SHOW {name}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        durability.push(format!("{name}={v}"));
+    }
+    db.batch_execute("CREATE TABLE raw_keys (LIKE keys INCLUDING ALL)")
+        .await
+        .unwrap();
+    let mut conns = Vec::new();
+    for _ in COUNTRIES {
+        conns.push(Arc::new(raw_client(&schema).await));
+    }
+    println!("profile: {}", Profile::from_env().name());
+    println!(
+        "http_load upload-postgres: {} clients, {n_keys} keys per upload, {per_client} uploads per client per round, {rounds} rounds; PostgreSQL {}; schema {}",
+        COUNTRIES.len(),
+        durability.join(" "),
+        schema.schema()
+    );
+    let warm = prepare(&fed, 999, 1, n_keys);
+    let _ = over_http(fed.base_url(), &warm).await;
+    let sets: Vec<Vec<Arc<Client>>> = (0..rounds)
+        .map(|r| prepare(&fed, r, per_client, n_keys))
+        .collect();
+    let (mut http_total, mut raw_total, mut keys_total) = (Duration::ZERO, Duration::ZERO, 0usize);
+    for (r, clients) in sets.iter().enumerate() {
+        let load0 = loadavg();
+        let http = over_http(fed.base_url(), clients).await;
+        let mut images = Vec::new();
+        for c in clients {
+            images.push(stored_rows(&db, &c.country, r).await);
+        }
+        let rows: usize = images.iter().flatten().count();
+        assert_eq!(
+            rows,
+            clients.len() * per_client,
+            "every upload's rows found"
+        );
+        let raw = raw_copy(&conns, &images).await;
+        let raw_rate = http.keys as f64 / raw.as_secs_f64();
+        println!(
+            "round {r} (load average {load0} -> {}): HTTP {:>8.0} keys/s (p99 per upload {:.1} ms), raw COPY {:>8.0} keys/s, ratio {:.2}",
+            loadavg(),
+            http.keys_per_sec(),
+            {
+                let mut l = http.latencies.clone();
+                l.sort();
+                percentile(&l, 0.99).as_secs_f64() * 1e3
+            },
+            raw_rate,
+            http.keys_per_sec() / raw_rate
+        );
+        http_total += http.elapsed;
+        raw_total += raw;
+        keys_total += http.keys;
+    }
+    let http_rate = keys_total as f64 / http_total.as_secs_f64();
+    let raw_rate = keys_total as f64 / raw_total.as_secs_f64();
+    println!(
+        "all rounds: HTTP into PostgreSQL {http_rate:.0} keys/s, raw binary COPY of the same rows {raw_rate:.0} keys/s, ratio {:.2} (goal >= 0.80)",
+        http_rate / raw_rate
+    );
+    fed.shutdown().await.unwrap();
+    schema.drop_schema().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
