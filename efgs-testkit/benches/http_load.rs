@@ -529,9 +529,12 @@ async fn upload_postgres_bench() {
         .map(|r| prepare(&fed, r, per_client, n_keys))
         .collect();
     let (mut http_total, mut raw_total, mut keys_total) = (Duration::ZERO, Duration::ZERO, 0usize);
+    let mut wal_http = 0i64;
     for (r, clients) in sets.iter().enumerate() {
         let load0 = loadavg();
+        let wal0 = wal_lsn(&db).await;
         let http = over_http(fed.base_url(), clients).await;
+        wal_http += wal_since(&db, &wal0).await;
         let mut images = Vec::new();
         for c in clients {
             images.push(stored_rows(&db, &c.country, r).await);
@@ -566,8 +569,41 @@ async fn upload_postgres_bench() {
         "all rounds: HTTP into PostgreSQL {http_rate:.0} keys/s, raw binary COPY of the same rows {raw_rate:.0} keys/s, ratio {:.2} (goal >= 0.80)",
         http_rate / raw_rate
     );
+    // What a stored key costs on disk: the key table with its indexes, and the WAL written
+    // by the HTTP uploads (every table they touch), per key.
+    let row = db
+        .query_one(
+            "SELECT pg_total_relation_size('keys')::bigint, count(*)::bigint FROM keys",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (bytes, rows): (i64, i64) = (row.get(0), row.get(1));
+    println!(
+        "disk: keys table with indexes {:.0} bytes per key ({rows} keys, {:.1} MB); WAL written by the HTTP uploads {:.0} bytes per key",
+        bytes as f64 / rows as f64,
+        bytes as f64 / 1e6,
+        wal_http as f64 / keys_total as f64
+    );
     fed.shutdown().await.unwrap();
     schema.drop_schema().await.unwrap();
+}
+
+async fn wal_lsn(db: &tokio_postgres::Client) -> String {
+    db.query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn wal_since(db: &tokio_postgres::Client, lsn: &str) -> i64 {
+    db.query_one(
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::bigint",
+        &[&lsn],
+    )
+    .await
+    .unwrap()
+    .get(0)
 }
 
 // ---------------------------------------------------------------------------------------------
