@@ -74,7 +74,11 @@ impl Ev {
 
     /// The fields after the caller's `route`, for comparing events of two routes.
     fn without(&self, key: &str) -> Vec<(String, String)> {
-        self.fields.iter().filter(|(k, _)| k != key).cloned().collect()
+        self.fields
+            .iter()
+            .filter(|(k, _)| k != key)
+            .cloned()
+            .collect()
     }
 }
 
@@ -109,7 +113,10 @@ fn one<'a>(evs: &'a [Ev], name: &str, with: &[(&str, &str)]) -> &'a Ev {
         found.len(),
         1,
         "one {name} with {with:?}; the trail:\n{}",
-        evs.iter().map(|e| e.line.as_str()).collect::<Vec<_>>().join("\n")
+        evs.iter()
+            .map(|e| e.line.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     found[0]
 }
@@ -293,7 +300,12 @@ async fn subscription_changes_and_refused_callers_are_in_the_trail(backend: Back
     );
     // Each authenticated callback request (4 PUT/DELETE... and the list) has its auth.success.
     assert_eq!(
-        matching(&evs, "auth.success", &[("route", "callback"), ("country", "DE")]).len(),
+        matching(
+            &evs,
+            "auth.success",
+            &[("route", "callback"), ("country", "DE")]
+        )
+        .len(),
         6
     );
     // The refusal on the callback route is the refusal on the download route.
@@ -308,9 +320,17 @@ async fn subscription_changes_and_refused_callers_are_in_the_trail(backend: Back
         &[("route", "download"), ("subject", "C=DE, CN=intruder")],
     );
     assert_eq!(on_cb.without("route"), on_dl.without("route"));
-    assert_eq!((on_cb.level.as_str(), on_cb.get("status")), ("WARN", Some("403")));
     assert_eq!(
-        matching(&evs, "auth.failure", &[("route", "callback"), ("thumbprint", "-")]).len(),
+        (on_cb.level.as_str(), on_cb.get("status")),
+        ("WARN", Some("403"))
+    );
+    assert_eq!(
+        matching(
+            &evs,
+            "auth.failure",
+            &[("route", "callback"), ("thumbprint", "-")]
+        )
+        .len(),
         2,
         "the anonymous DELETE and list"
     );
@@ -532,7 +552,17 @@ async fn the_http_push_sends_the_bearer_token(backend: Backend) {
         .await
         .unwrap();
     let de = &fed["DE"];
-    assert_eq!(de.upload(&de.keys(3), "token-1", efgs_core::media::BodyFormat::Protobuf).await.unwrap().status, 201);
+    assert_eq!(
+        de.upload(
+            &de.keys(3),
+            "token-1",
+            efgs_core::media::BodyFormat::Protobuf
+        )
+        .await
+        .unwrap()
+        .status,
+        201
+    );
     let head = fed.store().append_audit_events(Vec::new()).await.unwrap();
     until(
         Duration::from_secs(10),
@@ -543,7 +573,8 @@ async fn the_http_push_sends_the_bearer_token(backend: Backend) {
     let auth = collector.authorizations();
     assert!(!auth.is_empty());
     assert!(
-        auth.iter().all(|a| a.as_deref() == Some(&*format!("Bearer {TOKEN}"))),
+        auth.iter()
+            .all(|a| a.as_deref() == Some(&*format!("Bearer {TOKEN}"))),
         "{auth:?}"
     );
     fed.shutdown().await.unwrap();

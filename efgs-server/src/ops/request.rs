@@ -4,12 +4,12 @@
 //! (unknown routes, media-type routing) are counted in the metrics only.
 
 use efgs_core::Error;
+use efgs_core::callback_url::{CallbackHost, parse_callback_url};
 use efgs_core::cert::Thumbprint;
 use efgs_core::gateway::{Credentials, RequestError};
 use efgs_core::identity::{
     ClientIdentity, identity_from_cert_header, identity_from_certificate, normalise_thumbprint,
 };
-use efgs_core::callback_url::{CallbackHost, parse_callback_url};
 use efgs_core::store::{SubscriptionUpsert, UploadOutcome};
 use efgs_core::trail::{Event, Level, names};
 use warp::http::{HeaderMap, StatusCode};

@@ -133,7 +133,10 @@ fn every_setting_changes_what_its_part_receives() {
     ]);
     let token_file = file("audit-token", b"a-bearer-token.of_the~collector\n");
     let mut http_sink = memory.clone();
-    http_sink.insert("EFGS_AUDIT_HTTP_URL", "http://127.0.0.1:8080/events".to_owned());
+    http_sink.insert(
+        "EFGS_AUDIT_HTTP_URL",
+        "http://127.0.0.1:8080/events".to_owned(),
+    );
     let mut tls_sink = memory.clone();
     tls_sink.extend([
         ("EFGS_AUDIT_SYSLOG", "tls://localhost:6514".to_owned()),
