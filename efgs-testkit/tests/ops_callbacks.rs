@@ -442,7 +442,7 @@ async fn deliveries_and_a_suspension_are_in_the_trail_and_the_metrics(backend: B
         },
     )
     .await;
-    assert_eq!(good.delivered_tags(), [tag.clone()]);
+    assert_eq!(good.delivered_tags(), std::slice::from_ref(&tag));
     assert_eq!(failing.requests().len(), 2, "one attempt and one retry");
     let sub = &fed.store().list_subscriptions("FR").await.unwrap()[0];
     assert!(sub.suspended_at.is_some());

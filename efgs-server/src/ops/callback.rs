@@ -47,7 +47,7 @@ pub(crate) fn delivery_event(
         .field("callback_id", clip(&task.callback_id))
         .field("host", host)
         .field("port", port)
-        .field("batch_tag", &task.batch.tag)
+        .field("batch_tag", task.batch.tag)
         .field("attempt", u64::from(task.retries) + 1)
         .field("outcome", outcome);
     if let Some(e) = error {
