@@ -298,7 +298,7 @@ async fn subscription_changes_and_refused_callers_are_in_the_trail(backend: Back
         (missing.level.as_str(), missing.get("status")),
         ("WARN", Some("404"))
     );
-    // Each authenticated callback request (4 PUT/DELETE... and the list) has its auth.success.
+    // Each authenticated callback request (3 PUTs, 2 DELETEs, the list) has its auth.success.
     assert_eq!(
         matching(
             &evs,
