@@ -53,9 +53,16 @@ pub mod names {
     /// The server started with a configuration (`version`, `revision`, every setting
     /// redacted as `--check` prints it).
     pub const CONFIG_LOADED: &str = "config.loaded";
-    /// Prefix of the callback events (`callback.subscription`, `callback.delivery`), added by
-    /// the callback feature through the server's trail hook.
+    /// Prefix of the callback events ([`CALLBACK_SUBSCRIPTION`], [`CALLBACK_DELIVERY`]), added
+    /// by the callback feature through the server's trail hook.
     pub const CALLBACK_PREFIX: &str = "callback.";
+    /// A country created, changed or deleted a callback subscription (`country`,
+    /// `thumbprint`, `action`, `callback_id`, `host`, `port`, `outcome`, `status`).
+    pub const CALLBACK_SUBSCRIPTION: &str = "callback.subscription";
+    /// The outcome of one callback delivery attempt (`country`, `callback_id`, `host`,
+    /// `port`, `batch_tag`, `attempt`, `outcome`, `reason`); `outcome=suspended` is the
+    /// operator's warning.
+    pub const CALLBACK_DELIVERY: &str = "callback.delivery";
 }
 
 /// The severity of an event (syslog severities: informational and warning).

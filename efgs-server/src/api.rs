@@ -159,7 +159,9 @@ pub(crate) fn api(
         .and(warp::header::headers_cloned())
         .then(
             |state: Arc<AppState>, conn: Option<ConnectionInfo>, headers: HeaderMap| async move {
-                callback_list_handler(&state, conn.as_ref(), &headers).await
+                let mut note = Note::callback_list();
+                let res = callback_list_handler(&state, conn.as_ref(), &headers, &mut note).await;
+                finish(&state.ops, note, res).await
             },
         );
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
@@ -175,7 +177,19 @@ pub(crate) fn api(
              state: Arc<AppState>,
              conn: Option<ConnectionInfo>,
              headers: HeaderMap| async move {
-                callback_put_handler(&state, conn.as_ref(), &headers, &id, &query).await
+                let id = callback::decode_path_segment(&id);
+                let url = callback::url_parameter(&query);
+                let mut note = Note::callback_put(&id, url.as_deref());
+                let res = callback_put_handler(
+                    &state,
+                    conn.as_ref(),
+                    &headers,
+                    &id,
+                    url.as_deref(),
+                    &mut note,
+                )
+                .await;
+                finish(&state.ops, note, res).await
             },
         );
     let unsubscribe =
@@ -189,7 +203,12 @@ pub(crate) fn api(
                  state: Arc<AppState>,
                  conn: Option<ConnectionInfo>,
                  headers: HeaderMap| async move {
-                    callback_delete_handler(&state, conn.as_ref(), &headers, &id).await
+                    let id = callback::decode_path_segment(&id);
+                    let mut note = Note::callback_delete(&id);
+                    let res =
+                        callback_delete_handler(&state, conn.as_ref(), &headers, &id, &mut note)
+                            .await;
+                    finish(&state.ops, note, res).await
                 },
             );
 
@@ -452,7 +471,10 @@ async fn download_handler(
             }
             res
         }
-        Err(e) => error_response(&e, &path),
+        Err(e) => {
+            note.failed(&e);
+            error_response(&e, &path)
+        }
     }
 }
 
@@ -482,7 +504,10 @@ async fn audit_handler(
             );
             res
         }
-        Err(e) => error_response(&e, path),
+        Err(e) => {
+            note.failed(&e);
+            error_response(&e, path)
+        }
     }
 }
 
@@ -492,15 +517,12 @@ async fn callback_list_handler(
     state: &AppState,
     conn: Option<&ConnectionInfo>,
     headers: &HeaderMap,
+    note: &mut Note,
 ) -> Response {
     if let Err(e) = media::accepts_json(header_str(headers, "accept")) {
         return error_response(&Error::from(e), CALLBACK_PATH);
     }
-    let who = match state
-        .gateway
-        .authenticate(credentials(&state.auth, conn, headers), (state.clock)())
-        .await
-    {
+    let who = match authenticate(state, conn, headers, note).await {
         Ok(who) => who,
         Err(e) => return error_response(&e, CALLBACK_PATH),
     };
@@ -523,34 +545,27 @@ async fn callback_put_handler(
     conn: Option<&ConnectionInfo>,
     headers: &HeaderMap,
     id: &str,
-    query: &str,
+    url: Option<&str>,
+    note: &mut Note,
 ) -> Response {
-    let who = match state
-        .gateway
-        .authenticate(credentials(&state.auth, conn, headers), (state.clock)())
-        .await
-    {
+    let who = match authenticate(state, conn, headers, note).await {
         Ok(who) => who,
         Err(e) => return error_response(&e, CALLBACK_PATH),
     };
-    let id = callback::decode_path_segment(id);
-    let url = callback::url_parameter(query);
     match state
         .gateway
-        .subscribe(
-            &who,
-            &id,
-            url.as_deref(),
-            state.resolver.as_ref(),
-            (state.clock)(),
-        )
+        .subscribe(&who, id, url, state.resolver.as_ref(), (state.clock)())
         .await
     {
         Ok(outcome) => {
+            note.subscribed(outcome);
             tracing::info!(country = %who.country, outcome = outcome.code(), "callback subscription stored");
             Response::new(Bytes::new().into())
         }
-        Err(e) => error_response(&e, CALLBACK_PATH),
+        Err(e) => {
+            note.failed(&e);
+            error_response(&e, CALLBACK_PATH)
+        }
     }
 }
 
@@ -559,22 +574,22 @@ async fn callback_delete_handler(
     conn: Option<&ConnectionInfo>,
     headers: &HeaderMap,
     id: &str,
+    note: &mut Note,
 ) -> Response {
-    let who = match state
-        .gateway
-        .authenticate(credentials(&state.auth, conn, headers), (state.clock)())
-        .await
-    {
+    let who = match authenticate(state, conn, headers, note).await {
         Ok(who) => who,
         Err(e) => return error_response(&e, CALLBACK_PATH),
     };
-    let id = callback::decode_path_segment(id);
-    match state.gateway.unsubscribe(&who, &id).await {
+    match state.gateway.unsubscribe(&who, id).await {
         Ok(()) => {
+            note.unsubscribed();
             tracing::info!(country = %who.country, "callback subscription deleted");
             Response::new(Bytes::new().into())
         }
-        Err(e) => error_response(&e, CALLBACK_PATH),
+        Err(e) => {
+            note.failed(&e);
+            error_response(&e, CALLBACK_PATH)
+        }
     }
 }
 

@@ -24,6 +24,9 @@
 //! - **Failures** are retried `callback.max_retries` times, `callback.retry_interval_secs`
 //!   apart; then the subscription is suspended and the warning event `callback.suspended` is
 //!   logged for the operator.
+//! - **Trail.** Each attempt whose outcome the worker learnt is recorded as a
+//!   `callback.delivery` event (`outcome=suspended` at WARN for the operator) and counted in
+//!   `efgs_callback_events_total` ([`crate::ops::callback`]).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -46,6 +49,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::ops::Ops;
 use crate::server::Clock;
 
 /// The most of a receiver's answer body that is read (and discarded).
@@ -127,6 +131,8 @@ pub(crate) struct Delivery {
     pub(crate) holder: String,
     /// Woken when this instance cut a batch.
     pub(crate) wake: Arc<Notify>,
+    /// The audit trail and metrics the outcomes go to.
+    pub(crate) ops: Ops,
 }
 
 /// A lease-holder id unique to this process start.
@@ -197,11 +203,25 @@ impl Delivery {
             .unwrap_or_else(|_| Err(DeliveryError::Request("timed out".to_owned())));
         let delivered = outcome.is_ok();
         let now = (self.clock)();
-        match self
+        let finished = self
             .gateway
             .finish_callback(&task, &self.holder, delivered, now)
-            .await
-        {
+            .await;
+        let event = crate::ops::callback::delivery_event(
+            &self.ops,
+            &task,
+            finished.as_ref().copied().map_err(|_| ()),
+            outcome.as_ref().err(),
+        );
+        if self.ops.trail.record(vec![event]).await.is_err() {
+            // The writer logs the store's failure once; the delivery itself stands.
+            tracing::debug!(
+                country = %task.country,
+                callback_id = %task.callback_id,
+                "callback.delivery event not stored"
+            );
+        }
+        match finished {
             Ok((_, TaskFinish::LeaseLost)) => {
                 tracing::info!(
                     country = %task.country,

@@ -259,6 +259,7 @@ impl Server {
                 settings: settings.delivery.clone(),
                 holder: holder_id(),
                 wake,
+                ops: ops.clone(),
             }
             .run(stop_delivery.clone()),
         );

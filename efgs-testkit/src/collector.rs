@@ -1,7 +1,8 @@
 //! Log-management collectors on loopback for tests and benches: a syslog receiver (RFC 5424
 //! over TCP with octet-counted framing, RFC 6587) and an HTTP receiver of JSON lines. Each
 //! keeps what it received in order and can go down (every connection dropped, the port closed)
-//! and come back on the same port.
+//! and come back on the same port. The HTTP receiver keeps the `Authorization` header of every
+//! request and can require a bearer token (401 and nothing kept without it).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -28,18 +29,34 @@ pub struct Collector {
     kind: CollectorKind,
     addr: SocketAddr,
     received: Arc<Mutex<Vec<String>>>,
+    /// The `Authorization` header of each HTTP request, in order.
+    authorizations: Arc<Mutex<Vec<Option<String>>>>,
+    /// The `Authorization` value an HTTP request must carry to be accepted.
+    required: Option<Arc<str>>,
     task: Option<(JoinHandle<()>, watch::Sender<bool>)>,
 }
 
 impl Collector {
     /// Starts a collector on a free loopback port.
     pub async fn start(kind: CollectorKind) -> std::io::Result<Self> {
+        Self::start_with(kind, None).await
+    }
+
+    /// Starts an HTTP collector that answers 401 (and keeps nothing) to a request without
+    /// `Authorization: Bearer <token>`.
+    pub async fn start_requiring_bearer(token: &str) -> std::io::Result<Self> {
+        Self::start_with(CollectorKind::Http, Some(format!("Bearer {token}").into())).await
+    }
+
+    async fn start_with(kind: CollectorKind, required: Option<Arc<str>>) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let mut c = Collector {
             kind,
             addr,
             received: Arc::default(),
+            authorizations: Arc::default(),
+            required,
             task: None,
         };
         c.serve(listener);
@@ -48,6 +65,7 @@ impl Collector {
 
     fn serve(&mut self, listener: TcpListener) {
         let (kind, received) = (self.kind, self.received.clone());
+        let (authorizations, required) = (self.authorizations.clone(), self.required.clone());
         let (stop_tx, mut stop) = watch::channel(false);
         let task = tokio::spawn(async move {
             // Dropped with the task: every connection closes when the collector goes down.
@@ -62,10 +80,14 @@ impl Collector {
                 };
                 let received = received.clone();
                 let stop = stop.clone();
+                let http = HttpCheck {
+                    authorizations: authorizations.clone(),
+                    required: required.clone(),
+                };
                 conns.spawn(async move {
                     let _ = match kind {
                         CollectorKind::Syslog => read_syslog(stream, &received, stop).await,
-                        CollectorKind::Http => read_http(stream, &received, stop).await,
+                        CollectorKind::Http => read_http(stream, &received, &http, stop).await,
                     };
                 });
             }
@@ -115,6 +137,15 @@ impl Collector {
     /// lines.
     pub fn received(&self) -> Vec<String> {
         self.received
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The `Authorization` header of every HTTP request received, in order (`None`: the
+    /// request had none), accepted or not.
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.authorizations
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -212,22 +243,35 @@ async fn read_syslog(
     }
 }
 
+/// What the HTTP receiver notes and requires of each request's `Authorization` header.
+struct HttpCheck {
+    authorizations: Arc<Mutex<Vec<Option<String>>>>,
+    required: Option<Arc<str>>,
+}
+
 async fn read_http(
     stream: TcpStream,
     out: &Mutex<Vec<String>>,
+    check: &HttpCheck,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     tokio::select! {
-        r = serve_http(stream, out) => r,
+        r = serve_http(stream, out, check) => r,
         _ = stop.changed() => Ok(()),
     }
 }
 
-/// Answers POSTs of JSON lines with 200, keeping the lines once the answer is written.
-async fn serve_http(stream: TcpStream, out: &Mutex<Vec<String>>) -> std::io::Result<()> {
+/// Answers POSTs of JSON lines with 200, keeping the lines once the answer is written (401,
+/// keeping nothing, when a required bearer token is missing).
+async fn serve_http(
+    stream: TcpStream,
+    out: &Mutex<Vec<String>>,
+    check: &HttpCheck,
+) -> std::io::Result<()> {
     let mut r = BufReader::new(stream);
     loop {
         let mut length = 0usize;
+        let mut authorization = None;
         let mut first = true;
         loop {
             let mut line = String::new();
@@ -243,9 +287,27 @@ async fn serve_http(stream: TcpStream, out: &Mutex<Vec<String>>) -> std::io::Res
             {
                 length = value.trim().parse().unwrap_or(0);
             }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("authorization")
+            {
+                authorization = Some(value.trim().to_owned());
+            }
         }
         let mut body = vec![0; length];
         r.read_exact(&mut body).await?;
+        check
+            .authorizations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(authorization.clone());
+        if let Some(required) = &check.required
+            && authorization.as_deref() != Some(&**required)
+        {
+            r.get_mut()
+                .write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")
+                .await?;
+            continue;
+        }
         r.get_mut()
             .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
             .await?;

@@ -22,13 +22,15 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use efgs_core::media::BodyFormat;
-use efgs_core::store::{DynInspectableStore, TrailRecord};
+use efgs_core::model::CertificateType;
+use efgs_core::store::{DynInspectableStore, TrailRecord, TrustListStore as _};
 use efgs_core::trail::ChainVerifier;
+use efgs_testkit::callbacks::{Answer, Receiver, gateway_client_cert, receiver_cert};
 use efgs_testkit::collector::{Collector, CollectorKind};
 use efgs_testkit::federation::{Federation, PostgresSchema, TestClock};
 use efgs_testkit::harness::{CapturedLog, free_port, gateway_env, gateway_files};
 use efgs_testkit::national::{Identity, NationalBackend};
-use efgs_testkit::pki::Pki;
+use efgs_testkit::pki::{Pki, trust_entry};
 use support::Backend;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -178,9 +180,19 @@ async fn every_event_type_reaches_the_trail_and_both_collectors_and_verify_names
     let syslog = Collector::start(CollectorKind::Syslog).await.unwrap();
     let http = Collector::start(CollectorKind::Http).await.unwrap();
     let setting = |k: &str, v: String| (k.to_owned(), v);
+    // Callbacks: the gateway's client certificate, 127.0.0.1 allowed, suspension at the first
+    // failure.
+    let cb_dir = tempfile::tempdir().unwrap();
+    let (_, cb_cert, cb_key) =
+        gateway_client_cert(cb_dir.path(), time::OffsetDateTime::now_utc()).unwrap();
     let gw = Gateway::new(
         schema.clone(),
         vec![
+            setting("EFGS_CALLBACK_CLIENT_CERT", cb_cert.display().to_string()),
+            setting("EFGS_CALLBACK_CLIENT_KEY", cb_key.display().to_string()),
+            setting("EFGS_CALLBACK_ALLOW_CIDRS", "127.0.0.1/32".into()),
+            setting("EFGS_CALLBACK_POLL_MILLIS", "100".into()),
+            setting("EFGS_CALLBACK_MAX_RETRIES", "0".into()),
             setting("EFGS_AUDIT_SYSLOG", syslog.url()),
             setting("EFGS_AUDIT_HTTP_URL", http.url()),
             setting("EFGS_AUDIT_PUSH_RETRY_MS", "50".into()),
@@ -206,6 +218,39 @@ async fn every_event_type_reaches_the_trail_and_both_collectors_and_verify_names
             .with_visited_pool(["DE", "FR"])
     };
     let (de, fr) = (backend("DE"), backend("FR"));
+    // Callback subscriptions: DE's receiver answers 200, FR's 500 (suspended at once); one
+    // subscription created and deleted.
+    let mut receivers = Vec::new();
+    for country in ["DE", "FR"] {
+        let cert = receiver_cert(&["127.0.0.1"], country, clock.now()).unwrap();
+        let entry = gw
+            .pki
+            .sign_entry(&cert.cert_pem, country, CertificateType::Callback)
+            .unwrap();
+        let _ = store
+            .upsert_trust_entry(trust_entry(&entry, clock.now()))
+            .await
+            .unwrap();
+        receivers.push(
+            Receiver::start(SocketAddr::from(([127, 0, 0, 1], 0)), cert)
+                .await
+                .unwrap(),
+        );
+    }
+    receivers[1].set_default(Answer::Status(500));
+    for (b, id, r) in [
+        (&de, "ops-cb", &receivers[0]),
+        (&fr, "ops-cb", &receivers[1]),
+    ] {
+        let put = b.callback_put(id, Some(&r.url("127.0.0.1"))).await.unwrap();
+        assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
+    }
+    let gone = de
+        .callback_put("ops-cb-gone", Some("https://127.0.0.1/gone"))
+        .await
+        .unwrap();
+    assert_eq!(gone.status, 200);
+    assert_eq!(de.callback_delete("ops-cb-gone").await.unwrap().status, 200);
     let keys = de.keys(10);
     assert_eq!(de.upload(&keys, "ops-1", PB).await.unwrap().status, 201);
     let refused = fr
@@ -229,6 +274,21 @@ async fn every_event_type_reaches_the_trail_and_both_collectors_and_verify_names
     })
     .await;
     assert_eq!(fr.audit(clock.today(), &tag).await.unwrap().status, 200);
+    until(
+        Duration::from_secs(10),
+        "a callback delivered and one suspended",
+        async || {
+            let records = stored(&store).await;
+            let has = |outcome: &str| {
+                records.iter().any(|r| {
+                    name(&r.line) == "callback.delivery"
+                        && r.line.contains(&format!("outcome={outcome}"))
+                })
+            };
+            has("delivered") && has("suspended")
+        },
+    )
+    .await;
     until(Duration::from_secs(10), "a retention run", async || {
         stored(&store)
             .await
@@ -267,6 +327,8 @@ async fn every_event_type_reaches_the_trail_and_both_collectors_and_verify_names
         "retention.run",
         "trust.revoke",
         "trust.readmit",
+        "callback.subscription",
+        "callback.delivery",
     ] {
         assert!(names.contains(expected), "no {expected} event in {names:?}");
     }

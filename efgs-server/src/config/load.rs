@@ -65,6 +65,7 @@ impl Config {
         self.encryption.key_files.values_mut().for_each(rebase);
         rebase_opt(&mut self.duplicate_hash.secret_file);
         rebase_opt(&mut self.audit.ca_file);
+        rebase_opt(&mut self.audit.http_token_file);
         rebase_opt(&mut self.callback.client_cert);
         rebase_opt(&mut self.callback.client_key);
     }
@@ -129,6 +130,10 @@ impl Config {
             }
             let text = read_secret_text("duplicate_hash.secret_file", path)?;
             self.duplicate_hash.secret = Some(Secret::new(text));
+        }
+        if let Some(path) = &self.audit.http_token_file {
+            let text = read_secret_text("audit.http_token_file", path)?;
+            self.audit.http_token = Some(Secret::new(text));
         }
         for (id, path) in &self.encryption.key_files {
             let setting = format!("encryption.key_files.{id}");

@@ -14,7 +14,7 @@
 //!    directory. An `EFGS_*` variable that names no setting is refused (a typo in a security
 //!    setting must not pass silently), except `EFGS_CONFIG`.
 //! 4. Secrets from files: `database.url_file`, `database.password_file`,
-//!    `encryption.key_files` and `duplicate_hash.secret_file`. Each secret file, and the TLS
+//!    `encryption.key_files`, `duplicate_hash.secret_file` and `audit.http_token_file`. Each secret file, and the TLS
 //!    private key, must not be accessible by "others" (mode `& 0o007 == 0`). One trailing line
 //!    break is ignored. Setting both a secret and its `_file` variant is refused.
 //!
@@ -557,6 +557,11 @@ pub(crate) struct AuditConfig {
     pub(crate) syslog: Option<String>,
     /// HTTP collector receiving JSON lines: `http://...` or `https://...`.
     pub(crate) http_url: Option<String>,
+    /// File holding the bearer token sent to the HTTP collector.
+    pub(crate) http_token_file: Option<PathBuf>,
+    /// The token read from `http_token_file` by the loader (never from the TOML file).
+    #[serde(skip)]
+    pub(crate) http_token: Option<Secret>,
     /// CA certificates (PEM) the collectors' TLS certificates must chain to.
     pub(crate) ca_file: Option<PathBuf>,
     /// Milliseconds between delivery attempts while a collector is unreachable or caught up.
@@ -570,6 +575,8 @@ impl Default for AuditConfig {
             retention_days: 396,
             syslog: None,
             http_url: None,
+            http_token_file: None,
+            http_token: None,
             ca_file: None,
             push_retry_ms: 2000,
         }

@@ -318,6 +318,8 @@ settings! {
         "Push the trail to a syslog collector (RFC 5424, octet-counted framing over TCP): `tcp://host:port`, or `tls://host:port` (certificate checked against audit.ca_file). Delivery resumes from the last acknowledged event.";
     "audit.http_url" => audit.http_url:
         "Push the trail as JSON lines (application/x-ndjson) by HTTP POST to this `http://` or `https://` URL; a 2xx answer acknowledges the events sent.";
+    "audit.http_token_file" => audit.http_token_file:
+        "File holding a bearer token sent to audit.http_url as `Authorization: Bearer <token>` (must not be readable by others; one trailing line break is ignored). Unset: no Authorization header.";
     "audit.ca_file" => audit.ca_file:
         "PEM file with the CA certificate(s) the collectors' TLS certificates must chain to (required with `tls://` or `https://`).";
     "audit.push_retry_ms" => audit.push_retry_ms:

@@ -117,9 +117,8 @@ impl Metrics {
         h.sum += seconds;
     }
 
-    /// A callback event for the callback feature: `kind` is `delivery`, `retry` or
-    /// `suspension`; `outcome` a short code (`ok`, `failed`, ...).
-    #[allow(dead_code)] // the hook of the callback feature (docs/operations.md)
+    /// A callback event: `kind` is `delivery` (`outcome`: `delivered`, `failed`,
+    /// `unrecorded`), `retry` or `suspension` (`outcome`: the failure's code).
     pub(crate) fn callback(&self, kind: &'static str, outcome: &str) {
         add(&self.callbacks, (kind, outcome.to_owned()), 1);
     }

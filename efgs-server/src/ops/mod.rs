@@ -5,10 +5,11 @@
 //!
 //! A feature adds events to the trail through [`Ops::trail`] (events stamped by
 //! [`Trail::event`], written by [`Trail::record`], which returns once they are stored), and
-//! counts through [`Metrics`]. The callback feature uses the names `callback.subscription`
-//! and `callback.delivery` (prefix [`efgs_core::trail::names::CALLBACK_PREFIX`]) and
+//! counts through [`Metrics`]. The callback feature records `callback.subscription` (request
+//! events, [`request`]) and `callback.delivery` ([`callback`]), and counts
 //! [`Metrics::callback`] (`delivery`, `retry`, `suspension`); docs/operations.md lists them.
 
+pub(crate) mod callback;
 pub(crate) mod cli;
 pub(crate) mod listener;
 pub(crate) mod metrics;

@@ -201,9 +201,18 @@ async fn send(
             } else {
                 format!("{}:{}", sink.host, sink.port)
             };
-            let req = http::Request::post(path.as_str())
+            let mut req = http::Request::post(path.as_str())
                 .header(http::header::HOST, authority)
-                .header(http::header::CONTENT_TYPE, "application/x-ndjson")
+                .header(http::header::CONTENT_TYPE, "application/x-ndjson");
+            if let Some(token) = &sink.token {
+                // Checked at start (settings::ops::check_token); marked sensitive so that it
+                // is never printed.
+                let mut value = http::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                    .map_err(|_| PushError::Timeout)?;
+                value.set_sensitive(true);
+                req = req.header(http::header::AUTHORIZATION, value);
+            }
+            let req = req
                 .body(Full::new(Bytes::from(body)))
                 .map_err(|_| PushError::Timeout)?;
             timeout(send.ready()).await?;

@@ -4,12 +4,13 @@
 //! (unknown routes, media-type routing) are counted in the metrics only.
 
 use efgs_core::Error;
+use efgs_core::callback_url::{CallbackHost, parse_callback_url};
 use efgs_core::cert::Thumbprint;
 use efgs_core::gateway::{Credentials, RequestError};
 use efgs_core::identity::{
     ClientIdentity, identity_from_cert_header, identity_from_certificate, normalise_thumbprint,
 };
-use efgs_core::store::UploadOutcome;
+use efgs_core::store::{SubscriptionUpsert, UploadOutcome};
 use efgs_core::trail::{Event, Level, names};
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
@@ -32,6 +33,8 @@ pub(crate) fn route_of(path: &str) -> &'static str {
         "download"
     } else if path.starts_with("/diagnosiskeys/audit/download/") {
         "audit"
+    } else if path == "/diagnosiskeys/callback" || path.starts_with("/diagnosiskeys/callback/") {
+        "callback"
     } else if path == "/diagnosiskeys" {
         "options"
     } else if path == "/healthz" {
@@ -93,7 +96,8 @@ enum Auth {
 #[derive(Debug)]
 pub(crate) struct Note {
     route: &'static str,
-    event: &'static str,
+    /// The action's event; `None`: the request records its authentication only.
+    event: Option<&'static str>,
     auth: Option<Auth>,
     fields: Vec<(&'static str, String)>,
     outcome: Option<&'static str>,
@@ -103,7 +107,7 @@ impl Note {
     fn new(route: &'static str, event: &'static str) -> Self {
         Note {
             route,
-            event,
+            event: Some(event),
             auth: None,
             fields: Vec::new(),
             outcome: None,
@@ -140,6 +144,49 @@ impl Note {
         n.fields.push(("date", clip(date)));
         n.fields.push(("batch_tag", clip(tag)));
         n
+    }
+
+    /// A listing of the caller's callback subscriptions: its authentication is recorded, the
+    /// listing itself is no event (it changes nothing).
+    pub(crate) fn callback_list() -> Self {
+        let mut n = Note::new("callback", names::CALLBACK_SUBSCRIPTION);
+        n.event = None;
+        n
+    }
+
+    /// A callback subscription upsert of `id` to `url`: the id, and the URL's host and port
+    /// only (its user information or path may hold a secret of the receiver).
+    pub(crate) fn callback_put(id: &str, url: Option<&str>) -> Self {
+        let mut n = Note::new("callback", names::CALLBACK_SUBSCRIPTION);
+        n.fields.push(("action", "put".to_owned()));
+        n.fields.push(("callback_id", clip(id)));
+        let (host, port) = url.map_or_else(|| ("-".to_owned(), "-".to_owned()), host_and_port);
+        n.fields.push(("host", host));
+        n.fields.push(("port", port));
+        n
+    }
+
+    /// A callback subscription deletion of `id`.
+    pub(crate) fn callback_delete(id: &str) -> Self {
+        let mut n = Note::new("callback", names::CALLBACK_SUBSCRIPTION);
+        n.fields.push(("action", "delete".to_owned()));
+        n.fields.push(("callback_id", clip(id)));
+        n
+    }
+
+    /// A subscription stored (`created`, `updated`, `reactivated`).
+    pub(crate) fn subscribed(&mut self, outcome: SubscriptionUpsert) {
+        self.outcome = Some(outcome.code());
+    }
+
+    /// A subscription deleted.
+    pub(crate) fn unsubscribed(&mut self) {
+        self.outcome = Some("deleted");
+    }
+
+    /// The action was refused after authentication with `e` (its outcome: the error code).
+    pub(crate) fn failed(&mut self, e: &Error) {
+        self.outcome = Some(answer_for(e).code);
     }
 
     /// The authentication's result.
@@ -240,8 +287,11 @@ impl Note {
                 } else {
                     Level::Info
                 };
+                let Some(event) = self.event else {
+                    return vec![success];
+                };
                 let mut action = trail
-                    .event(level, self.event)
+                    .event(level, event)
                     .field("country", &id.country)
                     .field("thumbprint", &id.thumbprint);
                 for (k, v) in self.fields {
@@ -252,6 +302,21 @@ impl Note {
                 vec![success, action]
             }
         }
+    }
+}
+
+/// The host and port of a callback URL (`-` when it does not parse as one); never its user
+/// information, path or query.
+pub(crate) fn host_and_port(url: &str) -> (String, String) {
+    match parse_callback_url(url) {
+        Ok(u) => {
+            let host = match u.host() {
+                CallbackHost::Domain(d) => clip(d),
+                CallbackHost::Ip(ip) => ip.to_string(),
+            };
+            (host, u.port().to_string())
+        }
+        Err(_) => ("-".to_owned(), "-".to_owned()),
     }
 }
 

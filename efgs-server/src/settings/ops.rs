@@ -9,7 +9,7 @@ use std::time::Duration;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
-use crate::config::{AuditConfig, ConfigError, MetricsConfig, invalid, invalid_because};
+use crate::config::{AuditConfig, ConfigError, MetricsConfig, Secret, invalid, invalid_because};
 
 /// The audit trail, its push and the metrics listener.
 #[derive(Clone, Debug)]
@@ -39,6 +39,8 @@ pub(crate) struct SinkSettings {
     pub(crate) port: u16,
     /// TLS to it, with the roots of `audit.ca_file`.
     pub(crate) tls: Option<SinkTls>,
+    /// The bearer token sent with every POST (`audit.http_token_file`; HTTP only).
+    pub(crate) token: Option<Secret>,
 }
 
 /// The collector's protocol.
@@ -85,6 +87,8 @@ pub(crate) fn ops_settings(
         retention_days,
         syslog,
         http_url,
+        http_token_file: _, // read into `http_token` by the loader
+        http_token,
         ca_file,
         push_retry_ms,
     } = audit;
@@ -118,13 +122,23 @@ pub(crate) fn ops_settings(
         )?);
     }
     if let Some(url) = http_url.filter(|s| !s.trim().is_empty()) {
-        sinks.push(sink(
+        let mut http = sink(
             "audit.http_url",
             "http",
             &url,
             ca_file.as_deref(),
             roots.as_ref(),
-        )?);
+        )?;
+        if let Some(token) = &http_token {
+            check_token(token)?;
+        }
+        http.token = http_token;
+        sinks.push(http);
+    } else if http_token.is_some() {
+        return Err(invalid(
+            "audit.http_token_file",
+            "is set but audit.http_url is not: there is no collector to send it to",
+        ));
     }
     if !enabled && !sinks.is_empty() {
         return Err(invalid(
@@ -218,5 +232,23 @@ fn sink(
         port: uri.port_u16().unwrap_or(default_port),
         host,
         tls,
+        token: None,
     })
+}
+
+/// A bearer token must be a visible-ASCII `token68` (RFC 6750 §2.1), so that it travels in
+/// the header unchanged. The message never shows the token.
+fn check_token(token: &Secret) -> Result<(), ConfigError> {
+    let t = token.expose();
+    let ok = t.bytes().all(|b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "audit.http_token_file",
+            "the token must be one line of letters, digits and `-._~+/=` (RFC 6750 token68)",
+        ))
+    }
 }

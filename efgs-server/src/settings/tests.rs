@@ -56,7 +56,7 @@ fn received(s: &Settings) -> String {
     format!(
         "listen={} store={store} auth={auth} anchors={:?} import={:?} policy={:?} dup={:?} \
          body={} in_flight={} net={:?} batching={:?} retention={:?} log={:?} ops={:?} \
-         delivery={:?} callback_key={:?}",
+         delivery={:?} callback_key={:?} audit_tokens={:?}",
         s.listen,
         s.anchors,
         s.import_dir,
@@ -74,6 +74,11 @@ fn received(s: &Settings) -> String {
             .client
             .as_ref()
             .map(|c| c.key.secret_der().to_vec()),
+        s.ops
+            .sinks
+            .iter()
+            .map(|k| k.token.as_ref().map(Secret::expose))
+            .collect::<Vec<_>>(),
     )
 }
 
@@ -126,6 +131,12 @@ fn every_setting_changes_what_its_part_receives() {
         ("EFGS_DATABASE_SSLMODE", "verify-full".to_owned()),
         ("EFGS_DATABASE_CA_FILE", anchor.clone()),
     ]);
+    let token_file = file("audit-token", b"a-bearer-token.of_the~collector\n");
+    let mut http_sink = memory.clone();
+    http_sink.insert(
+        "EFGS_AUDIT_HTTP_URL",
+        "http://127.0.0.1:8080/events".to_owned(),
+    );
     let mut tls_sink = memory.clone();
     tls_sink.extend([
         ("EFGS_AUDIT_SYSLOG", "tls://localhost:6514".to_owned()),
@@ -449,6 +460,11 @@ fn every_setting_changes_what_its_part_receives() {
             vec![("EFGS_AUDIT_HTTP_URL", "http://127.0.0.1:8080/events".into())],
         ),
         (
+            "audit.http_token_file",
+            &http_sink,
+            vec![("EFGS_AUDIT_HTTP_TOKEN_FILE", token_file.clone())],
+        ),
+        (
             "audit.ca_file",
             &tls_sink,
             vec![("EFGS_AUDIT_CA_FILE", client_ca.clone())],
@@ -530,5 +546,59 @@ fn every_setting_changes_what_its_part_receives() {
         env.extend(changes.iter().cloned());
         let after = load(&env).unwrap_or_else(|e| panic!("{key}: {e}"));
         assert_ne!(received(&after), before, "{key} has no effect");
+    }
+}
+
+#[test]
+fn the_audit_http_token_file_is_refused_unless_it_is_private_non_empty_and_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (anchor, _) = self_signed(d, "anchor");
+    let good = d.join("token");
+    private(&good, b"tok-1\n");
+    let empty = d.join("empty");
+    private(&empty, b"\n");
+    let spaced = d.join("spaced");
+    private(&spaced, b"two words");
+    let open = d.join("open");
+    std::fs::write(&open, b"tok-2").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let missing = d.join("missing");
+    let load = |url: Option<&str>, file: &Path| {
+        let mut env = vec![
+            ("EFGS_TRUST_ANCHORS", anchor.clone()),
+            ("EFGS_AUDIT_HTTP_TOKEN_FILE", file.display().to_string()),
+        ];
+        if let Some(u) = url {
+            env.push(("EFGS_AUDIT_HTTP_URL", u.to_owned()));
+        }
+        Settings::load(None, env)
+    };
+    let url = Some("http://127.0.0.1:8080/events");
+    let s = load(url, &good).unwrap();
+    assert_eq!(
+        s.ops.sinks[0].token.as_ref().map(Secret::expose),
+        Some("tok-1")
+    );
+    assert!(
+        !format!("{:?}", s.ops).contains("tok-1"),
+        "the token is never shown"
+    );
+    for (why, url, file) in [
+        ("empty", url, &empty),
+        ("not a token68", url, &spaced),
+        ("readable by others", url, &open),
+        ("unreadable", url, &missing),
+        ("no audit.http_url", None, &good),
+    ] {
+        let e = match load(url, file) {
+            Ok(_) => panic!("{why}: accepted"),
+            Err(e) => e,
+        };
+        assert_eq!(e.setting(), Some("audit.http_token_file"), "{why}: {e}");
+        assert!(!e.to_string().contains("tok-"), "{why}: {e}");
     }
 }
