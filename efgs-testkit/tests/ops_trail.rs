@@ -485,6 +485,42 @@ async fn collectors_going_down_receive_every_event_exactly_once(b: Backend) {
     fed.shutdown().await.unwrap();
 }
 
+/// Several instances push one trail without duplicates (build point 3): two gateways on one
+/// PostgreSQL, both configured with the same collectors, serve uploads alternately; each
+/// collector receives every stored event exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_push_one_trail_without_duplicates() {
+    let Some(b) = Backend::postgres("two_instances_push_one_trail_without_duplicates").await else {
+        return;
+    };
+    let syslog = Collector::start(CollectorKind::Syslog).await.unwrap();
+    let http = Collector::start(CollectorKind::Http).await.unwrap();
+    let first = b
+        .builder()
+        .await
+        .countries(["DE", "FR"])
+        .setting("audit.syslog", syslog.url())
+        .setting("audit.http_url", http.url())
+        .setting("audit.push_retry_ms", "50")
+        .build()
+        .await
+        .unwrap();
+    let second = first.instance().await.unwrap();
+    for i in 0..12 {
+        let fed = if i % 2 == 0 { &first } else { &second };
+        let de = &fed["DE"];
+        let r = de
+            .upload(&de.keys(5), &format!("two-{i}"), PB)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201, "{}", r.text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_collectors_hold_the_trail(first.store().as_ref(), &[&syslog, &http]).await;
+    second.shutdown().await.unwrap();
+    first.shutdown().await.unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // No key data, signature or secret
 // ---------------------------------------------------------------------------------------------
