@@ -1,0 +1,25 @@
+-- Change stamps (efgs_core::store::STAMP_LAG, ADR 0029): one counter per kind of data the
+-- gateway keeps in memory between requests, bumped by a statement-level trigger in the same
+-- transaction as the change, so a stamp becomes visible together with what it stands for. Every
+-- instance polls this table (one tiny row read a few times a second) instead of reading the
+-- caller's trust-list row and the batch row on every request. Any write bumps the stamp,
+-- also one made by hand with psql.
+CREATE TABLE change_stamps (
+    name  text   PRIMARY KEY,
+    stamp bigint NOT NULL DEFAULT 0
+);
+INSERT INTO change_stamps (name) VALUES ('certificates'), ('batches');
+
+CREATE FUNCTION bump_change_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE change_stamps SET stamp = stamp + 1 WHERE name = TG_TABLE_NAME;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER certificates_change_stamp
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON certificates
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_change_stamp();
+CREATE TRIGGER batches_change_stamp
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON batches
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_change_stamp();
