@@ -28,8 +28,8 @@ use crate::retention::{self, RetentionPolicy};
 use crate::row_cache::StampedCache;
 use crate::single_flight::Turn;
 use crate::store::{
-    BatchInfo, CleanupReport, CreatedBatch, DownloadStat, DynStore, NewKey, NewUpload,
-    TrustEntry, TrustListStoreExt, UploadOutcome,
+    BatchInfo, CleanupReport, CreatedBatch, DownloadStat, DynStore, NewKey, NewUpload, TrustEntry,
+    TrustListStoreExt, UploadOutcome,
 };
 use crate::tag::BatchTag;
 use crate::trust::TrustAnchors;

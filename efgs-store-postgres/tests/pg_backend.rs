@@ -572,7 +572,13 @@ async fn stamps_are_unavailable_once_the_database_is_gone() {
     store.close();
     tokio::time::sleep(STAMP_LAG).await;
     let r = store.trust_list_stamp().await;
-    assert!(matches!(r, Err(StoreError::Unavailable { .. })), "got {r:?}");
+    assert!(
+        matches!(r, Err(StoreError::Unavailable { .. })),
+        "got {r:?}"
+    );
     let r = store.batch_stamp().await;
-    assert!(matches!(r, Err(StoreError::Unavailable { .. })), "got {r:?}");
+    assert!(
+        matches!(r, Err(StoreError::Unavailable { .. })),
+        "got {r:?}"
+    );
 }

@@ -2362,7 +2362,11 @@ pub async fn change_stamps_follow_writes_through_every_handle(factory: &dyn Stor
     );
     let t3 = stamp(&a, Stamp::TrustList).await.unwrap();
     assert!(t3 > t2, "readmit: {t2} -> {t3}");
-    assert_eq!(stamp(&a, Stamp::Batches).await, Some(s0), "no batch written");
+    assert_eq!(
+        stamp(&a, Stamp::Batches).await,
+        Some(s0),
+        "no batch written"
+    );
 
     let mut g = KeyGen::new(77);
     stored(&a, generate::upload("DE", "s", g.keys("DE", 2), at(0))).await;
@@ -2371,7 +2375,10 @@ pub async fn change_stamps_follow_writes_through_every_handle(factory: &dyn Stor
     assert!(s1 > s0, "batch cut: {s0} -> {s1}");
     stamp_reaches(&a, Stamp::Batches, s1).await;
     assert_eq!(
-        a.batch_by_tag(&made.batch.tag).await.unwrap().map(|i| i.tag),
+        a.batch_by_tag(&made.batch.tag)
+            .await
+            .unwrap()
+            .map(|i| i.tag),
         Some(made.batch.tag)
     );
     assert!(stamp(&a, Stamp::TrustList).await.unwrap() >= t3);

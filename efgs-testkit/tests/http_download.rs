@@ -707,6 +707,9 @@ async fn download_statistics_are_all_written_by_a_graceful_shutdown(b: Backend) 
     for country in ["FR", "IT"] {
         let rows: Vec<_> = stats.iter().filter(|s| s.country == country).collect();
         assert_eq!(rows.len(), served / 2, "{country}");
-        assert!(rows.iter().all(|s| s.number_of_keys == 3 && s.batch_tag.to_string() == t));
+        assert!(
+            rows.iter()
+                .all(|s| s.number_of_keys == 3 && s.batch_tag.to_string() == t)
+        );
     }
 }

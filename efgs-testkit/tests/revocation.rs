@@ -204,7 +204,10 @@ async fn revocation_reaches_cached_downloads_of_another_instance_within_one_seco
     let it = &one["IT"];
     let r = it.upload(&it.keys(3), "it-1", PB).await.unwrap();
     assert_eq!(r.status, 201, "{}", r.text());
-    let t1 = one.run_batching_now().await.unwrap()[0].batch.tag.to_string();
+    let t1 = one.run_batching_now().await.unwrap()[0]
+        .batch
+        .tag
+        .to_string();
     let get = async |fed: &Federation, country: &str| {
         let r = fed[country]
             .download(fed.today(), Some(&t1), Some(PB_V1))
@@ -230,31 +233,46 @@ async fn revocation_reaches_cached_downloads_of_another_instance_within_one_seco
     assert_eq!(get(&one, "FR").await.0, 403, "the revoking instance");
     let start = Instant::now();
     while get(&two, "FR").await.0 != 403 {
-        assert!(start.elapsed() < limit, "FR still served by two after {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "FR still served by two after {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let took = start.elapsed();
     assert_eq!(get(&two, "DE").await.0, 200);
 
-    two.gateway()
-        .store()
-        .readmit_trust_entry(&fr_auth)
-        .await
-        .unwrap();
+    assert_eq!(
+        two.gateway()
+            .store()
+            .readmit_trust_entry(&fr_auth)
+            .await
+            .unwrap(),
+        Readmission::Readmitted
+    );
     assert_eq!(get(&two, "FR").await.0, 200, "the re-admitting instance");
     let start = Instant::now();
     while get(&one, "FR").await.0 != 200 {
-        assert!(start.elapsed() < limit, "FR still refused by one after {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "FR still refused by one after {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
     let r = it.upload(&it.keys(2), "it-2", PB).await.unwrap();
     assert_eq!(r.status, 201, "{}", r.text());
-    let t2 = one.run_batching_now().await.unwrap()[0].batch.tag.to_string();
+    let t2 = one.run_batching_now().await.unwrap()[0]
+        .batch
+        .tag
+        .to_string();
     assert_eq!(get(&one, "DE").await, (200, Some(t2.clone())));
     let start = Instant::now();
     while get(&two, "DE").await.1.as_deref() != Some(t2.as_str()) {
-        assert!(start.elapsed() < limit, "two does not link {t2} after {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "two does not link {t2} after {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     eprintln!("revocation reached the other instance's cached downloads after {took:?}");
