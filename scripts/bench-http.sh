@@ -24,7 +24,8 @@
 # (scripts/pg-test-cluster.sh, started and stopped here) instead of the memory store.
 #
 # Environment: STORE (memory), UNCACHED (1), ROUNDS (5, alternating gateway/nginx runs), WRK_THREADS (2), WRK_CONNECTIONS (16), WRK_DURATION (10s), NGINX_PORT (first port
-# to try, 18080), GATEWAY_PORT (18090).
+# to try, 18080), GATEWAY_PORT (18090), HTTP_LOAD_BIN (an http_load bench binary built before:
+# skips the build, e.g. to run the same binary with 8 and with 64 connections).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -48,9 +49,13 @@ free_port() {
 }
 
 # --- build -------------------------------------------------------------------------------------
-log "building the http_load bench (bench profile)"
-BIN="$(cargo build --profile bench -p efgs-testkit --bench http_load --message-format=json 2>/dev/null |
-    grep -o '"executable":"[^"]*http_load[^"]*"' | tail -1 | sed 's/"executable":"\(.*\)"/\1/')"
+if [[ -n "${HTTP_LOAD_BIN:-}" ]]; then
+    BIN="$HTTP_LOAD_BIN"
+else
+    log "building the http_load bench (bench profile)"
+    BIN="$(cargo build --profile bench -p efgs-testkit --bench http_load --message-format=json 2>/dev/null |
+        grep -o '"executable":"[^"]*http_load[^"]*"' | tail -1 | sed 's/"executable":"\(.*\)"/\1/')"
+fi
 if [[ -z "$BIN" || ! -x "$BIN" ]]; then
     log "could not build or find the http_load bench binary"
     exit 1
