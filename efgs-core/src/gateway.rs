@@ -153,7 +153,7 @@ pub struct Gateway {
 }
 
 /// The rows every request reads, kept while the store's change stamps stay the same (ADR
-/// 0029): a cached download and its authentication then need no database round trip.
+/// 0030): a cached download and its authentication then need no database round trip.
 #[derive(Debug)]
 struct RowCaches {
     /// AUTHENTICATION lookups by (thumbprint, country), with the certificate's validity

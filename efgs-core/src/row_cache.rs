@@ -1,4 +1,4 @@
-//! Store rows kept while the store's change stamp stays the same (ADR 0029).
+//! Store rows kept while the store's change stamp stays the same (ADR 0030).
 //!
 //! The gateway reads the same few rows on every request: the caller's trust-list entry and
 //! the row of the batch being downloaded. A [`StampedCache`] keeps what it read under the

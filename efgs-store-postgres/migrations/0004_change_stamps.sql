@@ -1,4 +1,4 @@
--- Change stamps (efgs_core::store::STAMP_LAG, ADR 0029): one counter per kind of data the
+-- Change stamps (efgs_core::store::STAMP_LAG, ADR 0030): one counter per kind of data the
 -- gateway keeps in memory between requests, bumped by a trigger in the same transaction as the
 -- change, so a stamp becomes visible together with what it stands for. Every instance polls this
 -- table (one tiny read a few times a second) instead of reading the caller's trust-list row and

@@ -1,4 +1,4 @@
-//! The change stamps of `efgs_core::store` on PostgreSQL (migration 0004, ADR 0029).
+//! The change stamps of `efgs_core::store` on PostgreSQL (migration 0004, ADR 0030).
 //!
 //! Triggers bump a counter in `change_stamps` in the same transaction as every statement that
 //! writes `certificates` or `batches`. Each store handle polls that table every

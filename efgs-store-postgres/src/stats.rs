@@ -1,4 +1,4 @@
-//! Download statistics written off the request's path (ADR 0029).
+//! Download statistics written off the request's path (ADR 0030).
 //!
 //! `record_download` puts the row on a bounded queue and returns; one background task per
 //! store handle takes what is queued (up to [`BATCH_ROWS`] rows) and writes it with one

@@ -511,7 +511,7 @@ async fn batching_across_instances_keeps_tags_dense() {
     assert_eq!(a.key_counts().await.unwrap().pending, 0);
 }
 
-/// Download statistics rows are queued and written off the caller's path (ADR 0029), but none
+/// Download statistics rows are queued and written off the caller's path (ADR 0030), but none
 /// is dropped: more rows than the queue holds, recorded at once from several tasks, are all
 /// stored once flushed, and one task's rows keep their order. Another handle sees them after
 /// the recording handle's flush.

@@ -769,7 +769,7 @@ impl Federation {
     /// Waits until the trust-list stamp of the server's store handle reached the one of
     /// [`Self::store`] (they are one value on one database), at most twice the stamp lag: after
     /// a trust-list write through [`Self::store`], the server's next request sees it (on the
-    /// memory store, which both share, at once; ADR 0029).
+    /// memory store, which both share, at once; ADR 0030).
     pub async fn server_sees_trust_list(&self) -> Result<(), StoreError> {
         let Some(want) = self.store.trust_list_stamp().await? else {
             return Ok(());

@@ -277,7 +277,7 @@ async fn download_writes_statistics_row(b: Backend) {
     let t = cut(&fed).await;
     let r = fed["FR"].download(D0, None, Some(PB_V1)).await.unwrap();
     assert_eq!(r.status, 200);
-    // The server's store handle may write the row off the request's path (ADR 0029).
+    // The server's store handle may write the row off the request's path (ADR 0030).
     fed.gateway().store().flush_download_stats().await.unwrap();
     let stats = fed
         .store()
@@ -682,7 +682,7 @@ async fn cached_batch_past_key_retention(b: &Backend) -> (Federation, Date, Stri
     (fed, d1, t)
 }
 
-/// Download statistics are written off the request's path (ADR 0029) but none is lost: the
+/// Download statistics are written off the request's path (ADR 0030) but none is lost: the
 /// rows of downloads answered just before a graceful shutdown are all stored once the server
 /// has stopped, read through another store handle (PostgreSQL) or the same store (memory).
 async fn download_statistics_are_all_written_by_a_graceful_shutdown(b: Backend) {

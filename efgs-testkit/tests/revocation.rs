@@ -192,7 +192,7 @@ async fn revocation_and_readmission_reach_another_instance_within_one_second(b: 
 }
 
 /// The download path keeps the caller's trust-list row and the batch row in memory while the
-/// store's change stamps stay the same (ADR 0029): a cached download needs no database round
+/// store's change stamps stay the same (ADR 0030): a cached download needs no database round
 /// trip. A revocation written through instance one still refuses FR's cached download on
 /// instance two within one second (and on instance one at once), and the re-admission lets
 /// FR in again within one second; meanwhile DE's cached downloads keep being served. A batch

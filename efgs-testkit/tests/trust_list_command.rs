@@ -148,7 +148,7 @@ async fn revoke_restart_import_and_readmit_with_the_commands() {
     );
 
     // trust-list revoke: honoured by the running server within one second (its trust-list
-    // change stamp, ADR 0029), logged with the operator.
+    // change stamp, ADR 0030), logged with the operator.
     log.clear();
     assert_eq!(
         gw.command(&["trust-list", "revoke", &de_auth]).await,
