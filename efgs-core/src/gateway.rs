@@ -25,9 +25,10 @@ use crate::identity::{self, ClientIdentity};
 use crate::media::BodyFormat;
 use crate::model::{CertificateType, DiagnosisKeyBatch, FormatVersion};
 use crate::retention::{self, RetentionPolicy};
+use crate::row_cache::StampedCache;
 use crate::single_flight::Turn;
 use crate::store::{
-    CleanupReport, CreatedBatch, DownloadStat, DynStore, NewKey, NewUpload, TrustEntry,
+    BatchInfo, CleanupReport, CreatedBatch, DownloadStat, DynStore, NewKey, NewUpload, TrustEntry,
     TrustListStoreExt, UploadOutcome,
 };
 use crate::tag::BatchTag;
@@ -147,7 +148,48 @@ pub struct Gateway {
     policy: Arc<GatewayPolicy>,
     integrity: Arc<IntegrityCache>,
     downloads: Arc<DownloadCache>,
+    rows: Arc<RowCaches>,
     on_batch: Option<BatchListener>,
+}
+
+/// The rows every request reads, kept while the store's change stamps stay the same (ADR
+/// 0030): a cached download and its authentication then need no database round trip.
+#[derive(Debug)]
+struct RowCaches {
+    /// AUTHENTICATION lookups by (thumbprint, country), with the certificate's validity
+    /// period when the row passed its integrity check.
+    auth: StampedCache<(Thumbprint, String), Option<Arc<AuthRow>>>,
+    /// Batch rows by tag or by the instant of a download without `batchTag`.
+    batches: StampedCache<BatchLookup, Option<BatchInfo>>,
+}
+
+impl RowCaches {
+    /// At most this many rows per cache (a trust-list row is a few KB, a batch row 100 bytes).
+    const MAX_ENTRIES: usize = 1024;
+}
+
+impl Default for RowCaches {
+    fn default() -> Self {
+        RowCaches {
+            auth: StampedCache::new(Self::MAX_ENTRIES),
+            batches: StampedCache::new(Self::MAX_ENTRIES),
+        }
+    }
+}
+
+/// An AUTHENTICATION trust-list row and, when it passed its integrity check, its
+/// certificate's validity period.
+#[derive(Debug)]
+struct AuthRow {
+    entry: TrustEntry,
+    validity: Option<identity::Validity>,
+}
+
+/// How a download finds its batch.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum BatchLookup {
+    Tag(BatchTag),
+    FirstAtOrAfter(OffsetDateTime),
 }
 
 /// Called after this gateway cut a download batch (the server wakes its callback delivery).
@@ -231,6 +273,7 @@ impl Gateway {
             hasher: Arc::new(hasher),
             integrity: Arc::default(),
             downloads: Arc::new(DownloadCache::new(policy.download_cache)),
+            rows: Arc::default(),
             policy: Arc::new(policy),
             on_batch: None,
         }
@@ -266,9 +309,12 @@ impl Gateway {
     }
 
     /// Identifies and authorises a caller (protocol §2): the certificate thumbprint and country
-    /// must be a valid, non-revoked AUTHENTICATION entry on the trust list. The lookup runs on
-    /// every request and the revoked flag is never cached, so a revocation written by any
-    /// instance on the same store (or the operator's command) takes effect on the next one.
+    /// must be a valid, non-revoked AUTHENTICATION entry on the trust list. The row is kept
+    /// while the store's trust-list stamp stays the same
+    /// ([`crate::store::TrustListStore::trust_list_stamp`]), so a revocation written through
+    /// this gateway's store takes effect on the next request, and one written by another
+    /// instance or the operator's command within [`crate::store::STAMP_LAG`]; a store without
+    /// stamps is read on every request.
     pub async fn authenticate(
         &self,
         credentials: Credentials<'_>,
@@ -286,16 +332,12 @@ impl Gateway {
             Credentials::TlsCertificate(der) => identity::identity_from_certificate(der)?,
             Credentials::None => identity::identity_from_headers(None, None)?,
         };
-        let entry = self
-            .store
-            .trust_entry_for(&id.thumbprint, &id.country, CertificateType::Authentication)
-            .await?;
+        let row = self.auth_row(&id).await?;
+        let entry = row.as_deref().map(|r| &r.entry);
         // Integrity established once per row content (cached); the revoked flag, which the
         // signature does not cover, and the validity period are decided per request.
-        let validity = entry
-            .as_ref()
-            .and_then(|e| self.integrity.validity(e, &self.anchors));
-        match (&entry, validity) {
+        let validity = row.as_deref().and_then(|r| r.validity);
+        match (entry, validity) {
             // `trust_entry_for` matched thumbprint, country and type.
             (Some(e), Some(validity)) => {
                 if e.revoked {
@@ -304,13 +346,56 @@ impl Gateway {
                 validity.check(now)?;
             }
             _ => {
-                let entry = entry.as_ref().map(TrustEntry::to_entry);
+                let entry = entry.map(TrustEntry::to_entry);
                 identity::authorise(&id, entry.as_ref(), &self.anchors)?;
                 // Authorised but the certificate's validity period is unreadable.
                 return Err(identity::IdentityError::OutsideValidity.into());
             }
         }
         Ok(id)
+    }
+
+    /// The caller's AUTHENTICATION row, from the row cache while the trust-list stamp stays
+    /// the same, else from the store.
+    async fn auth_row(&self, id: &ClientIdentity) -> Result<Option<Arc<AuthRow>>, Error> {
+        let stamp = self.store.trust_list_stamp().await?;
+        let key = (id.thumbprint.clone(), id.country.clone());
+        if let Some(s) = stamp
+            && let Some(hit) = self.rows.auth.get(s, &key)
+        {
+            return Ok(hit);
+        }
+        let row = self
+            .store
+            .trust_entry_for(&id.thumbprint, &id.country, CertificateType::Authentication)
+            .await?
+            .map(|entry| {
+                let validity = self.integrity.validity(&entry, &self.anchors);
+                Arc::new(AuthRow { entry, validity })
+            });
+        if let Some(s) = stamp {
+            self.rows.auth.put(s, key, row.clone());
+        }
+        Ok(row)
+    }
+
+    /// A download's batch row, from the row cache while the batch stamp stays the same, else
+    /// from the store.
+    async fn batch_row(&self, lookup: BatchLookup) -> Result<Option<BatchInfo>, Error> {
+        let stamp = self.store.batch_stamp().await?;
+        if let Some(s) = stamp
+            && let Some(hit) = self.rows.batches.get(s, &lookup)
+        {
+            return Ok(hit);
+        }
+        let row = match &lookup {
+            BatchLookup::Tag(tag) => self.store.batch_by_tag(tag).await?,
+            BatchLookup::FirstAtOrAfter(t) => self.store.first_batch_at_or_after(*t).await?,
+        };
+        if let Some(s) = stamp {
+            self.rows.batches.put(s, lookup, row.clone());
+        }
+        Ok(row)
     }
 
     /// Handles `POST /diagnosiskeys/upload` for an authenticated caller (protocol §1.2 with
@@ -438,9 +523,12 @@ impl Gateway {
     /// the caller's own country's keys, encoded in `format`. Writes a download statistics row.
     ///
     /// The encoded body is cached per (batch, caller's country, format) within the limits of
-    /// [`GatewayPolicy::download_cache`] (see [`crate::download_cache`]); authentication, the
-    /// batch lookup (and so the `nextBatchTag` link) and the statistics row happen on every
-    /// request.
+    /// [`GatewayPolicy::download_cache`] (see [`crate::download_cache`]); the batch row (and
+    /// so the `nextBatchTag` link) is kept while the store's batch stamp stays the same
+    /// ([`crate::store::BatchStore::batch_stamp`]: a batch cut by this gateway is linked at
+    /// once, one cut by another instance within [`crate::store::STAMP_LAG`]); the statistics
+    /// row is recorded on every request (a store may write it off the request's path,
+    /// [`crate::store::StatsStore::record_download`]).
     pub async fn download(
         &self,
         who: &ClientIdentity,
@@ -453,8 +541,9 @@ impl Gateway {
         download::check_requested_date(date, now, &self.policy.download)?;
         let batch = match batch_tag {
             None => self
-                .store
-                .first_batch_at_or_after(download::first_batch_threshold(date))
+                .batch_row(BatchLookup::FirstAtOrAfter(
+                    download::first_batch_threshold(date),
+                ))
                 .await?
                 .ok_or(DownloadError::NoBatchForDate { date })?,
             Some(raw) => {
@@ -462,7 +551,9 @@ impl Gateway {
                     tag: raw.chars().take(64).collect(),
                 };
                 let tag = BatchTag::parse(raw.trim()).map_err(|_| unknown())?;
-                self.store.batch_by_tag(&tag).await?.ok_or_else(unknown)?
+                self.batch_row(BatchLookup::Tag(tag))
+                    .await?
+                    .ok_or_else(unknown)?
             }
         };
         download::check_batch_day(batch.created_at, date)?;
@@ -635,6 +726,7 @@ impl Gateway {
         let cutoff = retention::key_cutoff(now, &self.policy.retention);
         let report = self.store.delete_keys_before(cutoff, now).await;
         self.downloads.clear();
+        self.rows.batches.clear();
         let report = report?;
         let meta = retention::metadata_cutoff(now, &self.policy.retention);
         self.store.delete_batches_before(meta).await?;

@@ -24,6 +24,7 @@ pub mod media;
 pub mod model;
 pub mod proto;
 pub mod retention;
+mod row_cache;
 mod single_flight;
 pub mod store;
 pub mod tag;

@@ -390,7 +390,30 @@ pub trait TrustListStore: Send + Sync + Debug + 'static {
     /// ([`CertificateType::as_str`]: `AUTHENTICATION` < `CALLBACK` < `SIGNING`), then
     /// thumbprint (byte-wise, as with SQL `COLLATE "C"`).
     async fn list_trust_entries(&self) -> Result<Vec<TrustEntry>, StoreError>;
+
+    /// The trust list's change stamp (see [`STAMP_LAG`]): `Some(s)` where `s` changes
+    /// whenever an entry is inserted, replaced, revoked, re-admitted or deleted, through any
+    /// handle on the same data. `None` (the default): the store keeps no stamp, and the
+    /// gateway reads the trust list on every request.
+    async fn trust_list_stamp(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
 }
+
+/// How long a change written through one store handle may take to change the stamps
+/// ([`TrustListStore::trust_list_stamp`], [`BatchStore::batch_stamp`]) another handle on the
+/// same data returns: one second.
+///
+/// The stamp contract, for both stamps: a change written through a handle changes the stamp
+/// that handle returns at once (the next call after the write returns a different value);
+/// written through another handle (another instance, the operator's command), within
+/// `STAMP_LAG`. A handle that cannot tell (its database is unreachable for longer) returns an
+/// error instead of an old stamp. When a call returned `Some(s)`, every read through the
+/// same handle that starts afterwards sees at least the data that stamp stands for. Stamps
+/// never repeat an earlier value on one handle (they grow). So a reader may keep what it read
+/// while the stamp stays the same (`efgs_core::gateway` does, for authentication and the
+/// batch rows of downloads) and still see every change within `STAMP_LAG`.
+pub const STAMP_LAG: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Helpers over [`TrustListStore`], implemented for every store.
 #[async_trait]
@@ -679,6 +702,14 @@ pub trait BatchStore: Send + Sync + Debug + 'static {
         &self,
         instant: OffsetDateTime,
     ) -> Result<Option<BatchInfo>, StoreError>;
+
+    /// The batch metadata's change stamp (see [`STAMP_LAG`]): `Some(s)` where `s` changes
+    /// whenever a batch is created, linked or deleted, through any handle on the same data.
+    /// `None` (the default): the store keeps no stamp, and the gateway reads the batch row on
+    /// every download.
+    async fn batch_stamp(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -782,7 +813,20 @@ pub struct CleanupReport {
 #[async_trait]
 pub trait StatsStore: Send + Sync + Debug + 'static {
     /// Records a served download.
+    ///
+    /// Unlike every other write, a store may return before the row is durable, to keep the
+    /// write off the download's path: it then holds at most a bounded number of rows (waiting
+    /// here while that many are unwritten, so none is dropped), writes them within a second,
+    /// and writes all of them in [`StatsStore::flush_download_stats`]. Reads through the same
+    /// handle ([`StoreInspect::download_stats`]) see every row recorded before them.
     async fn record_download(&self, stat: DownloadStat) -> Result<(), StoreError>;
+
+    /// Writes every download row recorded through this handle so far and returns when they
+    /// are durable (the server calls it at graceful shutdown, after the last request). The
+    /// default does nothing: for stores whose [`StatsStore::record_download`] writes at once.
+    async fn flush_download_stats(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1156,6 +1200,7 @@ macro_rules! __for_each_store_trait {
             fn revoke_trust_entry(&self, thumbprint: &Thumbprint) -> Result<(), StoreError>;
             fn readmit_trust_entry(&self, thumbprint: &Thumbprint) -> Result<Readmission, StoreError>;
             fn list_trust_entries(&self) -> Result<Vec<TrustEntry>, StoreError>;
+            fn trust_list_stamp(&self) -> Result<Option<u64>, StoreError>;
         });
 
         $m!(UploadStore {
@@ -1170,6 +1215,7 @@ macro_rules! __for_each_store_trait {
             fn batch_by_tag(&self, tag: &BatchTag) -> Result<Option<BatchInfo>, StoreError>;
             fn first_batch_at_or_after(&self, instant: OffsetDateTime)
                 -> Result<Option<BatchInfo>, StoreError>;
+            fn batch_stamp(&self) -> Result<Option<u64>, StoreError>;
         });
 
         $m!(KeyStore {
@@ -1180,6 +1226,7 @@ macro_rules! __for_each_store_trait {
 
         $m!(StatsStore {
             fn record_download(&self, stat: DownloadStat) -> Result<(), StoreError>;
+            fn flush_download_stats(&self) -> Result<(), StoreError>;
         });
 
         $m!(RetentionStore {

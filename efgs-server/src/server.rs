@@ -287,6 +287,7 @@ impl Server {
             storage = if settings.is_memory_store() { "memory" } else { "postgres" },
             "serving"
         );
+        let store_after_serving = Arc::clone(gateway.store());
         let state = AppState {
             gateway,
             auth,
@@ -297,11 +298,22 @@ impl Server {
             resolver,
         };
         serve_connections(listener, tls, api(state), &settings.net, shutdown).await;
+        flush_download_stats(&store_after_serving, settings.net.shutdown_grace).await;
         stop_delivery.cancel();
         jobs.shutdown(settings.net.shutdown_grace).await;
         while delivery.join_next().await.is_some() {}
         running.shutdown().await;
         Ok(())
+    }
+}
+
+/// Writes the download statistics rows the store may still hold (after the last request), so
+/// a graceful shutdown loses no count; gives up after `grace`.
+async fn flush_download_stats(store: &Arc<DynStore>, grace: Duration) {
+    match tokio::time::timeout(grace, store.flush_download_stats()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "download statistics not written at shutdown"),
+        Err(_) => tracing::error!("download statistics not written within the shutdown grace"),
     }
 }
 

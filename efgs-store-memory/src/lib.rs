@@ -27,6 +27,7 @@ mod compact;
 use compact::CompactKeys;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -54,6 +55,10 @@ pub struct MemoryStore {
     state: RwLock<State>,
     download_stats: Mutex<DownloadStats>,
     trail: Mutex<trail::Trail>,
+    /// Change stamps ([`TrustListStore::trust_list_stamp`], [`BatchStore::batch_stamp`]),
+    /// bumped after every change (so a reader that saw a stamp sees at least its data).
+    trust_stamp: AtomicU64,
+    batch_stamp: AtomicU64,
 }
 
 mod trail;
@@ -165,6 +170,10 @@ impl MemoryStore {
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bump(stamp: &AtomicU64) {
+        stamp.fetch_add(1, Ordering::SeqCst);
     }
 
     fn download_stats_lock(&self) -> MutexGuard<'_, DownloadStats> {
@@ -286,6 +295,7 @@ impl TrustListStore for MemoryStore {
         let outcome = Upserted::for_stored(s.trust.get(&entry.thumbprint), &entry);
         if outcome.writes() {
             s.trust.insert(entry.thumbprint.clone(), entry);
+            Self::bump(&self.trust_stamp);
         }
         Ok(outcome)
     }
@@ -298,6 +308,7 @@ impl TrustListStore for MemoryStore {
         match self.write().trust.get_mut(thumbprint) {
             Some(e) => {
                 e.revoked = true;
+                Self::bump(&self.trust_stamp);
                 Ok(())
             }
             None => Err(StoreError::NotFound {
@@ -313,6 +324,7 @@ impl TrustListStore for MemoryStore {
         match self.write().trust.get_mut(thumbprint) {
             Some(e) if e.revoked => {
                 e.revoked = false;
+                Self::bump(&self.trust_stamp);
                 Ok(Readmission::Readmitted)
             }
             Some(_) => Ok(Readmission::NotRevoked),
@@ -320,6 +332,10 @@ impl TrustListStore for MemoryStore {
                 what: "trust-list entry",
             }),
         }
+    }
+
+    async fn trust_list_stamp(&self) -> Result<Option<u64>, StoreError> {
+        Ok(Some(self.trust_stamp.load(Ordering::SeqCst)))
     }
 
     async fn list_trust_entries(&self) -> Result<Vec<TrustEntry>, StoreError> {
@@ -488,6 +504,7 @@ impl BatchStore for MemoryStore {
                 uploads: claimed,
             },
         );
+        Self::bump(&self.batch_stamp);
         Ok(Some(CreatedBatch {
             batch: info,
             previous,
@@ -497,6 +514,10 @@ impl BatchStore for MemoryStore {
 
     async fn batch_by_tag(&self, tag: &BatchTag) -> Result<Option<BatchInfo>, StoreError> {
         Ok(self.read().batch(tag).map(|b| b.info.clone()))
+    }
+
+    async fn batch_stamp(&self) -> Result<Option<u64>, StoreError> {
+        Ok(Some(self.batch_stamp.load(Ordering::SeqCst)))
     }
 
     async fn first_batch_at_or_after(
@@ -619,6 +640,7 @@ impl RetentionStore for MemoryStore {
                 s.batch_by_tag.remove(&b.info.tag);
             }
         }
+        Self::bump(&self.batch_stamp);
         Ok(gone.len() as u64)
     }
 }

@@ -66,6 +66,8 @@ mod crypto;
 mod db;
 mod error;
 mod migrate;
+mod stamps;
+mod stats;
 mod store;
 mod tls;
 mod trail;

@@ -35,6 +35,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "callbacks",
         sql: include_str!("../migrations/0003_callbacks.sql"),
     },
+    Migration {
+        version: 4,
+        name: "change_stamps",
+        sql: include_str!("../migrations/0004_change_stamps.sql"),
+    },
 ];
 
 /// First key of the two-key advisory locks this crate takes (ASCII "EFGS").

@@ -30,6 +30,8 @@ use crate::crypto::Ciphers;
 use crate::db::Db;
 use crate::error::{ConnectError, PgError};
 use crate::migrate::LOCK_CLASS;
+use crate::stamps::{Kind as StampKind, Stamps};
+use crate::stats::StatsQueue;
 
 /// How often an upload or batch transaction is retried after a deadlock or serialization
 /// failure before the caller gets `Unavailable`.
@@ -41,6 +43,10 @@ const MAX_ATTEMPTS: usize = 3;
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pub(crate) db: Arc<Db>,
+    /// The change stamps, polled in the background (`crate::stamps`).
+    stamps: Arc<Stamps>,
+    /// Download statistics rows on their way to the database (`crate::stats`).
+    stats: Arc<StatsQueue>,
 }
 
 impl PgStore {
@@ -50,8 +56,24 @@ impl PgStore {
     /// `StoreError::Backend` for invalid settings or a database migrated by an unknown
     /// (newer) version.
     pub async fn connect(cfg: &PgConfig) -> Result<Self, ConnectError> {
-        let db = Db::connect(cfg).await?;
-        Ok(PgStore { db: Arc::new(db) })
+        let db = Arc::new(Db::connect(cfg).await?);
+        let stamps = Arc::new(Stamps::new());
+        crate::stamps::spawn_poller(Arc::downgrade(&db), Arc::downgrade(&stamps));
+        let stats = Arc::new(StatsQueue::start(Arc::clone(&db), cfg.wait_timeout));
+        Ok(PgStore { db, stamps, stats })
+    }
+
+    /// After a write of `certificates` or `batches` through this handle: reads the stamps, so
+    /// this handle's next stamp reflects the write (if that fails, the next stamp call reads
+    /// them itself).
+    async fn after_stamped_write(&self) {
+        if self.stamps.poll(&self.db).await.is_err() {
+            self.stamps.invalidate();
+        }
+    }
+
+    async fn stamp(&self, kind: StampKind) -> Result<Option<u64>, StoreError> {
+        Ok(Some(self.stamps.current(&self.db, kind).await?))
     }
 
     /// Closes the pool: waiting and later calls fail with `Unavailable`.
@@ -364,28 +386,8 @@ impl PgStore {
     }
 }
 
-#[async_trait]
-impl TrustListStore for PgStore {
-    async fn upsert_trust_entry(&self, entry: TrustEntry) -> Result<Upserted, StoreError> {
-        Ok(self.upsert_trust(entry).await?)
-    }
-
-    async fn trust_entry(&self, thumbprint: &Thumbprint) -> Result<Option<TrustEntry>, StoreError> {
-        let client = self.db.client().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {TRUST_COLUMNS} FROM certificates WHERE thumbprint = $1"
-            ))
-            .await
-            .map_err(PgError::from)?;
-        let row = client
-            .query_opt(&stmt, &[&thumbprint.as_str()])
-            .await
-            .map_err(PgError::from)?;
-        Ok(row.as_ref().map(trust_entry).transpose()?)
-    }
-
-    async fn revoke_trust_entry(&self, thumbprint: &Thumbprint) -> Result<(), StoreError> {
+impl PgStore {
+    async fn revoke_trust(&self, thumbprint: &Thumbprint) -> Result<(), StoreError> {
         let client = self.db.client().await?;
         let n = client
             .execute(
@@ -405,16 +407,50 @@ impl TrustListStore for PgStore {
         }
         Ok(())
     }
+}
+
+#[async_trait]
+impl TrustListStore for PgStore {
+    async fn upsert_trust_entry(&self, entry: TrustEntry) -> Result<Upserted, StoreError> {
+        let r = self.upsert_trust(entry).await;
+        self.after_stamped_write().await;
+        Ok(r?)
+    }
+
+    async fn trust_list_stamp(&self) -> Result<Option<u64>, StoreError> {
+        self.stamp(StampKind::TrustList).await
+    }
+
+    async fn trust_entry(&self, thumbprint: &Thumbprint) -> Result<Option<TrustEntry>, StoreError> {
+        let client = self.db.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {TRUST_COLUMNS} FROM certificates WHERE thumbprint = $1"
+            ))
+            .await
+            .map_err(PgError::from)?;
+        let row = client
+            .query_opt(&stmt, &[&thumbprint.as_str()])
+            .await
+            .map_err(PgError::from)?;
+        Ok(row.as_ref().map(trust_entry).transpose()?)
+    }
+
+    async fn revoke_trust_entry(&self, thumbprint: &Thumbprint) -> Result<(), StoreError> {
+        let r = self.revoke_trust(thumbprint).await;
+        self.after_stamped_write().await;
+        r
+    }
 
     async fn readmit_trust_entry(
         &self,
         thumbprint: &Thumbprint,
     ) -> Result<Readmission, StoreError> {
-        self.readmit_trust(thumbprint)
-            .await?
-            .ok_or(StoreError::NotFound {
-                what: "trust-list entry",
-            })
+        let r = self.readmit_trust(thumbprint).await;
+        self.after_stamped_write().await;
+        r?.ok_or(StoreError::NotFound {
+            what: "trust-list entry",
+        })
     }
 
     async fn list_trust_entries(&self) -> Result<Vec<TrustEntry>, StoreError> {
@@ -917,7 +953,12 @@ impl BatchStore for PgStore {
         let mut last = None;
         for _ in 0..MAX_ATTEMPTS {
             match self.try_create_batch(now, max_keys).await {
-                Ok(r) => return Ok(r),
+                Ok(r) => {
+                    if r.is_some() {
+                        self.after_stamped_write().await;
+                    }
+                    return Ok(r);
+                }
                 Err(e) if retry_in_place(&e) => last = Some(e),
                 Err(e) => return Err(e.into()),
             }
@@ -928,6 +969,10 @@ impl BatchStore for PgStore {
                 None => "batch creation kept failing".into(),
             },
         })
+    }
+
+    async fn batch_stamp(&self) -> Result<Option<u64>, StoreError> {
+        self.stamp(StampKind::Batches).await
     }
 
     async fn batch_by_tag(&self, tag: &BatchTag) -> Result<Option<BatchInfo>, StoreError> {
@@ -1063,26 +1108,13 @@ impl PgStore {
 
 #[async_trait]
 impl StatsStore for PgStore {
+    /// Queues the row for the background writer (`crate::stats`).
     async fn record_download(&self, stat: DownloadStat) -> Result<(), StoreError> {
-        let client = self.db.client().await?;
-        client
-            .execute(
-                &cached(
-                    &client,
-                    "INSERT INTO download_stats (country, batch_tag, number_of_keys, requested_at) \
-                 VALUES ($1, $2, $3, $4)",
-                )
-                .await?,
-                &[
-                    &stat.country,
-                    &stat.batch_tag.to_string(),
-                    &to_i64(stat.number_of_keys)?,
-                    &to_store_precision(stat.requested_at),
-                ],
-            )
-            .await
-            .map_err(PgError::from)?;
-        Ok(())
+        self.stats.record(stat).await
+    }
+
+    async fn flush_download_stats(&self) -> Result<(), StoreError> {
+        self.stats.flush().await
     }
 }
 
@@ -1175,7 +1207,9 @@ impl RetentionStore for PgStore {
     }
 
     async fn delete_batches_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
-        Ok(self.delete_batches_inner(cutoff).await?)
+        let r = self.delete_batches_inner(cutoff).await;
+        self.after_stamped_write().await;
+        Ok(r?)
     }
 }
 
@@ -1222,6 +1256,8 @@ impl StoreInspect for PgStore {
     }
 
     async fn download_stats(&self, since: OffsetDateTime) -> Result<Vec<DownloadStat>, StoreError> {
+        // This handle's own rows first (they may still be queued).
+        self.stats.flush().await?;
         let rows = self
             .rows_since(
                 "SELECT country, batch_tag, number_of_keys, requested_at FROM download_stats \

@@ -510,3 +510,75 @@ async fn batching_across_instances_keeps_tags_dense() {
     assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
     assert_eq!(a.key_counts().await.unwrap().pending, 0);
 }
+
+/// Download statistics rows are queued and written off the caller's path (ADR 0030), but none
+/// is dropped: more rows than the queue holds, recorded at once from several tasks, are all
+/// stored once flushed, and one task's rows keep their order. Another handle sees them after
+/// the recording handle's flush.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_download_statistics_are_all_written() {
+    use efgs_core::store::{DownloadStat, StatsStore};
+    use efgs_core::tag::BatchTag;
+    let db = db_or_skip!("queued_download_statistics_are_all_written");
+    let a = db.store().await;
+    let b = db.store().await;
+    let tasks = 4u64;
+    let per_task = 3000u64;
+    let mut set = tokio::task::JoinSet::new();
+    for t in 0..tasks {
+        let a = a.clone();
+        set.spawn(async move {
+            for i in 0..per_task {
+                a.record_download(DownloadStat {
+                    country: ["DE", "FR", "IT", "NL"][t as usize].to_owned(),
+                    batch_tag: BatchTag {
+                        date: T0.date(),
+                        seq: 1,
+                    },
+                    number_of_keys: i,
+                    requested_at: T0,
+                })
+                .await
+                .unwrap();
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+    a.flush_download_stats().await.unwrap();
+    let rows = b.download_stats(T0).await.unwrap();
+    assert_eq!(rows.len() as u64, tasks * per_task);
+    for country in ["DE", "FR", "IT", "NL"] {
+        let keys: Vec<u64> = rows
+            .iter()
+            .filter(|r| r.country == country)
+            .map(|r| r.number_of_keys)
+            .collect();
+        assert_eq!(keys, (0..per_task).collect::<Vec<_>>(), "{country}");
+    }
+}
+
+/// A handle that cannot read the change stamps any more does not keep answering from its last
+/// poll: within a second the stamps are `Unavailable` (so the gateway answers 503 instead of
+/// trusting a trust list that may have been revoked meanwhile).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stamps_are_unavailable_once_the_database_is_gone() {
+    use efgs_core::store::{STAMP_LAG, TrustListStore};
+    let db = db_or_skip!("stamps_are_unavailable_once_the_database_is_gone");
+    let store = db.store().await;
+    assert!(store.trust_list_stamp().await.unwrap().is_some());
+    assert!(store.batch_stamp().await.unwrap().is_some());
+    store.close();
+    tokio::time::sleep(STAMP_LAG).await;
+    let r = store.trust_list_stamp().await;
+    assert!(
+        matches!(r, Err(StoreError::Unavailable { .. })),
+        "got {r:?}"
+    );
+    let r = store.batch_stamp().await;
+    assert!(
+        matches!(r, Err(StoreError::Unavailable { .. })),
+        "got {r:?}"
+    );
+}

@@ -133,6 +133,7 @@ pub const FACTORY_BEHAVIOURS: &[&str] = &[
     "reopened_store_continues_the_batch_chain",
     "reopened_store_keeps_a_revocation_against_reimport",
     "reopened_store_continues_the_audit_chain",
+    "change_stamps_follow_writes_through_every_handle",
 ];
 
 /// Expands the suite into one `#[tokio::test]` per behaviour inside `mod $backend`.
@@ -220,6 +221,7 @@ macro_rules! conformance_tests {
                 reopened_store_continues_the_batch_chain,
                 reopened_store_keeps_a_revocation_against_reimport,
                 reopened_store_continues_the_audit_chain,
+                change_stamps_follow_writes_through_every_handle,
             ],
         }
     };
@@ -2300,6 +2302,86 @@ pub async fn reopened_store_keeps_a_revocation_against_reimport(factory: &dyn St
         store.trust_entry(&expected.thumbprint).await.unwrap(),
         Some(expected)
     );
+}
+
+/// Which change stamp.
+#[derive(Clone, Copy, Debug)]
+enum Stamp {
+    TrustList,
+    Batches,
+}
+
+async fn stamp(store: &Arc<DynInspectableStore>, which: Stamp) -> Option<u64> {
+    match which {
+        Stamp::TrustList => store.trust_list_stamp().await.unwrap(),
+        Stamp::Batches => store.batch_stamp().await.unwrap(),
+    }
+}
+
+/// Waits until `store`'s stamp is at least `want`, failing after `STAMP_LAG`.
+async fn stamp_reaches(store: &Arc<DynInspectableStore>, which: Stamp, want: u64) {
+    let start = std::time::Instant::now();
+    loop {
+        let got = stamp(store, which).await.unwrap();
+        if got >= want {
+            return;
+        }
+        assert!(
+            start.elapsed() < efgs_core::store::STAMP_LAG,
+            "{which:?} stamp still {got} (not {want}) after the stamp lag"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The change stamps (`efgs_core::store::STAMP_LAG`): a trust-list or batch write through one
+/// handle changes that handle's stamp before the write returns, and another handle's within
+/// the stamp lag; stamps only grow. A store without stamps (`None`) has nothing to show.
+pub async fn change_stamps_follow_writes_through_every_handle(factory: &dyn StoreFactory) {
+    let a = factory.open().await;
+    let b = factory.open().await;
+    let (Some(t0), Some(s0)) = (
+        stamp(&a, Stamp::TrustList).await,
+        stamp(&a, Stamp::Batches).await,
+    ) else {
+        return;
+    };
+    let e = entry(1, "DE", CertificateType::Authentication);
+    inserted(&a, e.clone()).await;
+    let t1 = stamp(&a, Stamp::TrustList).await.unwrap();
+    assert!(t1 > t0, "insert: {t0} -> {t1}");
+    stamp_reaches(&b, Stamp::TrustList, t1).await;
+    b.revoke_trust_entry(&e.thumbprint).await.unwrap();
+    let t2 = stamp(&b, Stamp::TrustList).await.unwrap();
+    assert!(t2 > t1, "revoke: {t1} -> {t2}");
+    stamp_reaches(&a, Stamp::TrustList, t2).await;
+    assert!(a.trust_entry(&e.thumbprint).await.unwrap().unwrap().revoked);
+    assert_eq!(
+        a.readmit_trust_entry(&e.thumbprint).await.unwrap(),
+        Readmission::Readmitted
+    );
+    let t3 = stamp(&a, Stamp::TrustList).await.unwrap();
+    assert!(t3 > t2, "readmit: {t2} -> {t3}");
+    assert_eq!(
+        stamp(&a, Stamp::Batches).await,
+        Some(s0),
+        "no batch written"
+    );
+
+    let mut g = KeyGen::new(77);
+    stored(&a, generate::upload("DE", "s", g.keys("DE", 2), at(0))).await;
+    let made = b.create_next_batch(at(1), 5000).await.unwrap().unwrap();
+    let s1 = stamp(&b, Stamp::Batches).await.unwrap();
+    assert!(s1 > s0, "batch cut: {s0} -> {s1}");
+    stamp_reaches(&a, Stamp::Batches, s1).await;
+    assert_eq!(
+        a.batch_by_tag(&made.batch.tag)
+            .await
+            .unwrap()
+            .map(|i| i.tag),
+        Some(made.batch.tag)
+    );
+    assert!(stamp(&a, Stamp::TrustList).await.unwrap() >= t3);
 }
 
 // ---------------------------------------------------------------------------------------------

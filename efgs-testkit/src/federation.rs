@@ -745,18 +745,45 @@ impl Federation {
         self.run_batching(self.clock.now()).await
     }
 
-    /// Revokes the trust-list entry with this thumbprint (takes effect on the next request).
+    /// Revokes the trust-list entry with this thumbprint and returns once the server's store
+    /// handle has seen the change (at once on the memory store; on PostgreSQL, where the tests
+    /// write through a second handle, within `efgs_core::store::STAMP_LAG`): it takes effect
+    /// on the next request.
     pub async fn revoke(&self, thumbprint: &Thumbprint) -> Result<(), StoreError> {
-        self.store.revoke_trust_entry(thumbprint).await
+        self.store.revoke_trust_entry(thumbprint).await?;
+        self.server_sees_trust_list().await
     }
 
     /// Re-admits the revoked trust-list entry with this thumbprint (the operator's
-    /// `trust-list readmit`).
+    /// `trust-list readmit`); returns once the server's store handle has seen it, as
+    /// [`Self::revoke`].
     pub async fn readmit(
         &self,
         thumbprint: &Thumbprint,
     ) -> Result<efgs_core::store::Readmission, StoreError> {
-        self.store.readmit_trust_entry(thumbprint).await
+        let r = self.store.readmit_trust_entry(thumbprint).await?;
+        self.server_sees_trust_list().await?;
+        Ok(r)
+    }
+
+    /// Waits until the trust-list stamp of the server's store handle reached the one of
+    /// [`Self::store`] (they are one value on one database), at most twice the stamp lag: after
+    /// a trust-list write through [`Self::store`], the server's next request sees it (on the
+    /// memory store, which both share, at once; ADR 0030).
+    pub async fn server_sees_trust_list(&self) -> Result<(), StoreError> {
+        let Some(want) = self.store.trust_list_stamp().await? else {
+            return Ok(());
+        };
+        let start = std::time::Instant::now();
+        while start.elapsed() < 2 * efgs_core::store::STAMP_LAG {
+            match self.gateway.store().trust_list_stamp().await? {
+                Some(got) if got < want => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
     }
 
     /// Starts another instance of the gateway beside this one: a new server built the

@@ -412,6 +412,8 @@ async fn auth_entry_tampered_after_use_refused_on_next_request(b: Backend) {
         Upserted::Replaced,
         "a re-signed entry replaces the row"
     );
+    // Written through another store handle (PostgreSQL): seen within the stamp lag (ADR 0030).
+    fed.server_sees_trust_list().await.unwrap();
     let after = de.download(fed.today(), None, Some(PB_V1)).await.unwrap();
     assert_eq!(after.status, 403);
     assert_eq!(

@@ -23,6 +23,7 @@ http_tests!(
     revoked_authentication_certificate_stays_revoked_after_restart,
     revoked_signing_certificate_stays_revoked_after_restart,
     revocation_and_readmission_reach_another_instance_within_one_second,
+    revocation_reaches_cached_downloads_of_another_instance_within_one_second,
 );
 
 /// The status of a download of today by `country` (404 "no batch yet" once authenticated),
@@ -186,6 +187,95 @@ async fn revocation_and_readmission_reach_another_instance_within_one_second(b: 
     assert!(start.elapsed() < limit);
     assert_eq!(stored_keys(&two).await, 0);
     eprintln!("revocation reached the other instance after {took:?}, re-admission after {back:?}");
+    two.shutdown().await.unwrap();
+    one.shutdown().await.unwrap();
+}
+
+/// The download path keeps the caller's trust-list row and the batch row in memory while the
+/// store's change stamps stay the same (ADR 0030): a cached download needs no database round
+/// trip. A revocation written through instance one still refuses FR's cached download on
+/// instance two within one second (and on instance one at once), and the re-admission lets
+/// FR in again within one second; meanwhile DE's cached downloads keep being served. A batch
+/// cut on instance one is linked in instance two's answer within one second.
+async fn revocation_reaches_cached_downloads_of_another_instance_within_one_second(b: Backend) {
+    let one = b.federation(&["DE", "FR", "IT"]).await;
+    let two = one.instance().await.unwrap();
+    let limit = Duration::from_secs(1);
+    let it = &one["IT"];
+    let r = it.upload(&it.keys(3), "it-1", PB).await.unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let t1 = one.run_batching_now().await.unwrap()[0]
+        .batch
+        .tag
+        .to_string();
+    let get = async |fed: &Federation, country: &str| {
+        let r = fed[country]
+            .download(fed.today(), Some(&t1), Some(PB_V1))
+            .await
+            .unwrap();
+        (r.status, r.next_batch_tag)
+    };
+    for fed in [&one, &two] {
+        for country in ["FR", "DE"] {
+            // Twice: the second answer comes from the caches.
+            for _ in 0..2 {
+                assert_eq!(get(fed, country).await, (200, Some("null".to_owned())));
+            }
+        }
+    }
+
+    let fr_auth = one["FR"].credentials().auth_thumbprint.clone();
+    one.gateway()
+        .store()
+        .revoke_trust_entry(&fr_auth)
+        .await
+        .unwrap();
+    assert_eq!(get(&one, "FR").await.0, 403, "the revoking instance");
+    let start = Instant::now();
+    while get(&two, "FR").await.0 != 403 {
+        assert!(
+            start.elapsed() < limit,
+            "FR still served by two after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = start.elapsed();
+    assert_eq!(get(&two, "DE").await.0, 200);
+
+    assert_eq!(
+        two.gateway()
+            .store()
+            .readmit_trust_entry(&fr_auth)
+            .await
+            .unwrap(),
+        Readmission::Readmitted
+    );
+    assert_eq!(get(&two, "FR").await.0, 200, "the re-admitting instance");
+    let start = Instant::now();
+    while get(&one, "FR").await.0 != 200 {
+        assert!(
+            start.elapsed() < limit,
+            "FR still refused by one after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let r = it.upload(&it.keys(2), "it-2", PB).await.unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let t2 = one.run_batching_now().await.unwrap()[0]
+        .batch
+        .tag
+        .to_string();
+    assert_eq!(get(&one, "DE").await, (200, Some(t2.clone())));
+    let start = Instant::now();
+    while get(&two, "DE").await.1.as_deref() != Some(t2.as_str()) {
+        assert!(
+            start.elapsed() < limit,
+            "two does not link {t2} after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("revocation reached the other instance's cached downloads after {took:?}");
     two.shutdown().await.unwrap();
     one.shutdown().await.unwrap();
 }
