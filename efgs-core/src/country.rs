@@ -1,7 +1,7 @@
 //! [`CountryCode`]: a visited country or origin, held inline (no heap, `Copy`).
 //!
 //! decisions.md item 5 allows each visited country up to 8 ASCII bytes, not range-checked, and
-//! passes it through byte for byte (ADR 0029). So a code is 0 to 8 ASCII bytes kept inline.
+//! passes it through byte for byte (ADR 0030). So a code is 0 to 8 ASCII bytes kept inline.
 //!
 //! Decoders never refuse a string here: a string that does not fit (longer than 8 characters, or
 //! not ASCII) becomes an *invalid* code, which [`crate::validate::validate_batch`] refuses in its

@@ -323,7 +323,7 @@ fn check_key_limits(index: usize, key: &DiagnosisKey) -> Result<(), ValidationEr
     if !key.origin.is_ascii() {
         return Err(ValidationError::OriginNotAscii { index });
     }
-    // A country is at most 8 bytes (ADR 0029): a longer origin is no uploader's country. Said
+    // A country is at most 8 bytes (ADR 0030): a longer origin is no uploader's country. Said
     // here, before the signature check, because such an origin has no canonical bytes.
     if key.origin.is_too_long() {
         return Err(ValidationError::OriginMismatch { index });

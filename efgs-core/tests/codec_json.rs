@@ -515,7 +515,7 @@ fn later_duplicates_win_repeated_fields_append() {
 
 #[test]
 fn printer_escapes_like_escape_text() {
-    // Countries are at most 8 ASCII bytes (ADR 0029): the escapes spread over three.
+    // Countries are at most 8 ASCII bytes (ADR 0030): the escapes spread over three.
     let key = DiagnosisKey {
         visited_countries: vec!["a\"b\\c".into(), "\u{8}\u{c}\n\r\t".into()],
         origin: "\u{1}\u{1f}\u{7f}/".into(),

@@ -184,7 +184,7 @@ pub fn canonical(data: &[u8]) {
     let Ok(batch) = decode_batch(data) else {
         return;
     };
-    // A country longer than 8 characters is held only in part (efgs_core::country, ADR 0029):
+    // A country longer than 8 characters is held only in part (efgs_core::country, ADR 0030):
     // validation refuses such a key before any canonical bytes are computed.
     let mut keys = batch.keys;
     keys.retain(|k| {
