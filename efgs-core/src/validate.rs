@@ -10,7 +10,8 @@
 //!    in the reference this comes *after* the key rules.
 //! 3. Our input limits (decisions item 5), key by key: at most
 //!    [`MAX_VISITED_COUNTRIES`] visited countries, each at most [`MAX_VISITED_COUNTRY_LEN`]
-//!    ASCII bytes, then an ASCII origin.
+//!    ASCII bytes, then an ASCII origin of at most 8 bytes (a longer one can be no uploader's
+//!    country: [`ValidationError::OriginMismatch`], ADR 0030).
 //!
 //! Step 3 runs last so that every batch the reference rejects gets the reference's status and
 //! reason; our additional limits only turn what would have been a database error (a 207 with
