@@ -41,7 +41,7 @@ use std::fmt;
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::model::DiagnosisKey;
+use crate::model::{CountryCode, DiagnosisKey};
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
@@ -126,18 +126,6 @@ impl<'a> StreamEncoder<'a> {
         }
     }
 
-    /// Java `String.getBytes(US_ASCII)`: one `?` per non-ASCII scalar value.
-    #[inline]
-    fn push_us_ascii(&mut self, s: &str) {
-        if s.is_ascii() {
-            self.push_slice(s.as_bytes());
-        } else {
-            for ch in s.chars() {
-                self.push(if ch.is_ascii() { ch as u8 } else { b'?' });
-            }
-        }
-    }
-
     fn finish(self) {
         if self.len != 0 {
             self.out
@@ -174,10 +162,11 @@ pub fn write_canonical_key(key: &DiagnosisKey, out: &mut Vec<u8>) {
         out,
     );
     out.push(b'.');
-    // The joined list is usually short ASCII (27 two-letter countries: 80 bytes): join it on
-    // the stack and encode it in one go; otherwise stream it.
+    // Country codes hold the US-ASCII bytes already (an odd string's as `?`, see
+    // `crate::country`). The joined list is usually short (27 two-letter countries: 80 bytes):
+    // join it on the stack and encode it in one go; otherwise stream it.
     let mut joined = [0u8; 256];
-    match join_ascii(&key.visited_countries, &mut joined) {
+    match join_codes(&key.visited_countries, &mut joined) {
         Some(n) => encode_into(&joined[..n], out),
         None => {
             let mut visited = StreamEncoder::new(out);
@@ -185,15 +174,13 @@ pub fn write_canonical_key(key: &DiagnosisKey, out: &mut Vec<u8>) {
                 if i > 0 {
                     visited.push(b',');
                 }
-                visited.push_us_ascii(country);
+                visited.push_slice(country.as_bytes());
             }
             visited.finish();
         }
     }
     out.push(b'.');
-    let mut origin = StreamEncoder::new(out);
-    origin.push_us_ascii(&key.origin);
-    origin.finish();
+    encode_into(key.origin.as_bytes(), out);
     out.push(b'.');
     encode_be32(u32::from_be_bytes(key.report_type.to_be_bytes()), out);
     out.push(b'.');
@@ -204,9 +191,9 @@ pub fn write_canonical_key(key: &DiagnosisKey, out: &mut Vec<u8>) {
     out.push(b'.');
 }
 
-/// `countries` joined with `,` into `buf` if they are all ASCII and fit; the joined length.
+/// `countries` joined with `,` into `buf` if they fit; the joined length.
 #[inline]
-fn join_ascii(countries: &[String], buf: &mut [u8]) -> Option<usize> {
+fn join_codes(countries: &[CountryCode], buf: &mut [u8]) -> Option<usize> {
     let mut n = 0usize;
     for (i, country) in countries.iter().enumerate() {
         if i > 0 {
@@ -214,9 +201,6 @@ fn join_ascii(countries: &[String], buf: &mut [u8]) -> Option<usize> {
             n += 1;
         }
         let c = country.as_bytes();
-        if !c.is_ascii() {
-            return None;
-        }
         buf.get_mut(n..n + c.len())?.copy_from_slice(c);
         n += c.len();
     }
@@ -536,9 +520,9 @@ mod tests {
             k.visited_countries = match i % 5 {
                 0 => vec![],
                 1 => vec!["FR".into(), "NL".into()],
-                2 => (0..27).map(|c| format!("C{c}")).collect(),
+                2 => (0..27).map(|c| format!("C{c}").into()).collect(),
                 3 => vec!["ÆØ".into(), "x,y".into()],
-                _ => (0..100).map(|c| format!("LONG{c:04}")).collect(),
+                _ => (0..100).map(|c| format!("LONG{c:04}").into()).collect(),
             };
             keys.push(k);
         }
@@ -553,7 +537,7 @@ mod tests {
                 if i > 0 {
                     enc.push(b',');
                 }
-                enc.push_us_ascii(c);
+                enc.push_slice(c.as_bytes());
             }
             enc.finish();
             let text = canonical_key_string(k);

@@ -10,6 +10,7 @@ pub mod callback;
 pub mod callback_url;
 pub mod canonical;
 pub mod cert;
+pub mod country;
 pub mod download;
 pub mod download_cache;
 pub mod error;
@@ -32,5 +33,6 @@ pub mod trail;
 pub mod trust;
 pub mod validate;
 
+pub use country::CountryCode;
 pub use error::{BoxError, Error};
 pub use model::{DiagnosisKey, DiagnosisKeyBatch, ReportType};

@@ -5,33 +5,179 @@
 //! onset of symptoms. `report_type` is kept as the raw `i32` so numbers outside
 //! [`ReportType`] travel through decoding, canonical bytes and encoding unchanged.
 
+pub use crate::country::CountryCode;
+
 /// One GAEN temporary exposure key with the EFGS metadata (`eu.interop.DiagnosisKey`).
-#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
+///
+/// Implements [`prost::Message`] by hand (the countries are [`CountryCode`]s, not strings);
+/// the wire form is exactly that of the derived message.
+#[derive(Clone, PartialEq, Eq, Hash, Default, Debug)]
 pub struct DiagnosisKey {
     /// The 16-byte temporary exposure key.
-    #[prost(bytes = "vec", tag = "1")]
     pub key_data: Vec<u8>,
     /// Start of the key's validity in 10-minute intervals since the Unix epoch.
-    #[prost(uint32, tag = "2")]
     pub rolling_start_interval_number: u32,
     /// Number of 10-minute intervals the key was valid (1..=144).
-    #[prost(uint32, tag = "3")]
     pub rolling_period: u32,
     /// Transmission risk level (0..=8, or `0x7FFF_FFFF` for "unknown").
-    #[prost(int32, tag = "4")]
     pub transmission_risk_level: i32,
-    /// Countries the key's owner visited (free strings, as uploaded).
-    #[prost(string, repeated, tag = "5")]
-    pub visited_countries: Vec<String>,
+    /// Countries the key's owner visited (not range-checked, as uploaded).
+    pub visited_countries: Vec<CountryCode>,
     /// Country of origin; must equal the uploader's country.
-    #[prost(string, tag = "6")]
-    pub origin: String,
+    pub origin: CountryCode,
     /// Report type number; see [`ReportType`]. Unknown numbers are kept as they are.
-    #[prost(enumeration = "ReportType", tag = "7")]
     pub report_type: i32,
     /// Days since onset of symptoms (`sint32` on the wire).
-    #[prost(sint32, tag = "8")]
     pub days_since_onset_of_symptoms: i32,
+}
+
+/// Wire length of a length-delimited field with a one-byte key and `len` bytes.
+fn len_field(len: usize) -> usize {
+    1 + prost::encoding::encoded_len_varint(len as u64) + len
+}
+
+fn encode_country(tag: u32, code: &CountryCode, buf: &mut impl prost::bytes::BufMut) {
+    use prost::encoding::{WireType, encode_key, encode_varint};
+    let text = code.text();
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(text.len() as u64, buf);
+    buf.put_slice(text.as_bytes());
+}
+
+fn merge_country(
+    wire_type: prost::encoding::WireType,
+    buf: &mut impl prost::bytes::Buf,
+    ctx: prost::encoding::DecodeContext,
+) -> Result<CountryCode, prost::DecodeError> {
+    let mut text = String::new();
+    prost::encoding::string::merge(wire_type, &mut text, buf, ctx)?;
+    Ok(CountryCode::from_text(&text))
+}
+
+impl prost::Message for DiagnosisKey {
+    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
+        use prost::encoding::{bytes, int32, sint32, uint32};
+        if !self.key_data.is_empty() {
+            bytes::encode(1, &self.key_data, buf);
+        }
+        if self.rolling_start_interval_number != 0 {
+            uint32::encode(2, &self.rolling_start_interval_number, buf);
+        }
+        if self.rolling_period != 0 {
+            uint32::encode(3, &self.rolling_period, buf);
+        }
+        if self.transmission_risk_level != 0 {
+            int32::encode(4, &self.transmission_risk_level, buf);
+        }
+        for code in &self.visited_countries {
+            encode_country(5, code, buf);
+        }
+        if self.origin != CountryCode::EMPTY {
+            encode_country(6, &self.origin, buf);
+        }
+        if self.report_type != 0 {
+            int32::encode(7, &self.report_type, buf);
+        }
+        if self.days_since_onset_of_symptoms != 0 {
+            sint32::encode(8, &self.days_since_onset_of_symptoms, buf);
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl prost::bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        use prost::encoding::{bytes, int32, sint32, skip_field, uint32};
+        const NAME: &str = "DiagnosisKey";
+        match tag {
+            1 => bytes::merge(wire_type, &mut self.key_data, buf, ctx).map_err(|mut e| {
+                e.push(NAME, "key_data");
+                e
+            }),
+            2 => uint32::merge(wire_type, &mut self.rolling_start_interval_number, buf, ctx)
+                .map_err(|mut e| {
+                    e.push(NAME, "rolling_start_interval_number");
+                    e
+                }),
+            3 => uint32::merge(wire_type, &mut self.rolling_period, buf, ctx).map_err(|mut e| {
+                e.push(NAME, "rolling_period");
+                e
+            }),
+            4 => int32::merge(wire_type, &mut self.transmission_risk_level, buf, ctx).map_err(
+                |mut e| {
+                    e.push(NAME, "transmission_risk_level");
+                    e
+                },
+            ),
+            5 => match merge_country(wire_type, buf, ctx) {
+                Ok(code) => {
+                    self.visited_countries.push(code);
+                    Ok(())
+                }
+                Err(mut e) => {
+                    e.push(NAME, "visited_countries");
+                    Err(e)
+                }
+            },
+            6 => match merge_country(wire_type, buf, ctx) {
+                Ok(code) => {
+                    self.origin = code;
+                    Ok(())
+                }
+                Err(mut e) => {
+                    e.push(NAME, "origin");
+                    Err(e)
+                }
+            },
+            7 => int32::merge(wire_type, &mut self.report_type, buf, ctx).map_err(|mut e| {
+                e.push(NAME, "report_type");
+                e
+            }),
+            8 => sint32::merge(wire_type, &mut self.days_since_onset_of_symptoms, buf, ctx)
+                .map_err(|mut e| {
+                    e.push(NAME, "days_since_onset_of_symptoms");
+                    e
+                }),
+            _ => skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        use prost::encoding::{int32, sint32, uint32};
+        let mut n = 0;
+        if !self.key_data.is_empty() {
+            n += len_field(self.key_data.len());
+        }
+        if self.rolling_start_interval_number != 0 {
+            n += uint32::encoded_len(2, &self.rolling_start_interval_number);
+        }
+        if self.rolling_period != 0 {
+            n += uint32::encoded_len(3, &self.rolling_period);
+        }
+        if self.transmission_risk_level != 0 {
+            n += int32::encoded_len(4, &self.transmission_risk_level);
+        }
+        for code in &self.visited_countries {
+            n += len_field(code.text().len());
+        }
+        if self.origin != CountryCode::EMPTY {
+            n += len_field(self.origin.text().len());
+        }
+        if self.report_type != 0 {
+            n += int32::encoded_len(7, &self.report_type);
+        }
+        if self.days_since_onset_of_symptoms != 0 {
+            n += sint32::encoded_len(8, &self.days_since_onset_of_symptoms);
+        }
+        n
+    }
+
+    fn clear(&mut self) {
+        *self = DiagnosisKey::default();
+    }
 }
 
 /// A batch of diagnosis keys (`eu.interop.DiagnosisKeyBatch`): the upload and download body.

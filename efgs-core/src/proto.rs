@@ -10,7 +10,7 @@
 //! error here (prost), whereas protobuf-java keeps it as an unknown field.
 
 use crate::media::BodyFormat;
-use crate::model::{DiagnosisKey, DiagnosisKeyBatch};
+use crate::model::{CountryCode, DiagnosisKey, DiagnosisKeyBatch};
 use prost::Message as _;
 
 /// Errors of body decoding.
@@ -269,14 +269,12 @@ fn decode_key_fast(body: &[u8], visited_hint: usize, max_visited: usize) -> Opti
                     return None;
                 }
                 let len = r.len().ok()?;
-                let text = std::str::from_utf8(r.take(len).ok()?).ok()?;
-                key.visited_countries.push(text.to_owned());
+                let code = CountryCode::from_utf8(r.take(len).ok()?)?;
+                key.visited_countries.push(code);
             }
             (6, WIRE_LEN) => {
                 let len = r.len().ok()?;
-                let text = std::str::from_utf8(r.take(len).ok()?).ok()?;
-                key.origin.clear();
-                key.origin.push_str(text);
+                key.origin = CountryCode::from_utf8(r.take(len).ok()?)?;
             }
             (7, WIRE_VARINT) => key.report_type = r.varint().ok()? as i32,
             (8, WIRE_VARINT) => {

@@ -10,7 +10,8 @@
 //!    in the reference this comes *after* the key rules.
 //! 3. Our input limits (decisions item 5), key by key: at most
 //!    [`MAX_VISITED_COUNTRIES`] visited countries, each at most [`MAX_VISITED_COUNTRY_LEN`]
-//!    ASCII bytes, then an ASCII origin.
+//!    ASCII bytes, then an ASCII origin of at most 8 bytes (a longer one can be no uploader's
+//!    country: [`ValidationError::OriginMismatch`], ADR 0031).
 //!
 //! Step 3 runs last so that every batch the reference rejects gets the reference's status and
 //! reason; our additional limits only turn what would have been a database error (a 207 with
@@ -317,15 +318,16 @@ fn check_key_limits(index: usize, key: &DiagnosisKey) -> Result<(), ValidationEr
             count: key.visited_countries.len(),
         });
     }
-    if let Some(position) = key
-        .visited_countries
-        .iter()
-        .position(|c| c.len() > MAX_VISITED_COUNTRY_LEN || !c.is_ascii())
-    {
+    if let Some(position) = key.visited_countries.iter().position(|c| !c.is_valid()) {
         return Err(ValidationError::InvalidVisitedCountry { index, position });
     }
     if !key.origin.is_ascii() {
         return Err(ValidationError::OriginNotAscii { index });
+    }
+    // A country is at most 8 bytes (ADR 0031): a longer origin is no uploader's country. Said
+    // here, before the signature check, because such an origin has no canonical bytes.
+    if key.origin.is_too_long() {
+        return Err(ValidationError::OriginMismatch { index });
     }
     Ok(())
 }
@@ -387,7 +389,10 @@ pub fn validate_batch_signature_header(sig: &str) -> Result<(), ValidationError>
 /// Checks that every key's origin is exactly `country`, the uploader's country (reference upload
 /// step 7). The error names the first key that differs.
 pub fn check_origins(keys: &[DiagnosisKey], country: &str) -> Result<(), ValidationError> {
-    match keys.iter().position(|k| k.origin != country) {
+    match keys
+        .iter()
+        .position(|k| !(k.origin.is_valid() && k.origin == country))
+    {
         Some(index) => Err(ValidationError::OriginMismatch { index }),
         None => Ok(()),
     }

@@ -47,8 +47,14 @@ fn reference_key(k: &DiagnosisKey) -> String {
         STANDARD.encode(k.rolling_start_interval_number.to_be_bytes()),
         STANDARD.encode(k.rolling_period.to_be_bytes()),
         STANDARD.encode(k.transmission_risk_level.to_be_bytes()),
-        STANDARD.encode(java_us_ascii(&k.visited_countries.join(","))),
-        STANDARD.encode(java_us_ascii(&k.origin)),
+        STANDARD.encode(java_us_ascii(
+            &k.visited_countries
+                .iter()
+                .map(|c| c.text().into_owned())
+                .collect::<Vec<_>>()
+                .join(","),
+        )),
+        STANDARD.encode(java_us_ascii(&k.origin.text())),
         STANDARD.encode(k.report_type.to_be_bytes()),
         STANDARD.encode(k.days_since_onset_of_symptoms.to_be_bytes()),
     ];
@@ -150,8 +156,8 @@ impl Rng {
             rolling_start_interval_number: self.int(),
             rolling_period: self.int(),
             transmission_risk_level: self.int() as i32,
-            visited_countries: (0..visited_n).map(|_| self.string(4)).collect(),
-            origin: self.string(3),
+            visited_countries: (0..visited_n).map(|_| self.string(4).into()).collect(),
+            origin: self.string(3).into(),
             report_type: self.int() as i32,
             days_since_onset_of_symptoms: self.int() as i32,
         }
@@ -298,8 +304,8 @@ fn any_key() -> impl Strategy<Value = DiagnosisKey> {
                 rolling_start_interval_number: rsin,
                 rolling_period: rp,
                 transmission_risk_level: trl,
-                visited_countries: visited,
-                origin,
+                visited_countries: visited.into_iter().map(Into::into).collect(),
+                origin: origin.into(),
                 report_type: rt,
                 days_since_onset_of_symptoms: dsos,
             },
@@ -357,7 +363,7 @@ proptest! {
             2 => other.rolling_period ^= 1,
             3 => other.transmission_risk_level ^= 1,
             4 => other.visited_countries.push("X".into()),
-            5 => other.origin.push('X'),
+            5 => other.origin = format!("{}X", other.origin.text()).into(),
             6 => other.report_type ^= 1,
             _ => other.days_since_onset_of_symptoms ^= 1,
         }

@@ -30,8 +30,8 @@ fn key(
         rolling_start_interval_number: rsin,
         rolling_period: rp,
         transmission_risk_level: trl,
-        visited_countries: visited.iter().map(|s| (*s).to_owned()).collect(),
-        origin: origin.to_owned(),
+        visited_countries: visited.iter().map(|s| (*s).into()).collect(),
+        origin: origin.into(),
         report_type,
         days_since_onset_of_symptoms: dsos,
     }
@@ -109,8 +109,8 @@ fn check_csharp_line(line: &str) -> Result<(), String> {
         rolling_start_interval_number: u32::from_be_bytes(rsin),
         rolling_period: u32::from_be_bytes(rp),
         transmission_risk_level: i32::from_be_bytes(trl),
-        visited_countries: visited,
-        origin: origin[0].clone(),
+        visited_countries: visited.iter().map(Into::into).collect(),
+        origin: origin[0].as_str().into(),
         report_type: i32::from_be_bytes(report_type),
         days_since_onset_of_symptoms: i32::from_be_bytes(dsos),
     };
@@ -275,9 +275,9 @@ fn batch3() -> Batch3 {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|c| c.as_str().unwrap().to_owned())
+                .map(|c| c.as_str().unwrap().into())
                 .collect(),
-            origin: k["origin"].as_str().unwrap().to_owned(),
+            origin: k["origin"].as_str().unwrap().into(),
             report_type: i32::try_from(k["reportType"].as_i64().unwrap()).unwrap(),
             days_since_onset_of_symptoms: i32::try_from(
                 k["daysSinceOnsetOfSymptoms"].as_i64().unwrap(),

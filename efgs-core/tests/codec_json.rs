@@ -515,8 +515,10 @@ fn later_duplicates_win_repeated_fields_append() {
 
 #[test]
 fn printer_escapes_like_escape_text() {
+    // Countries are at most 8 ASCII bytes (ADR 0031): the escapes spread over three.
     let key = DiagnosisKey {
-        origin: "a\"b\\c\u{8}\u{c}\n\r\t\u{1}\u{1f}\u{7f}/ü€😀".into(),
+        visited_countries: vec!["a\"b\\c".into(), "\u{8}\u{c}\n\r\t".into()],
+        origin: "\u{1}\u{1f}\u{7f}/".into(),
         report_type: 9,
         ..DiagnosisKey::default()
     };
@@ -525,7 +527,7 @@ fn printer_escapes_like_escape_text() {
     });
     assert_eq!(
         json,
-        "{\"keys\": [{\"origin\": \"a\\\"b\\\\c\\b\\f\\n\\r\\t\\u0001\\u001f\u{7f}/ü€\\ud83d\\ude00\",\"reportType\": 9}]}"
+        "{\"keys\": [{\"visitedCountries\": [\"a\\\"b\\\\c\",\"\\b\\f\\n\\r\\t\"],\"origin\": \"\\u0001\\u001f\u{7f}/\",\"reportType\": 9}]}"
     );
     assert_eq!(parse(&json).unwrap().keys, vec![key]);
 }

@@ -34,8 +34,8 @@ fn any_key() -> impl Strategy<Value = DiagnosisKey> {
                 rolling_start_interval_number: rsin,
                 rolling_period: rp,
                 transmission_risk_level: trl,
-                visited_countries: visited,
-                origin,
+                visited_countries: visited.into_iter().map(Into::into).collect(),
+                origin: origin.into(),
                 report_type: rt,
                 days_since_onset_of_symptoms: dsos,
             },
@@ -110,7 +110,7 @@ proptest! {
         } else {
             prop_assert_eq!(v["keys"].as_array().unwrap().len(), batch.keys.len());
             for (k, jv) in batch.keys.iter().zip(v["keys"].as_array().unwrap()) {
-                prop_assert_eq!(jv.get("origin").and_then(|o| o.as_str()).unwrap_or(""), k.origin.as_str());
+                prop_assert_eq!(jv.get("origin").and_then(|o| o.as_str()).unwrap_or(""), &*k.origin.text());
                 prop_assert_eq!(
                     jv.get("days_since_onset_of_symptoms").and_then(|o| o.as_i64()).unwrap_or(0),
                     i64::from(k.days_since_onset_of_symptoms)

@@ -72,9 +72,9 @@ fn batch3_expected() -> DiagnosisKeyBatch {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|c| c.as_str().unwrap().to_owned())
+                .map(|c| c.as_str().unwrap().into())
                 .collect(),
-            origin: k["origin"].as_str().unwrap().to_owned(),
+            origin: k["origin"].as_str().unwrap().into(),
             report_type: k["reportType"].as_i64().unwrap() as i32,
             days_since_onset_of_symptoms: k["daysSinceOnsetOfSymptoms"].as_i64().unwrap() as i32,
         })

@@ -15,8 +15,10 @@ fn key(visited: usize) -> DiagnosisKey {
         rolling_start_interval_number: 2_800_000,
         rolling_period: 144,
         transmission_risk_level: 2,
-        visited_countries: (0..visited).map(|i| format!("C{}", i % 100)).collect(),
-        origin: "DE".to_owned(),
+        visited_countries: (0..visited)
+            .map(|i| format!("C{}", i % 100).into())
+            .collect(),
+        origin: "DE".into(),
         ..DiagnosisKey::default()
     }
 }

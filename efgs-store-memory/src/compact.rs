@@ -1,7 +1,7 @@
 //! Compact storage of one upload's keys: no heap allocation per key.
 //!
-//! A [`DiagnosisKey`] as decoded holds a `Vec<u8>`, a `Vec<String>` and a `String` (with 27
-//! visited countries, 30 heap blocks and about 1.9 KB of resident memory per key). Stored
+//! A [`DiagnosisKey`] as decoded holds a `Vec<u8>` and a `Vec<CountryCode>` (two heap blocks
+//! per key). Stored
 //! here, a key is one fixed-size [`Row`] (44 bytes): its scalar fields, its keyData as a range
 //! of the upload's byte arena, and its visited-country list and origin as indexes into the
 //! upload's tables of distinct lists and origins. Keys of one upload almost always share their
@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use efgs_core::DiagnosisKey;
+use efgs_core::{CountryCode, DiagnosisKey};
 
 /// One key's fixed-size row.
 #[derive(Debug, Clone, Copy)]
@@ -38,9 +38,9 @@ pub(crate) struct CompactKeys {
     /// Every key's keyData, back to back.
     data: Vec<u8>,
     /// The distinct visited-country lists of the upload.
-    lists: Vec<Box<[Box<str>]>>,
+    lists: Vec<Box<[CountryCode]>>,
     /// The distinct origins of the upload.
-    origins: Vec<Box<str>>,
+    origins: Vec<CountryCode>,
 }
 
 /// Why keys could not be stored compactly.
@@ -59,8 +59,8 @@ impl CompactKeys {
             lists: Vec::new(),
             origins: Vec::new(),
         };
-        let mut list_index: HashMap<Vec<String>, u32> = HashMap::new();
-        let mut origin_index: HashMap<String, u32> = HashMap::new();
+        let mut list_index: HashMap<Vec<CountryCode>, u32> = HashMap::new();
+        let mut origin_index: HashMap<CountryCode, u32> = HashMap::new();
         for k in keys {
             let data_start = u32::try_from(out.data.len()).map_err(|_| TooLarge)?;
             let data_len = u32::try_from(k.key_data.len()).map_err(|_| TooLarge)?;
@@ -69,12 +69,7 @@ impl CompactKeys {
                 Some(&i) => i,
                 None => {
                     let i = u32::try_from(out.lists.len()).map_err(|_| TooLarge)?;
-                    out.lists.push(
-                        k.visited_countries
-                            .iter()
-                            .map(|c| Box::<str>::from(c.as_str()))
-                            .collect(),
-                    );
+                    out.lists.push(k.visited_countries.as_slice().into());
                     list_index.insert(k.visited_countries, i);
                     i
                 }
@@ -83,7 +78,7 @@ impl CompactKeys {
                 Some(&i) => i,
                 None => {
                     let i = u32::try_from(out.origins.len()).map_err(|_| TooLarge)?;
-                    out.origins.push(Box::from(k.origin.as_str()));
+                    out.origins.push(k.origin);
                     origin_index.insert(k.origin, i);
                     i
                 }
@@ -128,12 +123,12 @@ impl CompactKeys {
                 visited_countries: self
                     .lists
                     .get(r.visited as usize)
-                    .map(|l| l.iter().map(|c| String::from(&**c)).collect())
+                    .map(|l| l.to_vec())
                     .unwrap_or_default(),
                 origin: self
                     .origins
                     .get(r.origin as usize)
-                    .map(|o| String::from(&**o))
+                    .copied()
                     .unwrap_or_default(),
                 report_type: r.report_type,
                 days_since_onset_of_symptoms: r.days_since_onset_of_symptoms,
@@ -153,8 +148,8 @@ mod tests {
             rolling_start_interval_number: 2_961_792 + n as u32,
             rolling_period: 144,
             transmission_risk_level: n % 9,
-            visited_countries: visited.iter().map(|c| (*c).to_owned()).collect(),
-            origin: origin.to_owned(),
+            visited_countries: visited.iter().map(|c| (*c).into()).collect(),
+            origin: origin.into(),
             report_type: n % 6,
             days_since_onset_of_symptoms: -n,
         }

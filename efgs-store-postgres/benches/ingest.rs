@@ -157,7 +157,7 @@ async fn main() {
             .map(|n| {
                 let mut k = support::key(i, n, "DE");
                 if realistic {
-                    k.visited_countries = EU_COUNTRIES.iter().map(|c| (*c).to_owned()).collect();
+                    k.visited_countries = EU_COUNTRIES.iter().map(|c| (*c).into()).collect();
                 }
                 k
             })

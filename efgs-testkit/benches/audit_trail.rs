@@ -54,7 +54,7 @@ fn prepare(fed: &Federation, round: usize, per_client: usize, n_keys: usize) -> 
                 .map(|i| {
                     let mut keys = b.keys(n_keys);
                     for k in &mut keys {
-                        k.visited_countries = EU27.iter().map(|c| (*c).to_owned()).collect();
+                        k.visited_countries = EU27.iter().map(|c| (*c).into()).collect();
                     }
                     Upload {
                         tag: format!("trail-{round}-{i}"),

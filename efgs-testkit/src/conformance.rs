@@ -1132,20 +1132,15 @@ pub async fn upload_keys_roundtrip_exactly(store: Arc<DynInspectableStore>) {
     k.transmission_risk_level = i32::MIN;
     k.days_since_onset_of_symptoms = i32::MAX;
     k.report_type = -1;
-    k.visited_countries = vec![String::new()];
+    k.visited_countries = vec!["".into()];
     keys.push(k);
     let mut k = g.key("CH");
-    k.visited_countries = vec![
-        "A,B".to_owned(),
-        String::new(),
-        "x\0y".to_owned(),
-        ",".to_owned(),
-    ];
-    k.origin = String::new();
+    k.visited_countries = vec!["A,B".into(), "".into(), "x\0y".into(), ",".into()];
+    k.origin = "".into();
     k.key_data = vec![0; 16];
     keys.push(k);
     let mut k = g.key("CH");
-    k.visited_countries = (0..300).map(|i| format!("C{i:03}")).collect();
+    k.visited_countries = (0..300).map(|i| format!("C{i:03}").into()).collect();
     k.key_data = vec![0xff; 16];
     k.report_type = 5;
     keys.push(k);

@@ -83,7 +83,7 @@ pub fn profile_keys(
 ) -> Vec<DiagnosisKey> {
     let utc = now.to_offset(time::UtcOffset::UTC);
     let midnight = utc.replace_time(time::Time::MIDNIGHT).unix_timestamp() / 600;
-    let visited: Vec<String> = EU_COUNTRIES.iter().map(|c| (*c).to_owned()).collect();
+    let visited: Vec<efgs_core::CountryCode> = EU_COUNTRIES.iter().map(|c| (*c).into()).collect();
     let mut g = KeyGen::new(seed);
     (0..n)
         .map(|_| {
@@ -134,9 +134,9 @@ impl KeyGen {
         let rsin = 2_961_792u32 - u32::try_from(a % (14 * 144)).unwrap_or(0);
         let visited = match b % 4 {
             0 => Vec::new(),
-            1 => vec!["DE".to_owned()],
-            2 => vec!["DE".to_owned(), "FR".to_owned()],
-            _ => vec!["IT".to_owned(), "ES".to_owned(), "NL".to_owned()],
+            1 => vec!["DE".into()],
+            2 => vec!["DE".into(), "FR".into()],
+            _ => vec!["IT".into(), "ES".into(), "NL".into()],
         };
         DiagnosisKey {
             key_data,
@@ -144,7 +144,7 @@ impl KeyGen {
             rolling_period: 144,
             transmission_risk_level: i32::try_from(b % 9).unwrap_or(0),
             visited_countries: visited,
-            origin: origin.to_owned(),
+            origin: origin.into(),
             report_type: 1,
             days_since_onset_of_symptoms: i32::try_from(a % 29).unwrap_or(0) - 14,
         }
@@ -154,7 +154,7 @@ impl KeyGen {
     /// [`KeyGen::key`] with all 27 EU countries visited and a mix of report types.
     pub fn realistic_key(&mut self, origin: &str) -> DiagnosisKey {
         let mut k = self.key(origin);
-        k.visited_countries = EU_COUNTRIES.iter().map(|c| (*c).to_owned()).collect();
+        k.visited_countries = EU_COUNTRIES.iter().map(|c| (*c).into()).collect();
         k.report_type = 1 + i32::from(k.key_data[0] % 3);
         k
     }

@@ -133,7 +133,7 @@ async fn upload_origin_not_signer_country_400(b: Backend) {
     let fed = b.federation(&["DE", "FR"]).await;
     let de = &fed["DE"];
     let mut keys = de.keys(3);
-    keys[1].origin = "CA".to_owned();
+    keys[1].origin = "CA".into();
     let r = de.upload(&keys, "t", PB).await.unwrap();
     assert_eq!(r.status, 400);
     assert_eq!(stored_keys(&fed).await, 0);
@@ -332,7 +332,7 @@ fn nonzero(mut keys: Vec<DiagnosisKey>) -> Vec<DiagnosisKey> {
     for (i, k) in keys.iter_mut().enumerate() {
         k.transmission_risk_level = 3;
         k.days_since_onset_of_symptoms = i32::try_from(i).unwrap() + 1;
-        k.visited_countries = vec!["FR".to_owned(), "NL".to_owned()];
+        k.visited_countries = vec!["FR".into(), "NL".into()];
     }
     keys
 }

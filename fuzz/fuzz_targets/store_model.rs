@@ -97,9 +97,9 @@ fn key(id: u8) -> DiagnosisKey {
         rolling_start_interval_number: 2_900_000 + u32::from(id),
         rolling_period: 144,
         transmission_risk_level: i32::from(id % 8),
-        visited_countries: vec!["DE".to_owned(), "FR".to_owned()],
+        visited_countries: vec!["DE".into(), "FR".into()],
         // The origin differs from the uploader for some keys: exclusion is by uploader.
-        origin: COUNTRIES[usize::from(id) % 3].to_owned(),
+        origin: COUNTRIES[usize::from(id) % 3].into(),
         report_type: 1,
         days_since_onset_of_symptoms: i32::from(id) - 14,
     }

@@ -98,7 +98,7 @@ impl Profile {
 pub(crate) fn realistic_keys(n: usize) -> Vec<DiagnosisKey> {
     let mut rng = XorShift(0x0fed_cba9_8765_4321);
     let today = NOW.unix_timestamp() / 86_400 * 86_400 / INTERVAL_SECONDS;
-    let visited: Vec<String> = EU_COUNTRIES.iter().map(|c| (*c).to_owned()).collect();
+    let visited: Vec<efgs_core::CountryCode> = EU_COUNTRIES.iter().map(|c| (*c).into()).collect();
     (0..n)
         .map(|_| {
             let mut key_data = Vec::with_capacity(16);
@@ -157,7 +157,7 @@ pub(crate) fn keys(n: usize, visited: RangeInclusive<usize>) -> Vec<DiagnosisKey
                 rolling_period: MAX_ROLLING_PERIOD as u32,
                 transmission_risk_level: rng.below(9) as i32,
                 visited_countries: (0..count)
-                    .map(|i| COUNTRIES[(first + i) % COUNTRIES.len()].to_owned())
+                    .map(|i| COUNTRIES[(first + i) % COUNTRIES.len()].into())
                     .collect(),
                 origin: "DE".into(),
                 report_type: 1,

@@ -322,11 +322,14 @@ pub fn ensure_signer_country(
     keys: &[crate::DiagnosisKey],
     signer: &VerifiedSigner,
 ) -> Result<(), SignatureError> {
-    match keys.iter().position(|k| k.origin != signer.country) {
+    match keys
+        .iter()
+        .position(|k| !(k.origin.is_valid() && k.origin == signer.country))
+    {
         None => Ok(()),
         Some(index) => Err(SignatureError::CountryMismatch {
             index,
-            origin: keys[index].origin.clone(),
+            origin: keys[index].origin.text().into_owned(),
             certificate_country: signer.country.clone(),
         }),
     }

@@ -355,7 +355,7 @@ impl<'a> Parser<'a> {
             }),
             "visitedCountries" => p.one_or_list(|p| {
                 let position = p.cur.pos;
-                if let Some(s) = p.string_value()? {
+                if let Some(s) = p.country_value()? {
                     // Stop as soon as the list is longer than validation allows.
                     if key.visited_countries.len() >= crate::validate::MAX_VISITED_COUNTRIES {
                         return Err(JsonError::TooManyVisitedCountries { position });
@@ -365,7 +365,7 @@ impl<'a> Parser<'a> {
                 Ok(())
             }),
             "origin" => p.one_or_list(|p| {
-                if let Some(s) = p.string_value()? {
+                if let Some(s) = p.country_value()? {
                     key.origin = s;
                 }
                 Ok(())
@@ -401,13 +401,25 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// A string value (the reference's `consumeString`): quoted, or an unquoted number taken
-    /// verbatim. `None` for `null`.
-    fn string_value(&mut self) -> Result<Option<String>, JsonError> {
+    /// A country: a string value (the reference's `consumeString`: quoted, or an unquoted
+    /// number taken verbatim), `None` for `null`. An unescaped quoted string of at most 8 ASCII
+    /// bytes is taken without allocating.
+    fn country_value(&mut self) -> Result<Option<CountryCode>, JsonError> {
         if self.take_null()? {
             return Ok(None);
         }
-        self.string_token().map(Some)
+        let t = self.cur;
+        if let Kind::Str(_) = t.kind {
+            let inner = &t.text[1..t.text.len() - 1];
+            if let Some(code) = CountryCode::from_ascii(inner.as_bytes())
+                && !inner.contains('\\')
+            {
+                self.advance()?;
+                return Ok(Some(code));
+            }
+        }
+        self.string_token()
+            .map(|s| Some(CountryCode::from_text(&s)))
     }
 
     fn string_token(&mut self) -> Result<String, JsonError> {

@@ -53,7 +53,7 @@
 //! C-escaped bytes instead of Base64); numbers that name no field are skipped like other unknown
 //! names.
 
-use crate::model::{DiagnosisKey, DiagnosisKeyBatch, ReportType};
+use crate::model::{CountryCode, DiagnosisKey, DiagnosisKeyBatch, ReportType};
 use base64::Engine as _;
 use std::fmt::Write as _;
 

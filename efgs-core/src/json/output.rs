@@ -59,13 +59,13 @@ pub(super) fn write_key(out: &mut String, key: &DiagnosisKey) {
             if i > 0 {
                 out.push(',');
             }
-            write_string(out, c);
+            write_string(out, &c.text());
         }
         out.push(']');
     }
     if !key.origin.is_empty() {
         field(out, "origin");
-        write_string(out, &key.origin);
+        write_string(out, &key.origin.text());
     }
     if key.report_type != 0 {
         field(out, "reportType");

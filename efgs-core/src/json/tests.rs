@@ -67,3 +67,13 @@ fn integers() {
     assert!(parse_quoted_int("0x10").is_err());
     assert!(parse_text_format_int(&"9".repeat(100)).unwrap() > i128::from(u32::MAX));
 }
+
+#[test]
+fn write_string_escapes_like_escape_text() {
+    let mut out = String::new();
+    write_string(&mut out, "a\"b\\c\u{8}\u{c}\n\r\t\u{1}\u{1f}\u{7f}/ü€😀");
+    assert_eq!(
+        out,
+        "\"a\\\"b\\\\c\\b\\f\\n\\r\\t\\u0001\\u001f\u{7f}/ü€\\ud83d\\ude00\""
+    );
+}

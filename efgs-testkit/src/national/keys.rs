@@ -40,7 +40,7 @@ pub fn random_keys(
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| c[17 + (i % 5)] & (1 << (i / 5 % 8)) != 0)
-                .map(|(_, v)| (*v).to_owned())
+                .map(|(_, v)| (*v).into())
                 .collect();
             DiagnosisKey {
                 key_data: c[..16].to_vec(),
@@ -48,7 +48,7 @@ pub fn random_keys(
                 rolling_period: 144,
                 transmission_risk_level: i32::from(c[22] % 9),
                 visited_countries: visited,
-                origin: origin.to_owned(),
+                origin: origin.into(),
                 report_type: efgs_core::ReportType::ConfirmedTest as i32,
                 days_since_onset_of_symptoms: i32::from(c[23] % 29) - 14,
             }

@@ -313,8 +313,8 @@ impl Country {
                     rolling_start_interval_number: u32::try_from(midnight - day * 144).unwrap_or(0),
                     rolling_period: 144,
                     transmission_risk_level: ((r >> 8) % 9) as i32,
-                    visited_countries: self.visited.to_vec(),
-                    origin: self.creds.country.clone(),
+                    visited_countries: self.visited.iter().map(Into::into).collect(),
+                    origin: self.creds.country.as_str().into(),
                     report_type: efgs_core::ReportType::ConfirmedTest as i32,
                     days_since_onset_of_symptoms: ((r >> 16) % 29) as i32 - 14,
                 }
