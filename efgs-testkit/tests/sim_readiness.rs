@@ -201,7 +201,11 @@ async fn the_candidates_callback_log_is_checked_against_the_batches() {
     assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
     for i in 0..3 {
         let r = fed["FR"]
-            .upload(&fed["FR"].keys(50), &format!("fr-cb-{i}"), BodyFormat::Protobuf)
+            .upload(
+                &fed["FR"].keys(50),
+                &format!("fr-cb-{i}"),
+                BodyFormat::Protobuf,
+            )
             .await
             .unwrap();
         assert_eq!(r.status, 201);

@@ -133,7 +133,11 @@ fn query_param(target: &str, name: &str) -> Option<String> {
         .split('&')
         .filter_map(|p| p.split_once('='))
         .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.replace("%2B", "+").replace("%2F", "/").replace("%3D", "="))
+        .map(|(_, v)| {
+            v.replace("%2B", "+")
+                .replace("%2F", "/")
+                .replace("%3D", "=")
+        })
 }
 
 /// Serves the one request of a connection: 200 for a GET with `batchTag` and `date` (the
@@ -168,7 +172,12 @@ async fn serve(
     let method = parts.next().unwrap_or_default();
     let target = parts.next().unwrap_or_default();
     let announced = (method == "GET")
-        .then(|| Some((query_param(target, "batchTag")?, query_param(target, "date")?)))
+        .then(|| {
+            Some((
+                query_param(target, "batchTag")?,
+                query_param(target, "date")?,
+            ))
+        })
         .flatten();
     let code = if announced.is_some() { 200 } else { 400 };
     let response = format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");

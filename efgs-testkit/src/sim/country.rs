@@ -544,7 +544,8 @@ impl Country {
     async fn take(&mut self, link: &dyn Link, date: Date, served: &Served) {
         self.seen.insert(served.tag.clone());
         self.ledger.batches_read += 1;
-        let audit = self.audit_every > 0 && self.ledger.batches_read.is_multiple_of(self.audit_every);
+        let audit =
+            self.audit_every > 0 && self.ledger.batches_read.is_multiple_of(self.audit_every);
         let run = self.run;
         let mut fresh = 0;
         let (count, keys) = if audit {
@@ -559,7 +560,9 @@ impl Country {
                 }
                 Err(e) => {
                     self.ledger.errors += 1;
-                    self.ledger.problems.push(format!("batch {}: {e}", served.tag));
+                    self.ledger
+                        .problems
+                        .push(format!("batch {}: {e}", served.tag));
                     (0, None)
                 }
             }

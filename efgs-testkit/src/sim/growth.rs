@@ -147,9 +147,11 @@ pub fn svg(rows: &[GrowthRow], title: &str) -> String {
         );
         e += 1.0;
     }
-    let series: [(&str, &str, Box<dyn Fn(&GrowthRow) -> Option<f64>>); 2] = [
-        ("wall time (s)", "#1f77b4", Box::new(|r| Some(r.wall_secs))),
-        ("peak RSS (MiB)", "#d62728", Box::new(|r| r.peak_rss_mib)),
+    let wall = |r: &GrowthRow| Some(r.wall_secs);
+    let rss = |r: &GrowthRow| r.peak_rss_mib;
+    let series: [(&str, &str, &Series); 2] = [
+        ("wall time (s)", "#1f77b4", &wall),
+        ("peak RSS (MiB)", "#d62728", &rss),
     ];
     for (i, (label, color, value)) in series.iter().enumerate() {
         let pts: Vec<(f64, f64)> = rows
@@ -182,6 +184,9 @@ pub fn svg(rows: &[GrowthRow], title: &str) -> String {
     s.push_str("</svg>\n");
     s
 }
+
+/// How a chart series reads its value from a row.
+type Series = dyn Fn(&GrowthRow) -> Option<f64>;
 
 fn bounds(v: &[f64]) -> (f64, f64) {
     let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -218,7 +223,12 @@ mod tests {
             },
         ];
         let t = table(&rows);
-        assert!(t.contains("| 100 | 20000 | 1980000 | 10.00 s | 100 MiB | FAIL | 10.0 | 110.0 | 20.0 | 5.0 |"), "{t}");
+        assert!(
+            t.contains(
+                "| 100 | 20000 | 1980000 | 10.00 s | 100 MiB | FAIL | 10.0 | 110.0 | 20.0 | 5.0 |"
+            ),
+            "{t}"
+        );
         let s = svg(&rows, "growth");
         assert_eq!(s.matches("<circle").count(), 4);
         assert!(s.contains(">100</text>"));

@@ -93,7 +93,10 @@ pub fn json_key_data(body: &[u8], mut f: impl FnMut(&[u8])) -> Option<u64> {
     {
         i += at + NAME.len();
         // `: "`, any spacing.
-        while body.get(i).is_some_and(|c| c.is_ascii_whitespace() || *c == b':') {
+        while body
+            .get(i)
+            .is_some_and(|c| c.is_ascii_whitespace() || *c == b':')
+        {
             i += 1;
         }
         if body.get(i) != Some(&b'"') {
@@ -146,7 +149,10 @@ mod tests {
             assert_eq!(seen, vec![vec![0u8; 16], vec![1u8; 16], vec![2u8; 16]]);
         }
         assert_eq!(protobuf_key_data(&[0x0a, 0x05, 0x0a], |_| {}), None);
-        assert_eq!(json_key_data(b"{\"keys\": [{\"keyData\": 5}]}", |_| {}), None);
+        assert_eq!(
+            json_key_data(b"{\"keys\": [{\"keyData\": 5}]}", |_| {}),
+            None
+        );
         assert_eq!(json_key_data(b"{}", |_| {}), Some(0));
     }
 }

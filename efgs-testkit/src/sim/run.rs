@@ -727,8 +727,7 @@ pub async fn run_http(opts: &RunOptions, http: &HttpOptions) -> Result<SimReport
             let logs = logs.clone();
             pollers.push(tokio::spawn(async move {
                 loop {
-                    match tokio::time::timeout(StdDuration::from_millis(200), inbox.recv()).await
-                    {
+                    match tokio::time::timeout(StdDuration::from_millis(200), inbox.recv()).await {
                         Ok(Some(n)) => {
                             let d = n.delivery;
                             c2.lock()
