@@ -182,6 +182,8 @@ pub struct Country {
     pub owed: usize,
     first_date: Date,
     cursor: Option<String>,
+    /// Where a poll stopped by its limit goes on.
+    resume: Option<String>,
     seen: HashSet<String>,
     audit_every: u64,
     anchors: Arc<TrustAnchors>,
@@ -270,6 +272,7 @@ impl Country {
             owed: 0,
             first_date: setup.first_date,
             cursor: None,
+            resume: None,
             seen: HashSet::new(),
             audit_every: setup.audit_every,
             anchors: setup.anchors.clone(),
@@ -503,10 +506,18 @@ impl Country {
     /// start date (or from the last batch read, fetched again for its link, as IE, NL, DK and
     /// CH do); audits every `audit_every`-th new batch. Returns the new batches read.
     pub async fn poll(&mut self, link: &dyn Link) -> u64 {
+        self.poll_at_most(link, u64::MAX).await
+    }
+
+    /// [`Self::poll`], returning after `limit` new batches (the next call goes on from the
+    /// `nextBatchTag` of the last one), so a caller sharing the country with an uploader can
+    /// let it in between.
+    pub async fn poll_at_most(&mut self, link: &dyn Link, limit: u64) -> u64 {
         let format = self.habit.download_format;
         let mut read = 0;
-        let mut next: Option<String> = self.cursor.clone();
-        let mut first = next.is_none();
+        let resume = self.resume.take();
+        let mut first = resume.is_none() && self.cursor.is_none();
+        let mut next: Option<String> = resume.or_else(|| self.cursor.clone());
         loop {
             let date = match &next {
                 Some(t) => match BatchTag::parse(t) {
@@ -533,6 +544,10 @@ impl Country {
             }
             self.cursor = Some(served.tag.clone());
             match served.next {
+                Some(n) if read >= limit => {
+                    self.resume = Some(n);
+                    return read;
+                }
                 Some(n) => next = Some(n),
                 None => return read,
             }

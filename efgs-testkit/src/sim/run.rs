@@ -748,8 +748,11 @@ pub async fn run_http(opts: &RunOptions, http: &HttpOptions) -> Result<SimReport
         }
         pollers.push(tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                c2.lock().await.poll(l2.as_ref()).await;
-                tokio::time::sleep(interval).await;
+                // A few batches per turn: the uploader waiting for the (fair) lock goes next.
+                let read = c2.lock().await.poll_at_most(l2.as_ref(), 2).await;
+                if read < 2 {
+                    tokio::time::sleep(interval).await;
+                }
             }
         }));
     }
