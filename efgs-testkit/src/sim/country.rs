@@ -648,7 +648,17 @@ impl Country {
     async fn audit(&mut self, link: &dyn Link, date: Date, tag: &str, keys: &[DiagnosisKey]) {
         // The audit date is the batch's creation day (clients.md §5).
         let date = BatchTag::parse(tag).map(|t| t.date).unwrap_or(date);
-        match link.audit(self.code(), date, tag).await {
+        // A transport failure (an instance restarting, say) is retried like an upload.
+        let mut answer = link.audit(self.code(), date, tag).await;
+        for attempt in 1..5u32 {
+            if answer.is_ok() {
+                break;
+            }
+            self.ledger.errors += 1;
+            tokio::time::sleep(Duration::from_millis(100) * attempt).await;
+            answer = link.audit(self.code(), date, tag).await;
+        }
+        match answer {
             Ok(Audited::Entries(entries)) => {
                 match crate::demo::reverify(self.code(), keys, &entries, &self.anchors, link.now())
                 {
