@@ -158,7 +158,7 @@ async fn uploads_signed_with_another_countrys_certificate_fail() {
     assert!(report.markdown().contains("**Result: NOT READY**"));
 }
 
-/// The callback check (ADR 0029): FR subscribes its own HTTPS endpoint (its CALLBACK
+/// The callback check (ADR 0032): FR subscribes its own HTTPS endpoint (its CALLBACK
 /// certificate on the trust list, 127.0.0.1 admitted by `callback.allow_cidrs`); three
 /// batches are cut and announced. FR's delivery log passes; the same log without the middle
 /// notification fails naming that batch; an endpoint that logged nothing fails.

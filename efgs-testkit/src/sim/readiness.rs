@@ -15,7 +15,7 @@
 //!    visited countries, origin = the candidate).
 //! 5. **callback**: whether the candidate's callback endpoint receives notifications. A peer
 //!    can neither list another country's subscriptions nor see what reaches its endpoint, so
-//!    this needs the candidate's cooperation (ADR 0029): the candidate hands over its
+//!    this needs the candidate's cooperation (ADR 0032): the candidate hands over its
 //!    endpoint's delivery log (`--callback-log`, JSON Lines of `{"batchTag", "date",
 //!    "receivedAt"}` as [`super::callback::write_log`] writes it), and the peer compares it
 //!    with the batches it downloaded itself: every logged notification must name a batch of
