@@ -207,7 +207,9 @@ impl Receiver {
     }
 }
 
-fn server_config(cert: &GeneratedCert) -> Result<Arc<rustls::ServerConfig>, BoxError> {
+/// The TLS configuration of a receiver presenting `cert`: a client certificate is required
+/// and any is accepted (the receiver decides what to answer).
+pub fn server_config(cert: &GeneratedCert) -> Result<Arc<rustls::ServerConfig>, BoxError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(AnyClientCert {
         algorithms: provider.signature_verification_algorithms,

@@ -35,6 +35,9 @@ fn help_documents_every_option() {
         "--candidate",
         "--peer",
         "--keep-running",
+        "--on-callback",
+        "--callback-log",
+        "efgs-sim growth",
     ] {
         assert!(text.contains(option), "--help does not mention {option}");
     }

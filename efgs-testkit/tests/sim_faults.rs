@@ -99,6 +99,7 @@ async fn http_faults_on_the_memory_store_lose_nothing() {
         poll_interval: Duration::from_millis(200),
         drain: Duration::from_secs(20),
         timeout: Duration::from_secs(10),
+        ..HttpOptions::default()
     };
     let report = run_http(&opts, &http).await.unwrap();
     println!("{report}");
@@ -141,6 +142,7 @@ async fn a_gateway_restarted_mid_run_on_postgres_loses_nothing() {
         poll_interval: Duration::from_millis(200),
         drain: Duration::from_secs(30),
         timeout: Duration::from_secs(10),
+        ..HttpOptions::default()
     };
     let report = run_http(&opts, &http).await.unwrap();
     println!("{report}");

@@ -31,6 +31,7 @@ async fn two_instances_on_memory_deliver_every_key_once() {
         poll_interval: Duration::from_millis(200),
         drain: Duration::from_secs(20),
         timeout: Duration::from_secs(10),
+        ..HttpOptions::default()
     };
     let report = run_http(&opts(5), &http).await.unwrap();
     println!("{report}");
@@ -74,6 +75,7 @@ async fn a_gateway_given_by_url_and_pki_directory() {
         poll_interval: Duration::from_millis(200),
         drain: Duration::from_secs(20),
         timeout: Duration::from_secs(10),
+        ..HttpOptions::default()
     };
     let report = run_http(&opts(3), &http).await.unwrap();
     println!("{report}");
@@ -84,4 +86,43 @@ async fn a_gateway_given_by_url_and_pki_directory() {
         assert!(c.keys_expected > 0);
     }
     fed.shutdown().await.unwrap();
+}
+
+/// Downloading on callback (HTTP, two instances on one store): every country subscribes its
+/// own HTTPS endpoint and reads only the batches announced to it; the ledgers show every
+/// acknowledged key arrived once, and every batch read was read on a notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn countries_download_on_callback() {
+    let out = tempfile::tempdir().unwrap();
+    let http = HttpOptions {
+        target: Target::Serve {
+            postgres: None,
+            instances: 2,
+            restart_after: None,
+        },
+        duration: Duration::from_secs(3),
+        keys_per_sec: 1500.0,
+        drain: Duration::from_secs(30),
+        timeout: Duration::from_secs(10),
+        on_callback: true,
+        callback_log_dir: Some(out.path().to_owned()),
+        ..HttpOptions::default()
+    };
+    let report = run_http(&opts(4), &http).await.unwrap();
+    println!("{report}");
+    assert!(report.ok(), "{report}");
+    assert!(report.setup.contains("on callback"));
+    for c in &report.countries {
+        assert!(c.keys_expected > 0, "{}", c.country);
+        assert_eq!(c.keys_received, c.keys_expected, "{}", c.country);
+        assert!(c.notifications > 0, "{}", c.country);
+        // No polling: every batch read was one a notification announced.
+        assert_eq!(c.read_on_callback, c.batches_read, "{}", c.country);
+        assert!(c.audits_passed > 0, "{}", c.country);
+        let log = efgs_testkit::sim::callback::read_log(
+            &out.path().join(format!("callbacks-{}.jsonl", c.country)),
+        )
+        .unwrap();
+        assert_eq!(log.len() as u64, c.notifications, "{}", c.country);
+    }
 }

@@ -30,6 +30,7 @@ fn options(fed: &Federation) -> ReadinessOptions {
         from: fed.today().previous_day().unwrap(),
         to: fed.today(),
         timeout: Duration::from_secs(10),
+        callback_log: None,
     }
 }
 
@@ -155,4 +156,105 @@ async fn uploads_signed_with_another_countrys_certificate_fail() {
         forged[0].failures
     );
     assert!(report.markdown().contains("**Result: NOT READY**"));
+}
+
+/// The callback check (ADR 0032): FR subscribes its own HTTPS endpoint (its CALLBACK
+/// certificate on the trust list, 127.0.0.1 admitted by `callback.allow_cidrs`); three
+/// batches are cut and announced. FR's delivery log passes; the same log without the middle
+/// notification fails naming that batch; an endpoint that logged nothing fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_candidates_callback_log_is_checked_against_the_batches() {
+    use efgs_core::model::CertificateType;
+    use efgs_core::store::TrustListStore as _;
+    use efgs_testkit::sim::callback::{CallbackEndpoint, write_log};
+
+    let files = tempfile::tempdir().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let (_, cert, key) = efgs_testkit::callbacks::gateway_client_cert(files.path(), now).unwrap();
+    let fed = Federation::builder()
+        .countries(["DE", "FR", "NL"])
+        .clock(efgs_testkit::federation::TestClock::system())
+        .setting("callback.client_cert", cert.display().to_string())
+        .setting("callback.client_key", key.display().to_string())
+        .setting("callback.allow_cidrs", "127.0.0.1/32")
+        .setting("callback.poll_millis", "100")
+        .build()
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let endpoint = CallbackEndpoint::start([127, 0, 0, 1].into(), "FR", fed.now(), tx)
+        .await
+        .unwrap();
+    let entry = fed
+        .pki()
+        .sign_entry(&endpoint.cert().cert_pem, "FR", CertificateType::Callback)
+        .unwrap();
+    let _ = fed
+        .store()
+        .upsert_trust_entry(efgs_testkit::pki::trust_entry(&entry, fed.now()))
+        .await
+        .unwrap();
+    let put = fed["FR"]
+        .callback_put("fr-readiness", Some(&endpoint.url()))
+        .await
+        .unwrap();
+    assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
+    for i in 0..3 {
+        let r = fed["FR"]
+            .upload(
+                &fed["FR"].keys(50),
+                &format!("fr-cb-{i}"),
+                BodyFormat::Protobuf,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201);
+        let cut = fed
+            .run_batching(fed.now() + time::Duration::hours(1))
+            .await
+            .unwrap();
+        assert_eq!(cut.len(), 1);
+    }
+    let mut log = Vec::new();
+    while log.len() < 3 {
+        let n = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("three notifications within 20 s")
+            .unwrap();
+        log.push(n.delivery);
+    }
+    let check = |path: std::path::PathBuf| {
+        let mut o = options(&fed);
+        o.callback_log = Some(path);
+        o
+    };
+    let full = files.path().join("full.jsonl");
+    write_log(&full, &log).unwrap();
+    let report = check_readiness(&check(full)).await.unwrap();
+    println!("{}", report.markdown());
+    assert!(report.ready, "{:#?}", report.checks);
+    assert_eq!(result(&report, "callback"), Outcome::Pass);
+
+    // The middle notification never arrived.
+    let gap = files.path().join("gap.jsonl");
+    write_log(&gap, &[log[0].clone(), log[2].clone()]).unwrap();
+    let report = check_readiness(&check(gap)).await.unwrap();
+    assert!(!report.ready);
+    assert_eq!(result(&report, "callback"), Outcome::Fail);
+    let c = report.checks.iter().find(|c| c.name == "callback").unwrap();
+    assert!(
+        c.details
+            .iter()
+            .any(|d| d.contains(&log[1].batch_tag) && d.contains("was not notified")),
+        "{:?}",
+        c.details
+    );
+
+    // An endpoint that received nothing.
+    let empty = files.path().join("empty.jsonl");
+    write_log(&empty, &[]).unwrap();
+    let report = check_readiness(&check(empty)).await.unwrap();
+    assert!(!report.ready);
+    assert_eq!(result(&report, "callback"), Outcome::Fail);
+    fed.shutdown().await.unwrap();
 }

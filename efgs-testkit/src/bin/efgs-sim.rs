@@ -45,9 +45,41 @@ enum Command {
     Pki(PkiArgs),
     /// Peer readiness check of a connecting member state: as the peer, download the
     /// candidate's batches, re-verify each upload through the audit endpoint, check its
-    /// signer is registered to the candidate and every key passes validation; writes
+    /// signer is registered to the candidate and every key passes validation, and (given the
+    /// candidate's delivery log) that its callback endpoint was notified of every batch; writes
     /// readiness-CANDIDATE.md and .json to `--out`; exits 1 when not ready.
     Readiness(ReadinessArgs),
+    /// How wall time and peak memory grow with the number of countries: runs `efgs-sim run`
+    /// (in process) once per size, each in its own process, and writes growth.md (a table)
+    /// and growth.svg (a log-log chart) to `--out`, with each run's report in
+    /// `--out/countries-N/`; exits 1 when a run's verdict failed.
+    Growth(GrowthArgs),
+}
+
+/// Arguments of `growth`.
+#[derive(Debug, Args)]
+struct GrowthArgs {
+    /// The sizes (comma-separated numbers of countries, 2 to 500).
+    #[arg(long, value_delimiter = ',', default_value = "10,100,500")]
+    countries: Vec<usize>,
+    /// Keys each country uploads per virtual day.
+    #[arg(long, default_value_t = 200)]
+    keys_per_day: usize,
+    /// Virtual days.
+    #[arg(long, default_value_t = 1)]
+    days: u32,
+    /// Visited countries listed in every key.
+    #[arg(long, default_value_t = 5)]
+    visited: usize,
+    /// Audit every n-th batch each country reads (0: never).
+    #[arg(long, default_value_t = 10)]
+    audit_every: u64,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Directory for growth.md, growth.svg and the runs' reports.
+    #[arg(long, default_value = "efgs-sim-growth")]
+    out: PathBuf,
 }
 
 /// Arguments of `demo`.
@@ -143,6 +175,13 @@ struct RunArgs {
     /// Over HTTP: milliseconds between a country's download polls.
     #[arg(long, default_value_t = 500)]
     poll_ms: u64,
+    /// With --serve: download on callback instead of polling. Each country runs an HTTPS
+    /// callback endpoint on 127.0.0.1 with its own certificate (registered as its CALLBACK
+    /// certificate; the gateways get `callback.allow_cidrs = 127.0.0.1/32` and a callback
+    /// client certificate), subscribes it before the first upload and reads exactly the
+    /// batches announced; the delivery logs are written to --out as callbacks-XX.jsonl.
+    #[arg(long, requires = "serve")]
+    on_callback: bool,
     /// Over HTTP: most seconds to wait after the uploads for every country to catch up.
     #[arg(long, default_value_t = 60)]
     drain_secs: u64,
@@ -228,6 +267,13 @@ struct ReadinessArgs {
     /// Request timeout in seconds.
     #[arg(long, default_value_t = 30)]
     timeout_secs: u64,
+    /// The candidate's callback delivery log (JSON Lines, one `{"batchTag": ..., "date":
+    /// ..., "receivedAt": ...}` per notification its endpoint received, as `run
+    /// --on-callback` writes them). The callback check compares it with the batches the peer
+    /// downloaded: every batch from the first to the last logged one must have been notified.
+    /// Without it the check is skipped (a peer cannot see another country's callbacks).
+    #[arg(long)]
+    callback_log: Option<PathBuf>,
     /// Directory for readiness-CANDIDATE.md and .json.
     #[arg(long, default_value = ".")]
     out: PathBuf,
@@ -262,6 +308,75 @@ async fn main() -> ExitCode {
         Command::Run(args) => run(args).await,
         Command::Pki(args) => pki(args),
         Command::Readiness(args) => readiness(args).await,
+        Command::Growth(args) => growth(args),
+    }
+}
+
+fn growth(a: GrowthArgs) -> ExitCode {
+    use efgs_testkit::sim::growth;
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("efgs-sim growth: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut rows = Vec::new();
+    for n in &a.countries {
+        let dir = a.out.join(format!("countries-{n}"));
+        eprintln!("efgs-sim growth: {n} countries ...");
+        let status = std::process::Command::new(&exe)
+            .args(["run", "--quiet", "--countries", &n.to_string()])
+            .args(["--days", &a.days.to_string()])
+            .args(["--keys-per-day", &a.keys_per_day.to_string()])
+            .args(["--visited", &a.visited.to_string()])
+            .args(["--audit-every", &a.audit_every.to_string()])
+            .args(["--seed", &a.seed.to_string()])
+            .arg("--out")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .status();
+        let pass = match status {
+            Ok(s) if s.code() == Some(0) || s.code() == Some(1) => s.success(),
+            Ok(s) => {
+                eprintln!("efgs-sim growth: the run of {n} countries ended with {s}");
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("efgs-sim growth: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        match growth::row_from_report(*n, &dir.join("report.json"), pass) {
+            Ok(r) => rows.push(r),
+            Err(e) => {
+                eprintln!("efgs-sim growth: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let title = format!(
+        "efgs-sim in process, {} day(s) x {} keys/country/day, {} visited",
+        a.days, a.keys_per_day, a.visited
+    );
+    let table = growth::table(&rows);
+    print!("{table}");
+    let written = std::fs::create_dir_all(&a.out)
+        .and_then(|()| std::fs::write(a.out.join("growth.md"), format!("{title}\n\n{table}")))
+        .and_then(|()| std::fs::write(a.out.join("growth.svg"), growth::svg(&rows, &title)));
+    if let Err(e) = written {
+        eprintln!("efgs-sim growth: cannot write to {}: {e}", a.out.display());
+        return ExitCode::from(2);
+    }
+    println!(
+        "table: {}, chart: {}",
+        a.out.join("growth.md").display(),
+        a.out.join("growth.svg").display()
+    );
+    if rows.iter().all(|r| r.pass) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -361,6 +476,8 @@ async fn run(a: RunArgs) -> ExitCode {
                 poll_interval: Duration::from_millis(a.poll_ms),
                 drain: Duration::from_secs(a.drain_secs),
                 timeout: Duration::from_secs(a.timeout_secs),
+                on_callback: a.on_callback,
+                callback_log_dir: a.on_callback.then(|| a.out.clone()),
             };
             run_http(&opts, &h).await
         }
@@ -471,6 +588,7 @@ async fn readiness(a: ReadinessArgs) -> ExitCode {
         from,
         to,
         timeout: Duration::from_secs(a.timeout_secs),
+        callback_log: a.callback_log,
     };
     match check_readiness(&opts).await {
         Ok(report) => {

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use time::{Date, OffsetDateTime};
 
 use super::ledger::{KeyId, Ledger};
-use super::link::{Audited, Link, UploadAnswer};
+use super::link::{Audited, Link, Served, UploadAnswer};
 use crate::pki::CountryCredentials;
 
 /// How a country mints its upload `batchTag`s (clients.md §2).
@@ -182,6 +182,8 @@ pub struct Country {
     pub owed: usize,
     first_date: Date,
     cursor: Option<String>,
+    /// Where a poll stopped by its limit goes on.
+    resume: Option<String>,
     seen: HashSet<String>,
     audit_every: u64,
     anchors: Arc<TrustAnchors>,
@@ -270,6 +272,7 @@ impl Country {
             owed: 0,
             first_date: setup.first_date,
             cursor: None,
+            resume: None,
             seen: HashSet::new(),
             audit_every: setup.audit_every,
             anchors: setup.anchors.clone(),
@@ -436,7 +439,7 @@ impl Country {
                 return None;
             }
         };
-        let body = crate::national::encode_body(keys, format);
+        let body = bytes::Bytes::from(crate::national::encode_body(keys, format));
         if let Ok(mut s) = self.shared.upload_sizes.lock() {
             s.push(keys.len() as u32);
         }
@@ -503,10 +506,18 @@ impl Country {
     /// start date (or from the last batch read, fetched again for its link, as IE, NL, DK and
     /// CH do); audits every `audit_every`-th new batch. Returns the new batches read.
     pub async fn poll(&mut self, link: &dyn Link) -> u64 {
+        self.poll_at_most(link, u64::MAX).await
+    }
+
+    /// [`Self::poll`], returning after `limit` new batches (the next call goes on from the
+    /// `nextBatchTag` of the last one), so a caller sharing the country with an uploader can
+    /// let it in between.
+    pub async fn poll_at_most(&mut self, link: &dyn Link, limit: u64) -> u64 {
         let format = self.habit.download_format;
         let mut read = 0;
-        let mut next: Option<String> = self.cursor.clone();
-        let mut first = next.is_none();
+        let resume = self.resume.take();
+        let mut first = resume.is_none() && self.cursor.is_none();
+        let mut next: Option<String> = resume.or_else(|| self.cursor.clone());
         loop {
             let date = match &next {
                 Some(t) => match BatchTag::parse(t) {
@@ -528,37 +539,126 @@ impl Country {
             };
             if first || !self.seen.contains(&served.tag) {
                 first = false;
-                self.seen.insert(served.tag.clone());
                 read += 1;
-                self.ledger.batches_read += 1;
-                if let Ok(mut s) = self.shared.download_sizes.lock() {
-                    s.push(served.keys.len() as u32);
-                }
-                let mut fresh = 0;
-                for k in &served.keys {
-                    if self.ledger.receive(self.run, &k.key_data) {
-                        fresh += 1;
-                    }
-                }
-                self.shared.received[usize::from(self.ledger.index)]
-                    .fetch_add(fresh, Ordering::Relaxed);
-                if self.audit_every > 0 && self.ledger.batches_read.is_multiple_of(self.audit_every)
-                {
-                    self.audit(link, date, &served.tag, &served.keys).await;
-                }
+                self.take(link, date, &served).await;
             }
             self.cursor = Some(served.tag.clone());
             match served.next {
+                Some(n) if read >= limit => {
+                    self.resume = Some(n);
+                    return read;
+                }
                 Some(n) => next = Some(n),
                 None => return read,
             }
         }
     }
 
+    /// Records a batch read: its keys in the ledger (reading only their `keyData`), and its
+    /// audit when it is due (decoding it in full).
+    async fn take(&mut self, link: &dyn Link, date: Date, served: &Served) {
+        self.seen.insert(served.tag.clone());
+        self.ledger.batches_read += 1;
+        let audit =
+            self.audit_every > 0 && self.ledger.batches_read.is_multiple_of(self.audit_every);
+        let run = self.run;
+        let mut fresh = 0;
+        let (count, keys) = if audit {
+            match served.keys() {
+                Ok(keys) => {
+                    for k in &keys {
+                        if self.ledger.receive(run, &k.key_data) {
+                            fresh += 1;
+                        }
+                    }
+                    (keys.len() as u64, Some(keys))
+                }
+                Err(e) => {
+                    self.ledger.errors += 1;
+                    self.ledger
+                        .problems
+                        .push(format!("batch {}: {e}", served.tag));
+                    (0, None)
+                }
+            }
+        } else {
+            let ledger = &mut self.ledger;
+            match served.for_each_key_data(|kd| {
+                if ledger.receive(run, kd) {
+                    fresh += 1;
+                }
+            }) {
+                Ok(n) => (n, None),
+                Err(e) => {
+                    self.ledger.errors += 1;
+                    self.ledger.problems.push(e.to_string());
+                    (0, None)
+                }
+            }
+        };
+        if let Ok(mut s) = self.shared.download_sizes.lock() {
+            s.push(count as u32);
+        }
+        self.shared.received[usize::from(self.ledger.index)].fetch_add(fresh, Ordering::Relaxed);
+        if let Some(keys) = keys {
+            self.audit(link, date, &served.tag, &keys).await;
+        }
+    }
+
+    /// Downloads on callback: reads exactly the batch a notification announced (`batchTag`
+    /// and `date`, as CWA does), unless it was read already. Returns whether it was read.
+    pub async fn fetch_announced(&mut self, link: &dyn Link, date: &str, tag: &str) -> bool {
+        self.ledger.notifications += 1;
+        if self.seen.contains(tag) {
+            self.ledger.repeated_notifications += 1;
+            return false;
+        }
+        let parsed = time::Date::parse(
+            date,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        );
+        let Ok(date) = parsed else {
+            self.ledger.errors += 1;
+            self.ledger
+                .problems
+                .push(format!("callback for {tag} with a bad date {date}"));
+            return false;
+        };
+        let format = self.habit.download_format;
+        for attempt in 0..self.max_attempts.min(10) {
+            match link.download(self.code(), date, Some(tag), format).await {
+                Ok(Some(served)) => {
+                    self.ledger.read_on_callback += 1;
+                    self.take(link, date, &served).await;
+                    return true;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    self.ledger.errors += 1;
+                    tokio::time::sleep(Duration::from_millis(100) * (attempt + 1)).await;
+                }
+            }
+        }
+        self.ledger
+            .problems
+            .push(format!("announced batch {tag} of {date} could not be read"));
+        false
+    }
+
     async fn audit(&mut self, link: &dyn Link, date: Date, tag: &str, keys: &[DiagnosisKey]) {
         // The audit date is the batch's creation day (clients.md §5).
         let date = BatchTag::parse(tag).map(|t| t.date).unwrap_or(date);
-        match link.audit(self.code(), date, tag).await {
+        // A transport failure (an instance restarting, say) is retried like an upload.
+        let mut answer = link.audit(self.code(), date, tag).await;
+        for attempt in 1..5u32 {
+            if answer.is_ok() {
+                break;
+            }
+            self.ledger.errors += 1;
+            tokio::time::sleep(Duration::from_millis(100) * attempt).await;
+            answer = link.audit(self.code(), date, tag).await;
+        }
+        match answer {
             Ok(Audited::Entries(entries)) => {
                 match crate::demo::reverify(self.code(), keys, &entries, &self.anchors, link.now())
                 {

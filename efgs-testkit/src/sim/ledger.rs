@@ -141,6 +141,12 @@ pub struct Ledger {
     pub foreign: u64,
     /// Download batches read (200 answers).
     pub batches_read: u64,
+    /// Callback notifications received (downloading on callback).
+    pub notifications: u64,
+    /// Notifications announcing a batch already read.
+    pub repeated_notifications: u64,
+    /// Batches read because a notification announced them.
+    pub read_on_callback: u64,
     /// Uploads of other countries whose signature was re-verified through the audit endpoint.
     pub audits_passed: u64,
     /// Audit checks that failed and unexpected upload answers, with the reason.

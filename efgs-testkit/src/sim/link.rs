@@ -40,15 +40,45 @@ pub enum UploadAnswer {
 #[error("{0}")]
 pub struct Transient(pub String);
 
-/// One served download batch.
+/// One served download batch, still encoded: a client reads only the `keyData` for its
+/// ledger ([`Served::for_each_key_data`]) unless it audits the batch ([`Served::keys`]).
 #[derive(Clone, Debug)]
 pub struct Served {
     /// Its `batchTag`.
     pub tag: String,
     /// Its `nextBatchTag` (`None` for `null`).
     pub next: Option<String>,
-    /// The keys.
-    pub keys: Vec<DiagnosisKey>,
+    /// Whether the body is JSON (else protobuf).
+    pub json: bool,
+    /// The body as served.
+    pub body: bytes::Bytes,
+}
+
+impl Served {
+    /// Every key, decoded in full.
+    pub fn keys(&self) -> Result<Vec<DiagnosisKey>, Transient> {
+        let content_type = if self.json {
+            "application/json"
+        } else {
+            "application/protobuf"
+        };
+        decode_download(Some(content_type), &self.body).map_err(|e| Transient(e.to_string()))
+    }
+
+    /// Calls `f` with each key's `keyData` without decoding the rest; returns the number of
+    /// keys.
+    pub fn for_each_key_data(&self, f: impl FnMut(&[u8])) -> Result<u64, Transient> {
+        let n = if self.json {
+            super::light::json_key_data(&self.body, f)
+        } else {
+            super::light::protobuf_key_data(&self.body, f)
+        };
+        n.ok_or_else(|| Transient(format!("batch {}: the body does not scan", self.tag)))
+    }
+}
+
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|c| c.trim_start().starts_with("application/json"))
 }
 
 /// An audit answer.
@@ -70,7 +100,7 @@ pub trait Link: Send + Sync {
         tag: &str,
         signature: &str,
         format: BodyFormat,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         abort_after: Option<Duration>,
     ) -> Result<UploadAnswer, Transient>;
 
@@ -159,7 +189,7 @@ impl Link for InProcess {
         tag: &str,
         signature: &str,
         format: BodyFormat,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         abort_after: Option<Duration>,
     ) -> Result<UploadAnswer, Transient> {
         let who = self.who(country)?;
@@ -197,15 +227,12 @@ impl Link for InProcess {
             .download(who, &date, tag, format, self.clock.now())
             .await
         {
-            Ok(r) => {
-                let keys = decode_download(Some(r.format.content_type()), &r.body)
-                    .map_err(|e| Transient(e.to_string()))?;
-                Ok(Some(Served {
-                    tag: r.batch_tag.to_string(),
-                    next: r.next_batch_tag.map(|t| t.to_string()),
-                    keys,
-                }))
-            }
+            Ok(r) => Ok(Some(Served {
+                tag: r.batch_tag.to_string(),
+                next: r.next_batch_tag.map(|t| t.to_string()),
+                json: is_json(Some(r.format.content_type())),
+                body: r.body,
+            })),
             Err(efgs_core::Error::Download(
                 efgs_core::download::DownloadError::NoBatchForDate { .. },
             )) => Ok(None),
@@ -327,6 +354,39 @@ impl Http {
         }
     }
 
+    /// `PUT /diagnosiskeys/callback/{id}?url=<url>` as `country` on every instance's URL in
+    /// turn until one answers; returns the status and body of the answer.
+    pub async fn subscribe_callback(
+        &self,
+        country: &str,
+        id: &str,
+        url: &str,
+    ) -> Result<(u16, String), Transient> {
+        let encoded: String = url
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let target = format!(
+            "{}/diagnosiskeys/callback/{id}?url={encoded}",
+            self.base(country, 0)
+        );
+        let res = self
+            .request(country, self.client.put(target))
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(transient)?;
+        let status = res.status().as_u16();
+        let text = res.text().await.map_err(transient)?;
+        Ok((status, text))
+    }
+
     /// The latencies recorded (microseconds), by country and operation (`upload`,
     /// `download`, `audit`); drains them.
     pub fn take_latencies(&self) -> Latencies {
@@ -356,7 +416,7 @@ impl Link for Http {
         tag: &str,
         signature: &str,
         format: BodyFormat,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         abort_after: Option<Duration>,
     ) -> Result<UploadAnswer, Transient> {
         let started = Instant::now();
@@ -411,15 +471,12 @@ impl Link for Http {
         let body = res.bytes().await.map_err(transient)?;
         self.record(country, "download", started);
         match status {
-            200 => {
-                let keys = decode_download(content_type.as_deref(), &body)
-                    .map_err(|e| Transient(e.to_string()))?;
-                Ok(Some(Served {
-                    tag: batch_tag.ok_or_else(|| Transient("no batchTag header".to_owned()))?,
-                    next: next.filter(|n| n != NO_NEXT_BATCH && !n.is_empty()),
-                    keys,
-                }))
-            }
+            200 => Ok(Some(Served {
+                tag: batch_tag.ok_or_else(|| Transient("no batchTag header".to_owned()))?,
+                next: next.filter(|n| n != NO_NEXT_BATCH && !n.is_empty()),
+                json: is_json(content_type.as_deref()),
+                body,
+            })),
             404 if tag.is_none() => Ok(None),
             s => Err(Transient(format!(
                 "download {date} {}: {s} {}",

@@ -13,9 +13,14 @@
 //! 4. **key-validation**: every candidate key passes the gateway's validation rules at its
 //!    upload time (keyData length, rolling start window, rolling period, transmission risk,
 //!    visited countries, origin = the candidate).
-//! 5. **callback**: whether the candidate's callback receives notifications. Callbacks are not
-//!    in this gateway version yet; the check is reported as `skipped` with that reason
-//!    ([`callback_check`] is where it goes).
+//! 5. **callback**: whether the candidate's callback endpoint receives notifications. A peer
+//!    can neither list another country's subscriptions nor see what reaches its endpoint, so
+//!    this needs the candidate's cooperation (ADR 0032): the candidate hands over its
+//!    endpoint's delivery log (`--callback-log`, JSON Lines of `{"batchTag", "date",
+//!    "receivedAt"}` as [`super::callback::write_log`] writes it), and the peer compares it
+//!    with the batches it downloaded itself: every logged notification must name a batch of
+//!    the range with its UTC day, and every batch from the first to the last logged one must
+//!    have been notified. Without a log the check is `skipped` ([`callback_check`]).
 //!
 //! The report ([`ReadinessReport`]) says who checked what, when, against which gateway, and
 //! each check with its result; it is written as Markdown and JSON.
@@ -59,6 +64,9 @@ pub struct ReadinessOptions {
     pub to: Date,
     /// Request timeout.
     pub timeout: Duration,
+    /// The candidate's callback delivery log, when it subscribed a callback (see the module
+    /// documentation, check 5).
+    pub callback_log: Option<std::path::PathBuf>,
 }
 
 /// A check's result.
@@ -281,20 +289,106 @@ impl Tally {
     }
 }
 
-/// The callback check. Callbacks (subscriptions and notifications) are not part of this
-/// gateway version yet, so the check is skipped with that reason; once they are, this
-/// subscribes nothing on the candidate's behalf but reads the candidate's subscriptions,
-/// waits for a notification to reach its URL and reports it here.
-pub fn callback_check(_opts: &ReadinessOptions) -> Check {
-    Check {
-        name: "callback".to_owned(),
-        result: Outcome::Skipped,
-        details: vec![
-            "callbacks are not supported by this gateway version / efgs-sim build yet; \
-             nothing was checked"
-                .to_owned(),
-        ],
+/// The callback check (module documentation, check 5): `batches` are the batch tags the peer
+/// downloaded, in chain order, with their dates.
+pub fn callback_check(opts: &ReadinessOptions, batches: &[(String, Date)]) -> Check {
+    let name = "callback".to_owned();
+    let Some(path) = &opts.callback_log else {
+        return Check {
+            name,
+            result: Outcome::Skipped,
+            details: vec![
+                "no delivery log of the candidate's callback endpoint was given \
+                 (--callback-log); a peer cannot list or receive another country's callbacks"
+                    .to_owned(),
+            ],
+        };
+    };
+    let log = match super::callback::read_log(path) {
+        Ok(l) => l,
+        Err(e) => {
+            return Check {
+                name,
+                result: Outcome::Fail,
+                details: vec![format!("the delivery log cannot be read: {e}")],
+            };
+        }
+    };
+    let mut t = Tally::default();
+    let position: std::collections::HashMap<&str, usize> = batches
+        .iter()
+        .enumerate()
+        .map(|(i, (tag, _))| (tag.as_str(), i))
+        .collect();
+    let (from, to) = (opts.from.to_string(), opts.to.to_string());
+    let mut notified = vec![0u32; batches.len()];
+    let mut in_range = 0usize;
+    for d in &log {
+        if d.date < from || d.date > to {
+            continue;
+        }
+        in_range += 1;
+        t.checked += 1;
+        match position.get(d.batch_tag.as_str()) {
+            Some(&i) => {
+                notified[i] += 1;
+                if batches[i].1.to_string() != d.date {
+                    t.fail(format!(
+                        "{} was announced with date {}, the batch is of {}",
+                        d.batch_tag, d.date, batches[i].1
+                    ));
+                }
+            }
+            None => t.fail(format!(
+                "{} ({}) was announced but is not a batch the peer downloaded from {}",
+                d.batch_tag, d.date, opts.gateway
+            )),
+        }
     }
+    let first = notified.iter().position(|n| *n > 0);
+    let last = notified.iter().rposition(|n| *n > 0);
+    let mut summary = format!(
+        "{} notifications of {} to {} in the candidate's delivery log {}",
+        in_range,
+        opts.from,
+        opts.to,
+        path.display()
+    );
+    match (first, last) {
+        (Some(first), Some(last)) => {
+            let span = last - first + 1;
+            let missing: Vec<&str> = (first..=last)
+                .filter(|i| notified[*i] == 0)
+                .map(|i| batches[i].0.as_str())
+                .collect();
+            let _ = write!(
+                summary,
+                "; batches {} to {}: {} of {span} notified",
+                batches[first].0,
+                batches[last].0,
+                span - missing.len()
+            );
+            for m in missing {
+                t.fail(format!("batch {m} was not notified to the candidate"));
+            }
+            let repeated: u32 = notified.iter().map(|n| n.saturating_sub(1)).sum();
+            if repeated > 0 {
+                let _ = write!(summary, "; {repeated} notifications repeated");
+            }
+            let after = batches.len() - 1 - last;
+            if after > 0 {
+                let _ = write!(
+                    summary,
+                    "; {after} batches cut after the last logged notification (not judged)"
+                );
+            }
+        }
+        _ => t.fail(format!(
+            "no notification of a batch from {} to {} reached the candidate's endpoint",
+            opts.from, opts.to
+        )),
+    }
+    t.check(&name, summary)
 }
 
 /// Runs the readiness check; see the module documentation.
@@ -318,6 +412,7 @@ pub async fn check_readiness(opts: &ReadinessOptions) -> Result<ReadinessReport,
     let mut uploads = Vec::new();
     let mut seen = HashSet::new();
     let mut batches_read = 0u64;
+    let mut chain: Vec<(String, Date)> = Vec::new();
     let mut cand_keys = 0u64;
 
     let mut date = opts.from;
@@ -350,14 +445,22 @@ pub async fn check_readiness(opts: &ReadinessOptions) -> Result<ReadinessReport,
                     }
                     if seen.insert(served.tag.clone()) {
                         batches_read += 1;
+                        chain.push((served.tag.clone(), tag.date));
                         download.checked += 1;
+                        let keys = match served.keys() {
+                            Ok(k) => k,
+                            Err(e) => {
+                                download.fail(format!("batch {}: {e}", served.tag));
+                                Vec::new()
+                            }
+                        };
                         let found = examine_batch(
                             &link,
                             &me,
                             &cand,
                             tag,
                             &served.tag,
-                            &served.keys,
+                            &keys,
                             &anchors,
                             &mut signature,
                             &mut registered,
@@ -417,7 +520,7 @@ pub async fn check_readiness(opts: &ReadinessOptions) -> Result<ReadinessReport,
                 format!("{n} keys checked against the gateway's validation rules"),
             )
         },
-        callback_check(opts),
+        callback_check(opts, &chain),
     ];
     let ready = checks.iter().all(|c| c.result != Outcome::Fail) && !uploads.is_empty();
     Ok(ReadinessReport {

@@ -68,6 +68,10 @@ pub struct CountryLine {
     pub batches_read: u64,
     /// Foreign uploads re-verified through the audit endpoint.
     pub audits_passed: u64,
+    /// Callback notifications received (downloading on callback).
+    pub notifications: u64,
+    /// Batches read because a notification announced them.
+    pub read_on_callback: u64,
     /// Problems seen (failed audit checks, unexpected answers).
     pub problems: Vec<String>,
     /// Transport errors (retried).
@@ -112,6 +116,8 @@ pub struct SimReport {
     pub download_sizes: Vec<u32>,
     /// Wall time of the run.
     pub wall_secs: f64,
+    /// HTTP mode: seconds of the upload phase and keys acknowledged in it.
+    pub upload_phase: Option<(f64, u64)>,
     /// Peak resident memory of the process (`VmHWM`), when the platform tells.
     pub peak_rss_mib: Option<f64>,
     /// Store faults injected.
@@ -140,6 +146,8 @@ impl SimReport {
                 refused_as_duplicate: l.refused_as_duplicate,
                 batches_read: l.batches_read,
                 audits_passed: l.audits_passed,
+                notifications: l.notifications,
+                read_on_callback: l.read_on_callback,
                 problems: l.problems.clone(),
                 errors: l.errors,
                 upload_latency: None,
@@ -375,6 +383,15 @@ impl fmt::Display for SimReport {
             }
             writeln!(f)?;
         }
+        if self.countries.iter().any(|c| c.notifications > 0) {
+            for c in &self.countries {
+                writeln!(
+                    f,
+                    "callbacks ({}): {} notifications, {} batches read on callback",
+                    c.country, c.notifications, c.read_on_callback
+                )?;
+            }
+        }
         for e in &self.events {
             writeln!(f, "event: {e}")?;
         }
@@ -392,6 +409,13 @@ impl fmt::Display for SimReport {
             }
         }
         let acked = self.acked();
+        if let Some((secs, keys)) = self.upload_phase {
+            writeln!(
+                f,
+                "upload phase: {keys} keys acknowledged in {secs:.1} s = {:.0} keys/s",
+                keys as f64 / secs.max(1e-9)
+            )?;
+        }
         writeln!(
             f,
             "{} keys acknowledged, {} deliveries; {:.1} s wall, {:.0} keys/s acknowledged{}; store faults injected: {}",

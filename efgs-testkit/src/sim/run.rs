@@ -179,6 +179,12 @@ pub enum SimError {
     /// A task failed.
     #[error("task: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// A callback endpoint could not be set up or subscribed.
+    #[error("callback: {0}")]
+    Callback(String),
+    /// A file could not be written.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl SimError {
@@ -194,6 +200,8 @@ impl SimError {
             SimError::Http(_) => "sim-http",
             SimError::PkiDir(_) => "sim-pki-dir",
             SimError::Join(_) => "sim-join",
+            SimError::Callback(_) => "sim-callback",
+            SimError::Io(_) => "sim-io",
         }
     }
 }
@@ -494,6 +502,13 @@ pub struct HttpOptions {
     pub drain: StdDuration,
     /// Request timeout.
     pub timeout: StdDuration,
+    /// Download on callback instead of polling (with [`Target::Serve`] only): every country
+    /// runs an HTTPS callback endpoint on 127.0.0.1 with its own certificate, registered as
+    /// its CALLBACK certificate, subscribes it, and reads exactly the batches announced.
+    pub on_callback: bool,
+    /// With `on_callback`: write each country's delivery log (`callbacks-XX.jsonl`, the
+    /// format `efgs-sim readiness --callback-log` reads) into this directory.
+    pub callback_log_dir: Option<PathBuf>,
 }
 
 impl Default for HttpOptions {
@@ -509,6 +524,8 @@ impl Default for HttpOptions {
             poll_interval: StdDuration::from_millis(500),
             drain: StdDuration::from_secs(60),
             timeout: StdDuration::from_secs(30),
+            on_callback: false,
+            callback_log_dir: None,
         }
     }
 }
@@ -527,6 +544,14 @@ pub async fn run_http(opts: &RunOptions, http: &HttpOptions) -> Result<SimReport
     };
     let mut feds: Vec<Federation> = Vec::new();
     let mut schema: Option<PostgresSchema> = None;
+    let callback_files = tempfile::tempdir()?;
+    if http.on_callback && matches!(http.target, Target::External { .. }) {
+        return Err(SimError::Options(
+            "downloading on callback needs gateways efgs-sim starts (--serve): it registers \
+             the endpoints' CALLBACK certificates on their trust list"
+                .to_owned(),
+        ));
+    }
     let mut chaos: Option<ChaosStore> = None;
     let (pki, codes, urls) = match &http.target {
         Target::Serve {
@@ -540,6 +565,21 @@ pub async fn run_http(opts: &RunOptions, http: &HttpOptions) -> Result<SimReport
                 .clock(TestClock::system())
                 .setting("batching.check_secs", "1")
                 .setting("database.pool_size", "16");
+            if http.on_callback {
+                let (_, cert, key) = crate::callbacks::gateway_client_cert(
+                    callback_files.path(),
+                    OffsetDateTime::now_utc(),
+                )
+                .map_err(|e| SimError::Callback(e.to_string()))?;
+                b = b
+                    .setting("callback.client_cert", cert.display().to_string())
+                    .setting("callback.client_key", key.display().to_string())
+                    .setting("callback.allow_cidrs", "127.0.0.1/32")
+                    .setting("callback.poll_millis", "100")
+                    .setting("callback.timeout_secs", "5")
+                    .setting("callback.lease_secs", "10")
+                    .setting("callback.retry_interval_secs", "1");
+            }
             match postgres {
                 Some(url) => {
                     let s = PostgresSchema::new(url.clone()).await?;
@@ -583,6 +623,9 @@ pub async fn run_http(opts: &RunOptions, http: &HttpOptions) -> Result<SimReport
         },
         opts.seed
     );
+    if http.on_callback {
+        report.setup.push_str(", downloading on callback");
+    }
     let shared_urls: Urls = Arc::new(std::sync::RwLock::new(urls));
     let creds: Vec<_> = codes.iter().filter_map(|c| pki.country(c)).collect();
     let link = Http::new(shared_urls.clone(), &creds, http.timeout)?;
@@ -605,11 +648,60 @@ pub async fn run_http(opts: &RunOptions, http: &HttpOptions) -> Result<SimReport
         .map(|c| Arc::new(Mutex::new(c)))
         .collect();
 
+    // Downloading on callback: one endpoint per country, registered and subscribed before
+    // the first upload, so every batch of the run is announced.
+    let mut endpoints = Vec::new();
+    let mut inboxes = Vec::new();
+    if http.on_callback {
+        let fed = feds
+            .first()
+            .ok_or_else(|| SimError::Options("no gateway".to_owned()))?;
+        for code in &codes {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let ep = super::callback::CallbackEndpoint::start(
+                std::net::IpAddr::from([127, 0, 0, 1]),
+                code,
+                OffsetDateTime::now_utc(),
+                tx,
+            )
+            .await?;
+            let entry = fed
+                .pki()
+                .sign_entry(
+                    &ep.cert().cert_pem,
+                    code,
+                    efgs_core::model::CertificateType::Callback,
+                )
+                .map_err(|e| SimError::Callback(e.to_string()))?;
+            let _ = fed
+                .store()
+                .upsert_trust_entry(trust_entry(&entry, OffsetDateTime::now_utc()))
+                .await?;
+            let (status, body) = link
+                .subscribe_callback(code, &format!("sim-{:08x}", setup.run), &ep.url())
+                .await
+                .map_err(|e| SimError::Callback(format!("{code}: {e}")))?;
+            if status != 200 {
+                return Err(SimError::Callback(format!(
+                    "{code}: PUT callback answered {status} {body}"
+                )));
+            }
+            endpoints.push(ep);
+            inboxes.push(rx);
+        }
+        report
+            .events
+            .push(format!("{} callback endpoints subscribed", endpoints.len()));
+    }
+    let logs: Arc<std::sync::Mutex<Vec<Vec<super::callback::Delivery>>>> =
+        Arc::new(std::sync::Mutex::new(vec![Vec::new(); codes.len()]));
+
     let deadline = tokio::time::Instant::now() + http.duration;
     let stop_polling = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut uploaders = Vec::new();
     let mut pollers = Vec::new();
-    for c in &countries {
+    let mut inboxes = inboxes.into_iter();
+    for (i, c) in countries.iter().enumerate() {
         let (c1, l1) = (c.clone(), dyn_link.clone());
         let rate = http.keys_per_sec;
         uploaders.push(tokio::spawn(async move {
@@ -631,10 +723,36 @@ pub async fn run_http(opts: &RunOptions, http: &HttpOptions) -> Result<SimReport
         }));
         let (c2, l2, stop) = (c.clone(), dyn_link.clone(), stop_polling.clone());
         let interval = http.poll_interval;
+        if let Some(mut inbox) = inboxes.next() {
+            let logs = logs.clone();
+            pollers.push(tokio::spawn(async move {
+                loop {
+                    match tokio::time::timeout(StdDuration::from_millis(200), inbox.recv()).await {
+                        Ok(Some(n)) => {
+                            let d = n.delivery;
+                            c2.lock()
+                                .await
+                                .fetch_announced(l2.as_ref(), &d.date, &d.batch_tag)
+                                .await;
+                            if let Ok(mut l) = logs.lock() {
+                                l[i].push(d);
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(_) if stop.load(std::sync::atomic::Ordering::Relaxed) => break,
+                        Err(_) => {}
+                    }
+                }
+            }));
+            continue;
+        }
         pollers.push(tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                c2.lock().await.poll(l2.as_ref()).await;
-                tokio::time::sleep(interval).await;
+                // A few batches per turn: the uploader waiting for the (fair) lock goes next.
+                let read = c2.lock().await.poll_at_most(l2.as_ref(), 2).await;
+                if read < 2 {
+                    tokio::time::sleep(interval).await;
+                }
             }
         }));
     }
@@ -693,6 +811,7 @@ pub async fn run_http(opts: &RunOptions, http: &HttpOptions) -> Result<SimReport
             let _ = u.await;
         }
     }
+    report.upload_phase = Some((t0.elapsed().as_secs_f64(), shared.acked_total()));
     if abandoned > 0 {
         report.events.push(format!(
             "{abandoned} uploaders still retrying after the drain time: abandoned"
@@ -734,6 +853,24 @@ pub async fn run_http(opts: &RunOptions, http: &HttpOptions) -> Result<SimReport
                 return Err(SimError::Options(
                     "a country task is still running".to_owned(),
                 ));
+            }
+        }
+    }
+    drop(endpoints);
+    if http.on_callback {
+        let logs = logs.lock().map(|l| l.clone()).unwrap_or_default();
+        for (c, log) in owned.iter_mut().zip(&logs) {
+            if c.ledger.notifications == 0 && shared.acked_total() > c.ledger.acked.len() {
+                c.ledger
+                    .problems
+                    .push("no callback notification arrived".to_owned());
+            }
+            if let Some(dir) = &http.callback_log_dir {
+                std::fs::create_dir_all(dir)?;
+                super::callback::write_log(
+                    &dir.join(format!("callbacks-{}.jsonl", c.code())),
+                    log,
+                )?;
             }
         }
     }
