@@ -27,7 +27,8 @@
 # throw-away CA whose certificate is exported as EFGS_TEST_DATABASE_CA; clients may use it or not.
 #
 # The cluster trusts every local connection (--auth=trust), listens on 127.0.0.1 only, keeps its
-# unix socket in its own directory, and runs with fsync off: it is for tests and benches only.
+# unix socket in its own directory, and runs with fsync off (EFGS_PG_DURABLE=1: on, as in
+# production, for benchmarks): it is for tests and benches only.
 # When run as root the server runs as the `postgres` user (initdb refuses root).
 set -euo pipefail
 
@@ -177,8 +178,8 @@ cat '$dir/data/pg_hba.conf'; } > '$dir/data/pg_hba.new' && mv '$dir/data/pg_hba.
     while [[ "$port" -le "$last" ]]; do
         if port_free "$port"; then
             if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-                -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off \
--c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c ssl=on \
+                -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $(durability) \
+-c max_connections=200 -c ssl=on \
 -c ssl_cert_file=$dir/tls/server.pem -c ssl_key_file=$dir/tls/server.key" \
                 start >&2; then
                 started=1
@@ -214,6 +215,16 @@ cmd_stop() {
     log "stopped and removed $PG_DIR"
 }
 
+# fsync off for tests; EFGS_PG_DURABLE=1 runs the cluster as production does (fsync,
+# synchronous_commit and full_page_writes on), for benchmarks whose goal is stated for that.
+durability() {
+    if [[ "${EFGS_PG_DURABLE:-}" == 1 ]]; then
+        echo "-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+    else
+        echo "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    fi
+}
+
 cmd_halt() {
     load_state || die "no cluster recorded"
     as_owner "$PG_BIN_DIR/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop >&2
@@ -223,8 +234,8 @@ cmd_resume() {
     load_state || die "no cluster recorded"
     local dir="$PG_DIR"
     as_owner "$PG_BIN_DIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c fsync=off \
--c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c ssl=on \
+        -o "-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1 $(durability) \
+-c max_connections=200 -c ssl=on \
 -c ssl_cert_file=$dir/tls/server.pem -c ssl_key_file=$dir/tls/server.key" \
         start >&2
 }
