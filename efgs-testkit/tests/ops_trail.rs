@@ -447,11 +447,9 @@ async fn every_event_type_reaches_the_trail_and_both_collectors_and_verify_names
 // Collector outage
 // ---------------------------------------------------------------------------------------------
 
-async fn collectors_going_down_receive_every_event_exactly_once(b: Backend) {
-    let mut syslog = Collector::start(CollectorKind::Syslog).await.unwrap();
-    let mut http = Collector::start(CollectorKind::Http).await.unwrap();
-    let fed = b
-        .builder()
+/// A DE+FR federation on `b` pushing its trail to both collectors, retrying every 50 ms.
+async fn pushing_to(b: &Backend, syslog: &Collector, http: &Collector) -> Federation {
+    b.builder()
         .await
         .countries(["DE", "FR"])
         .setting("audit.syslog", syslog.url())
@@ -459,7 +457,21 @@ async fn collectors_going_down_receive_every_event_exactly_once(b: Backend) {
         .setting("audit.push_retry_ms", "50")
         .build()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// DE uploads five keys under `tag` (201 expected), then the test pauses 20 ms.
+async fn upload_five(fed: &Federation, tag: &str) {
+    let de = &fed["DE"];
+    let r = de.upload(&de.keys(5), tag, PB).await.unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+async fn collectors_going_down_receive_every_event_exactly_once(b: Backend) {
+    let mut syslog = Collector::start(CollectorKind::Syslog).await.unwrap();
+    let mut http = Collector::start(CollectorKind::Http).await.unwrap();
+    let fed = pushing_to(&b, &syslog, &http).await;
     for i in 0..24 {
         match i {
             6 => {
@@ -473,13 +485,7 @@ async fn collectors_going_down_receive_every_event_exactly_once(b: Backend) {
             }
             _ => {}
         }
-        let de = &fed["DE"];
-        let r = de
-            .upload(&de.keys(5), &format!("outage-{i}"), PB)
-            .await
-            .unwrap();
-        assert_eq!(r.status, 201, "{}", r.text());
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        upload_five(&fed, &format!("outage-{i}")).await;
     }
     assert_collectors_hold_the_trail(fed.store().as_ref(), &[&syslog, &http]).await;
     fed.shutdown().await.unwrap();
@@ -495,26 +501,11 @@ async fn two_instances_push_one_trail_without_duplicates() {
     };
     let syslog = Collector::start(CollectorKind::Syslog).await.unwrap();
     let http = Collector::start(CollectorKind::Http).await.unwrap();
-    let first = b
-        .builder()
-        .await
-        .countries(["DE", "FR"])
-        .setting("audit.syslog", syslog.url())
-        .setting("audit.http_url", http.url())
-        .setting("audit.push_retry_ms", "50")
-        .build()
-        .await
-        .unwrap();
+    let first = pushing_to(&b, &syslog, &http).await;
     let second = first.instance().await.unwrap();
     for i in 0..12 {
         let fed = if i % 2 == 0 { &first } else { &second };
-        let de = &fed["DE"];
-        let r = de
-            .upload(&de.keys(5), &format!("two-{i}"), PB)
-            .await
-            .unwrap();
-        assert_eq!(r.status, 201, "{}", r.text());
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        upload_five(fed, &format!("two-{i}")).await;
     }
     assert_collectors_hold_the_trail(first.store().as_ref(), &[&syslog, &http]).await;
     second.shutdown().await.unwrap();
