@@ -224,34 +224,54 @@ pub fn server_config(cert: &GeneratedCert) -> Result<Arc<rustls::ServerConfig>, 
     Ok(Arc::new(config))
 }
 
+/// The thumbprint of the client certificate of a receiver's TLS connection, if it sent one.
+pub fn client_thumbprint(
+    tls: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+) -> Option<Thumbprint> {
+    tls.get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| Thumbprint::of_der(c.as_ref()))
+}
+
+/// Reads a request head (up to the blank line, at most `limit` bytes) from a receiver's TLS
+/// connection: the head as text, and what was read after it. `None` when the connection ends
+/// or fails first, or the head is longer than `limit`.
+pub async fn read_request_head(
+    tls: &mut tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    limit: usize,
+) -> Option<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        match tls.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() > limit {
+            return None;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    buf.drain(..head_end + 4);
+    Some((head, buf))
+}
+
 /// Serves the one request of a connection (every answer closes it).
 async fn serve(
     mut tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
     state: &Mutex<State>,
 ) {
-    let client = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| Thumbprint::of_der(c.as_ref()));
-    let mut buf = Vec::new();
+    let client = client_thumbprint(&tls);
     let mut chunk = [0u8; 4096];
     {
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i;
-            }
-            match tls.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-            if buf.len() > 64 * 1024 {
-                return;
-            }
+        let Some((head, _rest)) = read_request_head(&mut tls, 64 * 1024).await else {
+            return;
         };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        buf.drain(..head_end + 4);
         let mut lines = head.split("\r\n");
         let first = lines.next().unwrap_or_default();
         let mut parts = first.split(' ');

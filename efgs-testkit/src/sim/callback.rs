@@ -15,12 +15,12 @@ use std::path::Path;
 use efgs_core::cert::Thumbprint;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::callbacks::{receiver_cert, server_config};
+use crate::callbacks::{client_thumbprint, read_request_head, receiver_cert, server_config};
 use crate::pki::GeneratedCert;
 
 /// One notification as a backend's access log would keep it: a line of the delivery log.
@@ -146,27 +146,10 @@ async fn serve(
     mut tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
     tx: &mpsc::UnboundedSender<Notification>,
 ) {
-    let client = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| Thumbprint::of_der(c.as_ref()));
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 2048];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        match tls.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        if buf.len() > 16 * 1024 {
-            return;
-        }
+    let client = client_thumbprint(&tls);
+    let Some((head, _)) = read_request_head(&mut tls, 16 * 1024).await else {
+        return;
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let first = head.split("\r\n").next().unwrap_or_default();
     let mut parts = first.split(' ');
     let method = parts.next().unwrap_or_default();
