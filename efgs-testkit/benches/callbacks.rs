@@ -14,10 +14,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use efgs_core::model::CertificateType;
-use efgs_core::store::{TrustListStore as _, UploadOutcome};
-use efgs_testkit::callbacks::{Receiver, TestResolver, gateway_client_cert, receiver_cert};
+use efgs_core::store::TrustListStore as _;
+use efgs_testkit::callbacks::{
+    Receiver, TestResolver, cut_one_batch, gateway_client_cert, receiver_cert,
+};
 use efgs_testkit::federation::{Federation, PostgresSchema, TestClock};
-use efgs_testkit::generate::{self, KeyGen};
 use efgs_testkit::pki::trust_entry;
 
 const RECEIVERS: usize = 100;
@@ -25,22 +26,7 @@ const FRESHNESS_BATCHES: u64 = 10;
 const BURST_BATCHES: u64 = 20;
 
 async fn cut(fed: &Federation, n: u64) -> (String, Instant) {
-    let upload = generate::upload(
-        "DE",
-        &format!("bench-{n}"),
-        KeyGen::new(50_000 + n).keys("DE", 1),
-        fed.now(),
-    );
-    assert!(matches!(
-        fed.store().insert_upload(upload).await.unwrap(),
-        UploadOutcome::Stored(_)
-    ));
-    let b = fed
-        .gateway()
-        .batch_step(fed.now())
-        .await
-        .unwrap()
-        .expect("a batch");
+    let b = cut_one_batch(fed, "bench", 50_000 + n).await.unwrap();
     (b.batch.tag.to_string(), Instant::now())
 }
 

@@ -470,3 +470,28 @@ pub fn gateway_client_cert(
     }
     Ok((cert, cert_path, key_path))
 }
+
+/// Stores one single-key DE upload (keys of seed `seed`, batchTag `{prefix}-{seed}-{nanos}`)
+/// straight into `fed`'s store and cuts one batch through its gateway, which wakes the callback
+/// delivery: what a callback test or bench needs to make a receiver due a notification.
+pub async fn cut_one_batch(
+    fed: &crate::federation::Federation,
+    prefix: &str,
+    seed: u64,
+) -> Result<efgs_core::store::CreatedBatch, BoxError> {
+    use efgs_core::store::UploadStore as _;
+    let upload = crate::generate::upload(
+        "DE",
+        &format!("{prefix}-{seed}-{}", fed.now().unix_timestamp_nanos()),
+        crate::generate::KeyGen::new(seed).keys("DE", 1),
+        fed.now(),
+    );
+    match fed.store().insert_upload(upload).await? {
+        efgs_core::store::UploadOutcome::Stored(_) => {}
+        other => return Err(format!("the upload was not stored: {other:?}").into()),
+    }
+    fed.gateway()
+        .batch_step(fed.now())
+        .await?
+        .ok_or_else(|| "no batch was cut".into())
+}

@@ -13,10 +13,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use efgs_core::model::CertificateType;
-use efgs_core::store::{CallbackStore as _, TrustListStore as _, UploadOutcome};
-use efgs_testkit::callbacks::{Answer, Receiver, TestResolver, gateway_client_cert, receiver_cert};
+use efgs_core::store::{CallbackStore as _, TrustListStore as _};
+use efgs_testkit::callbacks::{
+    Answer, Receiver, TestResolver, cut_one_batch, gateway_client_cert, receiver_cert,
+};
 use efgs_testkit::federation::{Federation, TestClock};
-use efgs_testkit::generate::{self, KeyGen};
 use efgs_testkit::pki::{GeneratedCert, trust_entry};
 use support::Backend;
 
@@ -107,22 +108,7 @@ async fn receiver_as(
 /// Stores one upload and cuts one batch through `fed`'s gateway (which wakes its delivery);
 /// returns the batch tag and date as a receiver should see them.
 async fn cut(fed: &Federation, n: u64) -> (String, String) {
-    let upload = generate::upload(
-        "DE",
-        &format!("cb-{n}-{}", fed.now().unix_timestamp_nanos()),
-        KeyGen::new(9_000 + n).keys("DE", 1),
-        fed.now(),
-    );
-    assert!(matches!(
-        fed.store().insert_upload(upload).await.unwrap(),
-        UploadOutcome::Stored(_)
-    ));
-    let b = fed
-        .gateway()
-        .batch_step(fed.now())
-        .await
-        .unwrap()
-        .expect("a batch is cut");
+    let b = cut_one_batch(fed, "cb", 9_000 + n).await.unwrap();
     (
         b.batch.tag.to_string(),
         b.batch.created_at.date().to_string(),

@@ -21,12 +21,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use efgs_core::model::CertificateType;
-use efgs_core::store::{DynInspectableStore, TrailRecord, TrustListStore as _, UploadOutcome};
+use efgs_core::store::{DynInspectableStore, TrailRecord, TrustListStore as _};
 use efgs_core::trail::{ChainVerifier, parse_line};
-use efgs_testkit::callbacks::{Answer, Receiver, TestResolver, gateway_client_cert, receiver_cert};
+use efgs_testkit::callbacks::{
+    Answer, Receiver, TestResolver, cut_one_batch, gateway_client_cert, receiver_cert,
+};
 use efgs_testkit::collector::Collector;
 use efgs_testkit::federation::{Federation, TestClock};
-use efgs_testkit::generate::{self, KeyGen};
 use efgs_testkit::harness::{free_port, gateway_env, gateway_files, write_private};
 use efgs_testkit::national::Identity;
 use efgs_testkit::pki::trust_entry;
@@ -351,24 +352,8 @@ async fn subscription_changes_and_refused_callers_are_in_the_trail(backend: Back
 
 /// Stores one upload and cuts one batch through `fed`'s gateway (which wakes its delivery).
 async fn cut(fed: &Federation, n: u64) -> String {
-    let upload = generate::upload(
-        "DE",
-        &format!("opscb-{n}-{}", fed.now().unix_timestamp_nanos()),
-        KeyGen::new(19_000 + n).keys("DE", 1),
-        fed.now(),
-    );
-    assert!(matches!(
-        fed.store().insert_upload(upload).await.unwrap(),
-        UploadOutcome::Stored(_)
-    ));
-    fed.gateway()
-        .batch_step(fed.now())
-        .await
-        .unwrap()
-        .expect("a batch is cut")
-        .batch
-        .tag
-        .to_string()
+    let b = cut_one_batch(fed, "opscb", 19_000 + n).await.unwrap();
+    b.batch.tag.to_string()
 }
 
 async fn scrape(addr: SocketAddr) -> String {
