@@ -204,3 +204,58 @@ pub fn gateway_env(
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
 }
+
+/// Runs `efgs-server <args>` to completion through `efgs_server::run`, with the environment
+/// `env` makes for a free loopback listen address (the operator's way, no process spawned).
+pub async fn run_command(
+    args: &[&str],
+    env: impl FnOnce(std::net::SocketAddr) -> Vec<(String, String)>,
+) -> Result<std::process::ExitCode, BoxError> {
+    let argv: Vec<std::ffi::OsString> = std::iter::once("efgs-server")
+        .chain(args.iter().copied())
+        .map(std::ffi::OsString::from)
+        .collect();
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    Ok(efgs_server::run(argv, env(listen), std::future::pending()).await)
+}
+
+/// A running `efgs-server serve` started by [`serve`].
+#[derive(Debug)]
+pub struct Serving {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// Send (or drop) to shut the server down gracefully.
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    /// The server's run, ending with its exit code.
+    pub task: tokio::task::JoinHandle<std::process::ExitCode>,
+}
+
+/// Starts `efgs-server serve` through `efgs_server::run` on a free loopback port, with the
+/// environment `env` makes for that address, and waits (up to 10 s) until it listens.
+pub async fn serve(
+    env: impl FnOnce(std::net::SocketAddr) -> Vec<(String, String)>,
+) -> Result<Serving, BoxError> {
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(efgs_server::run(
+        vec!["efgs-server".into(), "serve".into()],
+        env(listen),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(listen).await.is_ok() {
+            return Ok(Serving {
+                base: format!("http://{listen}"),
+                stop,
+                task,
+            });
+        }
+        if task.is_finished() {
+            return Err("efgs-server serve ended before it listened".into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Err(format!("efgs-server serve did not listen on {listen} within 10 s").into())
+}

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use efgs_core::model::CertificateType;
-use efgs_core::store::{DynInspectableStore, TrailRecord, TrustListStore as _};
-use efgs_core::trail::{ChainVerifier, parse_line};
+use efgs_core::store::{DynInspectableStore, TrustListStore as _};
+use efgs_core::trail::parse_line;
 use efgs_testkit::callbacks::{
     Answer, Receiver, TestResolver, cut_one_batch, gateway_client_cert, receiver_cert,
 };
@@ -31,7 +31,7 @@ use efgs_testkit::federation::{Federation, TestClock};
 use efgs_testkit::harness::{free_port, gateway_env, gateway_files, write_private};
 use efgs_testkit::national::Identity;
 use efgs_testkit::pki::trust_entry;
-use support::Backend;
+use support::{Backend, assert_chain, stored};
 
 http_tests!(
     subscription_changes_and_refused_callers_are_in_the_trail,
@@ -44,17 +44,6 @@ const LOCAL: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-async fn stored(store: &DynInspectableStore) -> Vec<TrailRecord> {
-    store.audit_records_after(0, usize::MAX).await.unwrap()
-}
-
-fn assert_chain(records: &[TrailRecord]) {
-    let mut v = ChainVerifier::new();
-    for r in records {
-        v.push(r).unwrap_or_else(|b| panic!("chain broken: {b}"));
-    }
-}
 
 /// A stored event, parsed.
 #[derive(Debug)]

@@ -14,7 +14,6 @@
 #[macro_use]
 mod support;
 
-use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,17 +22,16 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use efgs_core::media::BodyFormat;
 use efgs_core::model::CertificateType;
-use efgs_core::store::{DynInspectableStore, TrailRecord, TrustListStore as _};
-use efgs_core::trail::ChainVerifier;
+use efgs_core::store::{DynInspectableStore, TrustListStore as _};
 use efgs_testkit::callbacks::{Answer, Receiver, gateway_client_cert, receiver_cert};
 use efgs_testkit::collector::{Collector, CollectorKind};
 use efgs_testkit::federation::{Federation, PostgresSchema, TestClock};
-use efgs_testkit::harness::{CapturedLog, free_port, gateway_env, gateway_files};
+use efgs_testkit::harness::{
+    CapturedLog, Serving, free_port, gateway_env, gateway_files, run_command, serve,
+};
 use efgs_testkit::national::{Identity, NationalBackend};
 use efgs_testkit::pki::{Pki, trust_entry};
-use support::Backend;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use support::{Backend, assert_chain, stored};
 
 const PB: BodyFormat = BodyFormat::Protobuf;
 const PB_V1: &str = "application/protobuf; version=1.0";
@@ -47,18 +45,6 @@ http_tests!(
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Every stored record, in order.
-async fn stored(store: &DynInspectableStore) -> Vec<TrailRecord> {
-    store.audit_records_after(0, usize::MAX).await.unwrap()
-}
-
-fn assert_chain(records: &[TrailRecord]) {
-    let mut v = ChainVerifier::new();
-    for r in records {
-        v.push(r).unwrap_or_else(|b| panic!("chain broken: {b}"));
-    }
-}
 
 /// The event name of a line.
 fn name(line: &str) -> &str {
@@ -141,32 +127,11 @@ impl Gateway {
     }
 
     async fn command(&self, args: &[&str]) -> ExitCode {
-        let argv: Vec<OsString> = std::iter::once("efgs-server")
-            .chain(args.iter().copied())
-            .map(OsString::from)
-            .collect();
-        let listen = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
-        efgs_server::run(argv, self.env(listen), std::future::pending()).await
+        run_command(args, |listen| self.env(listen)).await.unwrap()
     }
 
-    async fn serve(&self) -> (String, oneshot::Sender<()>, JoinHandle<ExitCode>) {
-        let listen = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(efgs_server::run(
-            vec![OsString::from("efgs-server"), OsString::from("serve")],
-            self.env(listen),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(listen).await.is_ok() {
-                return (format!("http://{listen}"), stop, task);
-            }
-            assert!(!task.is_finished(), "efgs-server serve ended early");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("efgs-server serve did not listen on {listen} within 10 s");
+    async fn serve(&self) -> Serving {
+        serve(|listen| self.env(listen)).await.unwrap()
     }
 }
 
@@ -210,7 +175,7 @@ async fn every_event_type_reaches_the_trail_and_both_collectors_and_verify_names
     let _guard = tracing::subscriber::set_default(subscriber);
     let store = schema.store().await.unwrap();
 
-    let (base, stop, task) = gw.serve().await;
+    let Serving { base, stop, task } = gw.serve().await;
     let clock = TestClock::system();
     let backend = |c: &str| {
         NationalBackend::new(&base, gw.pki.country(c).unwrap(), clock.as_fn())

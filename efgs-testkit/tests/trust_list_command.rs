@@ -16,11 +16,9 @@ use std::time::{Duration, Instant};
 use efgs_core::model::CertificateType;
 use efgs_core::store::TrustListStore as _;
 use efgs_testkit::federation::{PostgresSchema, TestClock};
-use efgs_testkit::harness::{CapturedLog, free_port, gateway_env, gateway_files};
+use efgs_testkit::harness::{CapturedLog, Serving, gateway_env, gateway_files, run_command, serve};
 use efgs_testkit::national::NationalBackend;
 use efgs_testkit::pki::Pki;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 const PB_V1: &str = "application/protobuf; version=1.0";
 const OPERATOR: &str = "efgs-operator-test";
@@ -57,47 +55,21 @@ impl Gateway {
 
     /// Runs `efgs-server <args>` to completion.
     async fn command(&self, args: &[&str]) -> ExitCode {
-        let argv: Vec<OsString> = std::iter::once("efgs-server")
-            .chain(args.iter().copied())
-            .map(OsString::from)
-            .collect();
-        let listen = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
-        efgs_server::run(argv, self.env(listen), std::future::pending()).await
+        run_command(args, |listen| self.env(listen)).await.unwrap()
     }
 
     /// Starts `efgs-server serve` on a free port and waits until it listens.
     async fn serve(&self) -> Serving {
-        let listen = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(efgs_server::run(
-            vec![OsString::from("efgs-server"), OsString::from("serve")],
-            self.env(listen),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(listen).await.is_ok() {
-                return Serving {
-                    base: format!("http://{listen}"),
-                    stop,
-                    task,
-                };
-            }
-            assert!(!task.is_finished(), "efgs-server serve ended early");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("efgs-server serve did not listen on {listen} within 10 s");
+        serve(|listen| self.env(listen)).await.unwrap()
     }
 }
 
-struct Serving {
-    base: String,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<ExitCode>,
+trait ServingExt {
+    async fn probe(&self, gw: &Gateway, country: &str) -> u16;
+    async fn stop(self);
 }
 
-impl Serving {
+impl ServingExt for Serving {
     /// The status of DE's download of today (404 "no batch yet" once authenticated).
     async fn probe(&self, gw: &Gateway, country: &str) -> u16 {
         let clock = TestClock::system();

@@ -286,3 +286,18 @@ impl TlsClient {
         })
     }
 }
+
+/// Every audit-trail record stored in `store`, in order.
+pub async fn stored(
+    store: &efgs_core::store::DynInspectableStore,
+) -> Vec<efgs_core::store::TrailRecord> {
+    store.audit_records_after(0, usize::MAX).await.unwrap()
+}
+
+/// Fails unless `records` form one unbroken hash chain.
+pub fn assert_chain(records: &[efgs_core::store::TrailRecord]) {
+    let mut v = efgs_core::trail::ChainVerifier::new();
+    for r in records {
+        v.push(r).unwrap_or_else(|b| panic!("chain broken: {b}"));
+    }
+}
