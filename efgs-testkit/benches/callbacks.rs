@@ -14,12 +14,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use efgs_core::model::CertificateType;
-use efgs_core::store::TrustListStore as _;
 use efgs_testkit::callbacks::{
     Receiver, TestResolver, cut_one_batch, gateway_client_cert, receiver_cert,
 };
 use efgs_testkit::federation::{Federation, PostgresSchema, TestClock};
-use efgs_testkit::pki::trust_entry;
 
 const RECEIVERS: usize = 100;
 const FRESHNESS_BATCHES: u64 = 10;
@@ -55,13 +53,7 @@ async fn run(label: &str, schema: Option<&PostgresSchema>) {
     let mut receivers = Vec::with_capacity(RECEIVERS);
     for i in 0..RECEIVERS {
         let cert = receiver_cert(&["127.0.0.1"], "FR", fed.now()).unwrap();
-        let entry = fed
-            .pki()
-            .sign_entry(&cert.cert_pem, "FR", CertificateType::Callback)
-            .unwrap();
-        let _ = fed
-            .store()
-            .upsert_trust_entry(trust_entry(&entry, fed.now()))
+        fed.register(&cert.cert_pem, "FR", CertificateType::Callback)
             .await
             .unwrap();
         let r = Receiver::start(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0), cert)

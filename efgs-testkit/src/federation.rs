@@ -39,7 +39,10 @@ use std::sync::{Arc, Mutex};
 use efgs_core::callback_url::{IpCidr, Resolver};
 use efgs_core::cert::Thumbprint;
 use efgs_core::gateway::Gateway;
-use efgs_core::store::{CreatedBatch, DynInspectableStore, DynStore, StoreError};
+use efgs_core::model::CertificateType;
+use efgs_core::store::{
+    CreatedBatch, DynInspectableStore, DynStore, StoreError, TrustListStore as _,
+};
 use efgs_store_memory::MemoryStore;
 use time::{Date, Duration, OffsetDateTime};
 use tokio::sync::oneshot;
@@ -743,6 +746,23 @@ impl Federation {
     /// [`Self::run_batching`] at the clock's time.
     pub async fn run_batching_now(&self) -> Result<Vec<CreatedBatch>, efgs_core::Error> {
         self.run_batching(self.clock.now()).await
+    }
+
+    /// Puts `cert_pem` on the trust list as `country`'s certificate of type `cert_type`: an
+    /// entry signed by this federation's trust anchor, written straight into the store (as
+    /// an operator's `trust-list import` would), created now.
+    pub async fn register(
+        &self,
+        cert_pem: &str,
+        country: &str,
+        cert_type: CertificateType,
+    ) -> Result<(), FederationError> {
+        let entry = self.pki.sign_entry(cert_pem, country, cert_type)?;
+        let _ = self
+            .store
+            .upsert_trust_entry(crate::pki::trust_entry(&entry, self.now()))
+            .await?;
+        Ok(())
     }
 
     /// Revokes the trust-list entry with this thumbprint and returns once the server's store

@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use efgs_core::model::CertificateType;
-use efgs_core::store::{CallbackStore as _, TrustListStore as _};
+use efgs_core::store::CallbackStore as _;
 use efgs_testkit::callbacks::{
     Answer, Receiver, TestResolver, cut_one_batch, gateway_client_cert, receiver_cert,
 };
 use efgs_testkit::federation::{Federation, TestClock};
-use efgs_testkit::pki::{GeneratedCert, trust_entry};
+use efgs_testkit::pki::GeneratedCert;
 use support::Backend;
 
 http_tests!(
@@ -74,12 +74,7 @@ async fn setup(backend: &Backend, countries: &[&str], settings: &[(&str, &str)])
 
 /// Registers `cert` on the trust list as `country`'s certificate of type `t`.
 async fn register(fed: &Federation, cert: &GeneratedCert, country: &str, t: CertificateType) {
-    let entry = fed.pki().sign_entry(&cert.cert_pem, country, t).unwrap();
-    let _ = fed
-        .store()
-        .upsert_trust_entry(trust_entry(&entry, fed.now()))
-        .await
-        .unwrap();
+    fed.register(&cert.cert_pem, country, t).await.unwrap();
 }
 
 /// A receiver on `ip` for `names`, registered as `country`'s CALLBACK certificate, checking the

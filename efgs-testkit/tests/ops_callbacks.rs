@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use efgs_core::model::CertificateType;
-use efgs_core::store::{DynInspectableStore, TrustListStore as _};
+use efgs_core::store::DynInspectableStore;
 use efgs_core::trail::parse_line;
 use efgs_testkit::callbacks::{
     Answer, Receiver, TestResolver, cut_one_batch, gateway_client_cert, receiver_cert,
@@ -30,7 +30,6 @@ use efgs_testkit::collector::Collector;
 use efgs_testkit::federation::{Federation, TestClock};
 use efgs_testkit::harness::{free_port, gateway_env, gateway_files, write_private};
 use efgs_testkit::national::Identity;
-use efgs_testkit::pki::trust_entry;
 use support::{Backend, assert_chain, stored};
 
 http_tests!(
@@ -380,13 +379,7 @@ async fn deliveries_and_a_suspension_are_in_the_trail_and_the_metrics(backend: B
     let mut receivers = Vec::new();
     for (country, name) in [("DE", "de.test"), ("FR", "127.0.0.1")] {
         let cert = receiver_cert(&[name], country, fed.now()).unwrap();
-        let entry = fed
-            .pki()
-            .sign_entry(&cert.cert_pem, country, CertificateType::Callback)
-            .unwrap();
-        let _ = fed
-            .store()
-            .upsert_trust_entry(trust_entry(&entry, fed.now()))
+        fed.register(&cert.cert_pem, country, CertificateType::Callback)
             .await
             .unwrap();
         let r = Receiver::start(SocketAddr::new(IpAddr::V4(LOCAL), 0), cert)

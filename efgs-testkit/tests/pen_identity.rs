@@ -63,13 +63,7 @@ fn pem_to_der(pem: &str) -> Vec<u8> {
 
 /// Puts `cert` on the trust list as an AUTHENTICATION entry of `country`.
 async fn onboard(fed: &Federation, cert: &GeneratedCert, country: &str) {
-    let entry = fed
-        .pki()
-        .sign_entry(&cert.cert_pem, country, CertificateType::Authentication)
-        .unwrap();
-    let _ = fed
-        .store()
-        .upsert_trust_entry(trust_entry(&entry, fed.now()))
+    fed.register(&cert.cert_pem, country, CertificateType::Authentication)
         .await
         .unwrap();
 }
