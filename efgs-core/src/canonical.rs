@@ -512,16 +512,16 @@ mod tests {
         let mut keys = Vec::new();
         for i in 0..50u8 {
             let mut k = DiagnosisKey {
-                key_data: vec![i; 16],
+                key_data: vec![i; 16].into(),
                 rolling_period: u32::from(i),
                 origin: "DE".into(),
                 ..DiagnosisKey::default()
             };
             k.visited_countries = match i % 5 {
-                0 => vec![],
-                1 => vec!["FR".into(), "NL".into()],
+                0 => vec![].into(),
+                1 => vec!["FR".into(), "NL".into()].into(),
                 2 => (0..27).map(|c| format!("C{c}").into()).collect(),
-                3 => vec!["ÆØ".into(), "x,y".into()],
+                3 => vec!["ÆØ".into(), "x,y".into()].into(),
                 _ => (0..100).map(|c| format!("LONG{c:04}").into()).collect(),
             };
             keys.push(k);

@@ -67,6 +67,16 @@ impl CountryCode {
         })
     }
 
+    /// The valid code of two ASCII bytes (the caller has checked that both are ASCII; other
+    /// bytes are masked to ASCII).
+    #[inline]
+    pub(crate) const fn from_ascii_pair(a: u8, b: u8) -> CountryCode {
+        let mut bytes = [0u8; MAX_COUNTRY_LEN];
+        bytes[0] = a & 0x7f;
+        bytes[1] = b & 0x7f;
+        CountryCode { meta: 2, bytes }
+    }
+
     /// The code of a decoded string: valid if it is at most 8 ASCII bytes, otherwise an invalid
     /// code (see the module documentation). Never fails.
     #[inline]

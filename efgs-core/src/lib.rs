@@ -21,6 +21,7 @@ pub mod guide {}
 
 pub mod identity;
 pub mod json;
+pub mod key_fields;
 pub mod media;
 pub mod model;
 pub mod proto;

@@ -6,6 +6,7 @@
 //! [`ReportType`] travel through decoding, canonical bytes and encoding unchanged.
 
 pub use crate::country::CountryCode;
+pub use crate::key_fields::{CountryList, KeyData};
 
 /// One GAEN temporary exposure key with the EFGS metadata (`eu.interop.DiagnosisKey`).
 ///
@@ -13,16 +14,17 @@ pub use crate::country::CountryCode;
 /// the wire form is exactly that of the derived message.
 #[derive(Clone, PartialEq, Eq, Hash, Default, Debug)]
 pub struct DiagnosisKey {
-    /// The 16-byte temporary exposure key.
-    pub key_data: Vec<u8>,
+    /// The 16-byte temporary exposure key (inline, see [`KeyData`]).
+    pub key_data: KeyData,
     /// Start of the key's validity in 10-minute intervals since the Unix epoch.
     pub rolling_start_interval_number: u32,
     /// Number of 10-minute intervals the key was valid (1..=144).
     pub rolling_period: u32,
     /// Transmission risk level (0..=8, or `0x7FFF_FFFF` for "unknown").
     pub transmission_risk_level: i32,
-    /// Countries the key's owner visited (not range-checked, as uploaded).
-    pub visited_countries: Vec<CountryCode>,
+    /// Countries the key's owner visited (not range-checked, as uploaded). Decoded keys of one
+    /// batch share equal lists (see [`CountryList`]).
+    pub visited_countries: CountryList,
     /// Country of origin; must equal the uploader's country.
     pub origin: CountryCode,
     /// Report type number; see [`ReportType`]. Unknown numbers are kept as they are.
@@ -56,9 +58,11 @@ fn merge_country(
 
 impl prost::Message for DiagnosisKey {
     fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
-        use prost::encoding::{bytes, int32, sint32, uint32};
+        use prost::encoding::{int32, sint32, uint32};
         if !self.key_data.is_empty() {
-            bytes::encode(1, &self.key_data, buf);
+            prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, buf);
+            prost::encoding::encode_varint(self.key_data.len() as u64, buf);
+            buf.put_slice(&self.key_data);
         }
         if self.rolling_start_interval_number != 0 {
             uint32::encode(2, &self.rolling_start_interval_number, buf);
@@ -93,10 +97,19 @@ impl prost::Message for DiagnosisKey {
         use prost::encoding::{bytes, int32, sint32, skip_field, uint32};
         const NAME: &str = "DiagnosisKey";
         match tag {
-            1 => bytes::merge(wire_type, &mut self.key_data, buf, ctx).map_err(|mut e| {
-                e.push(NAME, "key_data");
-                e
-            }),
+            1 => {
+                let mut data = Vec::new();
+                match bytes::merge(wire_type, &mut data, buf, ctx) {
+                    Ok(()) => {
+                        self.key_data = KeyData::from(data);
+                        Ok(())
+                    }
+                    Err(mut e) => {
+                        e.push(NAME, "key_data");
+                        Err(e)
+                    }
+                }
+            }
             2 => uint32::merge(wire_type, &mut self.rolling_start_interval_number, buf, ctx)
                 .map_err(|mut e| {
                     e.push(NAME, "rolling_start_interval_number");

@@ -9,8 +9,9 @@
 //! Behaviour that differs from protobuf-java: a known field sent with the wrong wire type is an
 //! error here (prost), whereas protobuf-java keeps it as an unknown field.
 
+use crate::key_fields::ListInterner;
 use crate::media::BodyFormat;
-use crate::model::{CountryCode, DiagnosisKey, DiagnosisKeyBatch};
+use crate::model::{CountryCode, DiagnosisKey, DiagnosisKeyBatch, KeyData};
 use prost::Message as _;
 
 /// Errors of body decoding.
@@ -189,8 +190,8 @@ fn decode_limited(
             .min(crate::model::MAX_KEYS_PER_BATCH),
     );
     let mut count = 0usize;
-    // Keys of one upload usually list the same number of visited countries.
-    let mut visited_hint = 0usize;
+    // Keys of one upload usually list the same visited countries: they share one list.
+    let mut lists = ListInterner::new();
     while !r.at_end() {
         let start = r.pos;
         let (field, wire) = r.key()?;
@@ -204,7 +205,7 @@ fn decode_limited(
                 body_offset = r.pos;
                 r.take(len)?
             };
-            let key = match decode_key_fast(body, visited_hint, max_visited) {
+            let key = match decode_key_fast(body, &mut lists, max_visited) {
                 Some(key) => key,
                 None => {
                     // Anything the fast path does not take (unknown fields, wrong wire types,
@@ -225,7 +226,6 @@ fn decode_limited(
                     })?
                 }
             };
-            visited_hint = key.visited_countries.len();
             if count < max_keys {
                 keys.push(key);
             }
@@ -238,39 +238,51 @@ fn decode_limited(
 }
 
 /// Decodes one well-formed `DiagnosisKey` the way prost does (proto3: the last value of a
-/// scalar field wins, integers truncated as prost casts them, `sint32` zigzag), with the
-/// visited-country list allocated once at its expected size. Returns `None` for anything
+/// scalar field wins, integers truncated as prost casts them, `sint32` zigzag) without
+/// allocating: key data inline, the visited-country list shared with the previous key's when
+/// equal (`lists`, ADR 0033). Returns `None` for anything
 /// else: an unknown field, a wrong wire type, invalid UTF-8, more than `max_visited` visited
 /// countries or malformed bytes; the caller then decodes the key with prost (same result,
 /// prost's error).
-fn decode_key_fast(body: &[u8], visited_hint: usize, max_visited: usize) -> Option<DiagnosisKey> {
+fn decode_key_fast(
+    body: &[u8],
+    lists: &mut ListInterner,
+    max_visited: usize,
+) -> Option<DiagnosisKey> {
     let mut r = Reader {
         bytes: body,
         pos: 0,
     };
-    let mut key = DiagnosisKey {
-        visited_countries: Vec::with_capacity(visited_hint.min(max_visited)),
-        ..DiagnosisKey::default()
-    };
+    let mut key = DiagnosisKey::default();
+    lists.start();
     while !r.at_end() {
         let (field, wire) = r.key().ok()?;
         match (field, wire) {
             (1, WIRE_LEN) => {
                 let len = r.len().ok()?;
-                let bytes = r.take(len).ok()?;
-                key.key_data.clear();
-                key.key_data.extend_from_slice(bytes);
+                key.key_data = KeyData::from_slice(r.take(len).ok()?);
             }
             (2, WIRE_VARINT) => key.rolling_start_interval_number = r.varint().ok()? as u32,
             (3, WIRE_VARINT) => key.rolling_period = r.varint().ok()? as u32,
             (4, WIRE_VARINT) => key.transmission_risk_level = r.varint().ok()? as i32,
             (5, WIRE_LEN) => {
-                if key.visited_countries.len() >= max_visited {
+                if lists.len() >= max_visited {
                     return None;
                 }
                 let len = r.len().ok()?;
-                let code = CountryCode::from_utf8(r.take(len).ok()?)?;
-                key.visited_countries.push(code);
+                lists.push(CountryCode::from_utf8(r.take(len).ok()?)?);
+                // The usual case, a run of two-letter codes (field 5, length 2, two ASCII
+                // bytes), is read four bytes at a time.
+                while let Some(&[0x2a, 2, a, b]) = r.bytes.get(r.pos..r.pos + 4) {
+                    if !(a.is_ascii() && b.is_ascii()) {
+                        break;
+                    }
+                    if lists.len() >= max_visited {
+                        return None;
+                    }
+                    lists.push(CountryCode::from_ascii_pair(a, b));
+                    r.pos += 4;
+                }
             }
             (6, WIRE_LEN) => {
                 let len = r.len().ok()?;
@@ -284,6 +296,7 @@ fn decode_key_fast(body: &[u8], visited_hint: usize, max_visited: usize) -> Opti
             _ => return None,
         }
     }
+    key.visited_countries = lists.finish();
     Some(key)
 }
 
@@ -349,7 +362,7 @@ impl<'a> Reader<'a> {
             .pos
             .checked_add(len)
             .filter(|&end| end <= self.bytes.len())
-            .ok_or(malformed(self.pos, "buffer underflow"))?;
+            .ok_or_else(|| malformed(self.pos, "buffer underflow"))?;
         let out = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(out)

@@ -152,7 +152,7 @@ impl Rng {
         };
         let visited_n = self.below(12) as usize;
         DiagnosisKey {
-            key_data: self.bytes(key_len),
+            key_data: self.bytes(key_len).into(),
             rolling_start_interval_number: self.int(),
             rolling_period: self.int(),
             transmission_risk_level: self.int() as i32,
@@ -199,7 +199,7 @@ fn random_batches_match_reference_sort() {
                 // Short keyData sharing a prefix, so the strings differ early but not at once.
                 2 => {
                     let mut k = rng.key();
-                    k.key_data = vec![b'A'; rng.below(5) as usize];
+                    k.key_data = vec![b'A'; rng.below(5) as usize].into();
                     k
                 }
                 _ => rng.key(),
@@ -224,7 +224,7 @@ fn full_size_batch_matches_reference() {
 #[test]
 fn us_ascii_replacement_examples() {
     let k = DiagnosisKey {
-        visited_countries: vec!["DÉ".into(), "😀".into(), "a€b".into()],
+        visited_countries: vec!["DÉ".into(), "😀".into(), "a€b".into()].into(),
         origin: "Ö".into(),
         ..Default::default()
     };
@@ -253,11 +253,11 @@ fn invalid_utf8_key_data_is_handled_as_bytes() {
     // A lossy string round trip would make them collide.
     assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
     let ka = DiagnosisKey {
-        key_data: a.clone(),
+        key_data: a.clone().into(),
         ..Default::default()
     };
     let kb = DiagnosisKey {
-        key_data: b.clone(),
+        key_data: b.clone().into(),
         ..Default::default()
     };
     assert_ne!(
@@ -300,7 +300,7 @@ fn any_key() -> impl Strategy<Value = DiagnosisKey> {
     )
         .prop_map(
             |(key_data, rsin, rp, trl, visited, origin, rt, dsos)| DiagnosisKey {
-                key_data,
+                key_data: key_data.into(),
                 rolling_start_interval_number: rsin,
                 rolling_period: rp,
                 transmission_risk_level: trl,
@@ -358,7 +358,7 @@ proptest! {
         let h = DuplicateHasher::new(b"secret");
         let mut other = k.clone();
         match field {
-            0 => other.key_data.push(0),
+            0 => other.key_data = [&other.key_data[..], &[0]].concat().into(),
             1 => other.rolling_start_interval_number ^= 1,
             2 => other.rolling_period ^= 1,
             3 => other.transmission_risk_level ^= 1,

@@ -26,7 +26,7 @@ fn key(
     dsos: i32,
 ) -> DiagnosisKey {
     DiagnosisKey {
-        key_data: key_data.to_vec(),
+        key_data: key_data.to_vec().into(),
         rolling_start_interval_number: rsin,
         rolling_period: rp,
         transmission_risk_level: trl,
@@ -105,7 +105,7 @@ fn check_csharp_line(line: &str) -> Result<(), String> {
         }
     }
     let k = DiagnosisKey {
-        key_data,
+        key_data: key_data.into(),
         rolling_start_interval_number: u32::from_be_bytes(rsin),
         rolling_period: u32::from_be_bytes(rp),
         transmission_risk_level: i32::from_be_bytes(trl),
@@ -263,7 +263,10 @@ fn batch3() -> Batch3 {
         .unwrap()
         .iter()
         .map(|k| DiagnosisKey {
-            key_data: STANDARD.decode(k["keyData"].as_str().unwrap()).unwrap(),
+            key_data: STANDARD
+                .decode(k["keyData"].as_str().unwrap())
+                .unwrap()
+                .into(),
             rolling_start_interval_number: u32::try_from(
                 k["rollingStartIntervalNumber"].as_u64().unwrap(),
             )

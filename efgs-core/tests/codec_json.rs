@@ -517,7 +517,7 @@ fn later_duplicates_win_repeated_fields_append() {
 fn printer_escapes_like_escape_text() {
     // Countries are at most 8 ASCII bytes (ADR 0031): the escapes spread over three.
     let key = DiagnosisKey {
-        visited_countries: vec!["a\"b\\c".into(), "\u{8}\u{c}\n\r\t".into()],
+        visited_countries: vec!["a\"b\\c".into(), "\u{8}\u{c}\n\r\t".into()].into(),
         origin: "\u{1}\u{1f}\u{7f}/".into(),
         report_type: 9,
         ..DiagnosisKey::default()

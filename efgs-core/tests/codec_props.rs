@@ -23,14 +23,23 @@ fn any_key() -> impl Strategy<Value = DiagnosisKey> {
             Just(i32::MAX),
             -30..30i32
         ],
-        prop::collection::vec(any::<String>(), 0..5),
+        // Runs of two-letter codes (the decoder's fast path) broken by other strings.
+        prop::collection::vec(
+            prop_oneof![
+                4 => "[A-Z]{2}",
+                1 => any::<String>(),
+                1 => "[ -~]{0,3}",
+                1 => "[\\x{80}-\\x{7ff}]{1,2}",
+            ],
+            0..8,
+        ),
         prop_oneof![any::<String>(), "[A-Z]{2}", Just(String::new())],
         prop_oneof![0..6i32, any::<i32>()],
         prop_oneof![any::<i32>(), Just(i32::MIN), -20..20i32],
     )
         .prop_map(
             |(key_data, rsin, rp, trl, visited, origin, rt, dsos)| DiagnosisKey {
-                key_data,
+                key_data: key_data.into(),
                 rolling_start_interval_number: rsin,
                 rolling_period: rp,
                 transmission_risk_level: trl,
@@ -202,6 +211,51 @@ proptest! {
         let r = from_reference_json(json.as_bytes());
         if at < to_reference_json(&batch).len() {
             prop_assert!(r.is_err(), "a truncated body must not parse: {json}");
+        }
+    }
+
+    /// The JSON decoder reads a plain list of two-letter visited countries on a fast path
+    /// (ADR 0033). Whatever the list's layout, it must decode exactly as the general path
+    /// does: the same list with its first code written with a `\u` escape (which the fast
+    /// path never takes) gives the same result, or an error of the same kind.
+    #[test]
+    fn json_visited_fast_path_agrees_with_the_general_path(
+        codes in prop::collection::vec("[ -!#-\\[\\]-~]{2}|[A-Z]{3}|\u{e9}X", 1..40),
+        seps in prop::collection::vec(prop_oneof![
+            8 => Just(",".to_owned()),
+            1 => Just(" , ".to_owned()),
+            1 => Just(",\n\t".to_owned()),
+            1 => Just(" ".to_owned()),
+            1 => Just(",,".to_owned()),
+            1 => Just(", # note\n".to_owned()),
+        ], 40),
+        open in prop_oneof![Just("["), Just("[ "), Just("[\n")],
+        close in prop_oneof![Just("]"), Just(" ]"), Just(",]"), Just("")],
+    ) {
+        let list = |first_escaped: bool| {
+            let mut out = open.to_owned();
+            for (i, c) in codes.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(&seps[i]);
+                }
+                let json = serde_json::to_string(c).unwrap();
+                if i == 0 && first_escaped {
+                    let mut chars = c.chars();
+                    let first = chars.next().unwrap();
+                    let rest = serde_json::to_string(chars.as_str()).unwrap();
+                    out.push_str(&format!("\"\\u{:04x}{}", u32::from(first), &rest[1..]));
+                } else {
+                    out.push_str(&json);
+                }
+            }
+            out.push_str(close);
+            format!(r#"{{"keys":[{{"keyData":"AAAAAAAAAAAAAAAAAAAAAA==","visitedCountries":{out},"origin":"DE"}}]}}"#)
+        };
+        let (fast, general) = (list(false), list(true));
+        match (decode_body(BodyFormat::Json, fast.as_bytes()), decode_body(BodyFormat::Json, general.as_bytes())) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{}", fast),
+            (Err(Error::Json(a)), Err(Error::Json(b))) => prop_assert_eq!(a.code(), b.code(), "{}", fast),
+            (a, b) => prop_assert!(false, "{fast}: {a:?} but {general}: {b:?}"),
         }
     }
 

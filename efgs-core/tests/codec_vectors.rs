@@ -15,11 +15,11 @@ use vectors_support::{read, vectors_json};
 /// The key of the three `.bin` files with the given RSIN = RP (tests/data/vectors/README.md).
 fn bin_key(rsin_rp: u32) -> DiagnosisKey {
     DiagnosisKey {
-        key_data: b"123".to_vec(),
+        key_data: b"123".to_vec().into(),
         rolling_start_interval_number: rsin_rp,
         rolling_period: rsin_rp,
         transmission_risk_level: -22,
-        visited_countries: vec!["UK".into(), "NL".into(), "FR".into()],
+        visited_countries: vec!["UK".into(), "NL".into(), "FR".into()].into(),
         origin: "DE".into(),
         report_type: 1,
         days_since_onset_of_symptoms: 0,
@@ -64,7 +64,8 @@ fn batch3_expected() -> DiagnosisKeyBatch {
         .map(|k| DiagnosisKey {
             key_data: base64::engine::general_purpose::STANDARD
                 .decode(k["keyData"].as_str().unwrap())
-                .unwrap(),
+                .unwrap()
+                .into(),
             rolling_start_interval_number: k["rollingStartIntervalNumber"].as_u64().unwrap() as u32,
             rolling_period: k["rollingPeriod"].as_u64().unwrap() as u32,
             transmission_risk_level: k["transmissionRiskLevel"].as_i64().unwrap() as i32,
@@ -127,11 +128,13 @@ fn batch3_java_json_parses_back() {
 fn protocol_md_example_key_prints_like_java() {
     // protocol.md §1.0: TestData's key, with the reference's exact output.
     let key = DiagnosisKey {
-        key_data: hex::decode("0e0f0b0e0c0f0f100e0f0b0e0c0f0f10").unwrap(),
+        key_data: hex::decode("0e0f0b0e0c0f0f100e0f0b0e0c0f0f10")
+            .unwrap()
+            .into(),
         rolling_start_interval_number: 2,
         rolling_period: 1,
         transmission_risk_level: 3,
-        visited_countries: vec!["DE".into(), "FR".into(), "PL".into()],
+        visited_countries: vec!["DE".into(), "FR".into(), "PL".into()].into(),
         origin: "DE".into(),
         report_type: 2,
         days_since_onset_of_symptoms: 42,

@@ -11,7 +11,7 @@ use efgs_core::validate::MAX_VISITED_COUNTRIES;
 
 fn key(visited: usize) -> DiagnosisKey {
     DiagnosisKey {
-        key_data: vec![7; 16],
+        key_data: vec![7; 16].into(),
         rolling_start_interval_number: 2_800_000,
         rolling_period: 144,
         transmission_risk_level: 2,

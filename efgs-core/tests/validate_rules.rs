@@ -27,7 +27,7 @@ fn valid_key(rsin: u32) -> DiagnosisKey {
         rolling_start_interval_number: rsin,
         rolling_period: 144,
         transmission_risk_level: 3,
-        visited_countries: vec!["FR".into(), "NL".into()],
+        visited_countries: vec!["FR".into(), "NL".into()].into(),
         origin: "DE".into(),
         report_type: 1,
         days_since_onset_of_symptoms: 4000,
@@ -104,7 +104,7 @@ fn transmission_risk_level() {
 #[test]
 fn key_data_length() {
     let mut k = valid_key(MIDNIGHT_INTERVAL);
-    k.key_data.clear();
+    k.key_data = Default::default();
     assert_reason(
         check(k, NOON).unwrap_err(),
         "The keydata is empty or null.",
@@ -112,7 +112,7 @@ fn key_data_length() {
     );
     for len in [1usize, 4, 15, 17, 32] {
         let mut k = valid_key(MIDNIGHT_INTERVAL);
-        k.key_data = vec![7; len];
+        k.key_data = vec![7; len].into();
         let err = check(k, NOON).unwrap_err();
         assert!(
             matches!(err, ValidationError::KeyDataLength { len: l, .. } if l == len),
@@ -203,7 +203,7 @@ fn dsos_report_type_and_visited_are_not_range_checked() {
     let mut k = valid_key(MIDNIGHT_INTERVAL);
     k.days_since_onset_of_symptoms = i32::MAX;
     k.report_type = 7;
-    k.visited_countries = vec![];
+    k.visited_countries = vec![].into();
     check(k.clone(), NOON).unwrap();
     k.days_since_onset_of_symptoms = i32::MIN;
     k.report_type = -3;
@@ -214,11 +214,11 @@ fn dsos_report_type_and_visited_are_not_range_checked() {
 fn first_failing_rule_of_a_key_wins() {
     // Empty keyData, bad RSIN, bad RP, bad TRL: the keyData reason.
     let mut k = valid_key(0);
-    k.key_data.clear();
+    k.key_data = Default::default();
     k.rolling_period = 0;
     k.transmission_risk_level = -1;
     assert_eq!(check(k.clone(), NOON).unwrap_err().code(), "key-data-empty");
-    k.key_data = vec![1; 16];
+    k.key_data = vec![1; 16].into();
     assert_eq!(
         check(k.clone(), NOON).unwrap_err().code(),
         "rolling-start-interval-number"
@@ -236,7 +236,7 @@ fn first_failing_rule_of_a_key_wins() {
 fn invalid_key_number_three_reports_index_three() {
     let mut keys: Vec<DiagnosisKey> = (0..6).map(|_| valid_key(MIDNIGHT_INTERVAL)).collect();
     keys[3].rolling_period = 145;
-    keys[5].key_data.clear(); // later failures are not reached
+    keys[5].key_data = Default::default(); // later failures are not reached
     let err = validate_batch(
         &DiagnosisKeyBatch { keys },
         NOON,
@@ -306,7 +306,7 @@ fn visited_country_and_origin_limits() {
     let policy = ValidationPolicy::default();
     // 300 entries of 8 ASCII bytes: fine.
     let mut k = valid_key(MIDNIGHT_INTERVAL);
-    k.visited_countries = vec!["ABCDEFGH".into(); 300];
+    k.visited_countries = vec!["ABCDEFGH".into(); 300].into();
     check(k.clone(), NOON).unwrap();
     // 301 entries.
     k.visited_countries.push("DE".into());
@@ -326,7 +326,7 @@ fn visited_country_and_origin_limits() {
     // 9 bytes, or non-ASCII.
     for (bad, position) in [("ABCDEFGHI", 1usize), ("DÉ", 1)] {
         let mut k = valid_key(MIDNIGHT_INTERVAL);
-        k.visited_countries = vec!["FR".into(), bad.into()];
+        k.visited_countries = vec!["FR".into(), bad.into()].into();
         let err = check(k, NOON).unwrap_err();
         assert_eq!(
             err,
@@ -350,7 +350,7 @@ fn visited_country_and_origin_limits() {
     // Our limits come after the reference's rules of all keys and after the key count: a
     // batch the reference rejects gets the reference's answer.
     let mut keys = vec![valid_key(MIDNIGHT_INTERVAL); 3];
-    keys[0].visited_countries = vec!["TOO-LONG-X".into()];
+    keys[0].visited_countries = vec!["TOO-LONG-X".into()].into();
     keys[2].rolling_period = 0;
     let err = validate_batch(&DiagnosisKeyBatch { keys: keys.clone() }, NOON, &policy).unwrap_err();
     assert_eq!(err.code(), "rolling-period");

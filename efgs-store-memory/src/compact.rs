@@ -1,16 +1,17 @@
 //! Compact storage of one upload's keys: no heap allocation per key.
 //!
-//! A [`DiagnosisKey`] as decoded holds a `Vec<u8>` and a `Vec<CountryCode>` (two heap blocks
-//! per key). Stored
-//! here, a key is one fixed-size [`Row`] (44 bytes): its scalar fields, its keyData as a range
+//! A key is one fixed-size [`Row`] (44 bytes): its scalar fields, its keyData as a range
 //! of the upload's byte arena, and its visited-country list and origin as indexes into the
-//! upload's tables of distinct lists and origins. Keys of one upload almost always share their
+//! upload's tables of distinct lists and origins (a list is shared with the keys read back, as
+//! decoded keys share it: ADR 0033). Keys of one upload almost always share their
 //! list (a backend sends the same participating countries with every key) and always share
 //! their origin, so the tables stay tiny. Any key round-trips exactly, odd ones included
 //! (keyData of any length, unusual visited-country strings), as the conformance suite demands.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use efgs_core::model::{CountryList, KeyData};
 use efgs_core::{CountryCode, DiagnosisKey};
 
 /// One key's fixed-size row.
@@ -38,7 +39,7 @@ pub(crate) struct CompactKeys {
     /// Every key's keyData, back to back.
     data: Vec<u8>,
     /// The distinct visited-country lists of the upload.
-    lists: Vec<Box<[CountryCode]>>,
+    lists: Vec<Arc<[CountryCode]>>,
     /// The distinct origins of the upload.
     origins: Vec<CountryCode>,
 }
@@ -59,7 +60,7 @@ impl CompactKeys {
             lists: Vec::new(),
             origins: Vec::new(),
         };
-        let mut list_index: HashMap<Vec<CountryCode>, u32> = HashMap::new();
+        let mut list_index: HashMap<CountryList, u32> = HashMap::new();
         let mut origin_index: HashMap<CountryCode, u32> = HashMap::new();
         for k in keys {
             let data_start = u32::try_from(out.data.len()).map_err(|_| TooLarge)?;
@@ -69,8 +70,9 @@ impl CompactKeys {
                 Some(&i) => i,
                 None => {
                     let i = u32::try_from(out.lists.len()).map_err(|_| TooLarge)?;
-                    out.lists.push(k.visited_countries.as_slice().into());
-                    list_index.insert(k.visited_countries, i);
+                    let list = k.visited_countries.into_shared();
+                    out.lists.push(list.clone());
+                    list_index.insert(CountryList::shared(list), i);
                     i
                 }
             };
@@ -116,14 +118,14 @@ impl CompactKeys {
             let start = r.data_start as usize;
             let end = start + r.data_len as usize;
             out.push(DiagnosisKey {
-                key_data: self.data.get(start..end).unwrap_or_default().to_vec(),
+                key_data: KeyData::from_slice(self.data.get(start..end).unwrap_or_default()),
                 rolling_start_interval_number: r.rolling_start_interval_number,
                 rolling_period: r.rolling_period,
                 transmission_risk_level: r.transmission_risk_level,
                 visited_countries: self
                     .lists
                     .get(r.visited as usize)
-                    .map(|l| l.to_vec())
+                    .map(|l| CountryList::shared(l.clone()))
                     .unwrap_or_default(),
                 origin: self
                     .origins
@@ -144,7 +146,7 @@ mod tests {
 
     fn key(data: &[u8], visited: &[&str], origin: &str, n: i32) -> DiagnosisKey {
         DiagnosisKey {
-            key_data: data.to_vec(),
+            key_data: data.to_vec().into(),
             rolling_start_interval_number: 2_961_792 + n as u32,
             rolling_period: 144,
             transmission_risk_level: n % 9,

@@ -62,7 +62,7 @@ async fn key_rows_hold_no_plaintext() {
     assert!(dbg.contains("active: 1") && !dbg.contains("17, 17") && !dbg.contains("0x11"));
     let mut keys: Vec<_> = (0..200).map(|n| key(1, n, "DE")).collect();
     for k in &mut keys {
-        k.visited_countries = vec!["QXZQXZQX".into()];
+        k.visited_countries = vec!["QXZQXZQX".into()].into();
     }
     let r = store
         .insert_upload(upload("DE", "plain", keys.clone(), T0))

@@ -1124,7 +1124,7 @@ pub async fn upload_keys_roundtrip_exactly(store: Arc<DynInspectableStore>) {
     k.transmission_risk_level = i32::MAX;
     k.days_since_onset_of_symptoms = i32::MIN;
     k.report_type = 7;
-    k.visited_countries = vec![];
+    k.visited_countries = vec![].into();
     keys.push(k);
     let mut k = g.key("CH");
     k.rolling_start_interval_number = 0;
@@ -1132,16 +1132,16 @@ pub async fn upload_keys_roundtrip_exactly(store: Arc<DynInspectableStore>) {
     k.transmission_risk_level = i32::MIN;
     k.days_since_onset_of_symptoms = i32::MAX;
     k.report_type = -1;
-    k.visited_countries = vec!["".into()];
+    k.visited_countries = vec!["".into()].into();
     keys.push(k);
     let mut k = g.key("CH");
-    k.visited_countries = vec!["A,B".into(), "".into(), "x\0y".into(), ",".into()];
+    k.visited_countries = vec!["A,B".into(), "".into(), "x\0y".into(), ",".into()].into();
     k.origin = "".into();
-    k.key_data = vec![0; 16];
+    k.key_data = vec![0; 16].into();
     keys.push(k);
     let mut k = g.key("CH");
     k.visited_countries = (0..300).map(|i| format!("C{i:03}").into()).collect();
-    k.key_data = vec![0xff; 16];
+    k.key_data = vec![0xff; 16].into();
     k.report_type = 5;
     keys.push(k);
     stored(&store, generate::upload("CH", "odd", keys.clone(), BASE)).await;
@@ -1735,7 +1735,7 @@ pub async fn concurrent_batchers_claim_every_upload_once(store: Arc<DynInspectab
         let keys = keys_of(&store, t, None).await;
         assert_eq!(keys.len() as u64, info.number_of_keys);
         for k in &keys {
-            assert!(seen_keys.insert(k.key_data.clone()), "key in two batches");
+            assert!(seen_keys.insert(k.key_data.to_vec()), "key in two batches");
         }
         let mut offset = 0;
         for g in store.audit_groups(t).await.unwrap() {

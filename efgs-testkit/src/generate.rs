@@ -92,7 +92,7 @@ pub fn profile_keys(
             let day = i64::try_from(a % 14).unwrap_or(0);
             k.rolling_start_interval_number = u32::try_from(midnight - day * 144).unwrap_or(0);
             if profile == Profile::Realistic {
-                k.visited_countries = visited.clone();
+                k.visited_countries = visited.clone().into();
                 k.report_type = 1 + i32::try_from(a % 3).unwrap_or(0);
             }
             k
@@ -139,11 +139,11 @@ impl KeyGen {
             _ => vec!["IT".into(), "ES".into(), "NL".into()],
         };
         DiagnosisKey {
-            key_data,
+            key_data: key_data.into(),
             rolling_start_interval_number: rsin,
             rolling_period: 144,
             transmission_risk_level: i32::try_from(b % 9).unwrap_or(0),
-            visited_countries: visited,
+            visited_countries: visited.into(),
             origin: origin.into(),
             report_type: 1,
             days_since_onset_of_symptoms: i32::try_from(a % 29).unwrap_or(0) - 14,

@@ -485,7 +485,7 @@ async fn download_json_omits_defaults_and_empty_lists(b: Backend) {
     let fed = fed_at(&b, &["DE", "FR"], T0, 14).await;
     let de = &fed["DE"];
     let mut keys = de.keys(1);
-    keys[0].visited_countries.clear();
+    keys[0].visited_countries = Default::default();
     keys[0].transmission_risk_level = 0;
     keys[0].days_since_onset_of_symptoms = 0;
     assert_eq!(de.upload(&keys, "zeros", PB).await.unwrap().status, 201);

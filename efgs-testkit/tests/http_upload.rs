@@ -332,7 +332,7 @@ fn nonzero(mut keys: Vec<DiagnosisKey>) -> Vec<DiagnosisKey> {
     for (i, k) in keys.iter_mut().enumerate() {
         k.transmission_risk_level = 3;
         k.days_since_onset_of_symptoms = i32::try_from(i).unwrap() + 1;
-        k.visited_countries = vec!["FR".into(), "NL".into()];
+        k.visited_countries = vec!["FR".into(), "NL".into()].into();
     }
     keys
 }

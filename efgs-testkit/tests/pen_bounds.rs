@@ -353,7 +353,7 @@ async fn huge_json_413_or_400(b: Backend) {
 /// (protobuf: a `keys` field; JSON: the key object).
 fn bomb_key(scene: &Scene, format: BodyFormat) -> Vec<u8> {
     let mut key = scene.fed["NL"].keys(1).remove(0);
-    key.visited_countries = vec!["DE".into(); VISITED];
+    key.visited_countries = vec!["DE".into(); VISITED].into();
     let batch = DiagnosisKeyBatch { keys: vec![key] };
     match format {
         BodyFormat::Protobuf => efgs_core::proto::encode_batch(&batch),

@@ -368,7 +368,7 @@ async fn run_scenario(fed: &Federation, secrets: &mut Secrets, bodies: &mut Bodi
     assert_eq!(r.status, 400, "replayed signature");
     bodies.add("replayed signature", r.status, &r.body);
     let mut short = de.keys(2);
-    short[1].key_data.truncate(15);
+    short[1].key_data = short[1].key_data[..15].into();
     secrets.keys(&short);
     let r = de
         .upload_request(short)

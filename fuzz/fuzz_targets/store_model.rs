@@ -93,11 +93,11 @@ fn back(now: OffsetDateTime, seconds: u32) -> OffsetDateTime {
 
 fn key(id: u8) -> DiagnosisKey {
     DiagnosisKey {
-        key_data: vec![id; 16],
+        key_data: [id; 16].into(),
         rolling_start_interval_number: 2_900_000 + u32::from(id),
         rolling_period: 144,
         transmission_risk_level: i32::from(id % 8),
-        visited_countries: vec!["DE".into(), "FR".into()],
+        visited_countries: vec!["DE".into(), "FR".into()].into(),
         // The origin differs from the uploader for some keys: exclusion is by uploader.
         origin: COUNTRIES[usize::from(id) % 3].into(),
         report_type: 1,

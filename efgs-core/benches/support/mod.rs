@@ -106,11 +106,11 @@ pub(crate) fn realistic_keys(n: usize) -> Vec<DiagnosisKey> {
             key_data.extend_from_slice(&rng.next().to_le_bytes());
             let days_back = rng.below(14) as i64;
             DiagnosisKey {
-                key_data,
+                key_data: key_data.into(),
                 rolling_start_interval_number: u32::try_from(today - days_back * 144).unwrap(),
                 rolling_period: MAX_ROLLING_PERIOD as u32,
                 transmission_risk_level: rng.below(9) as i32,
-                visited_countries: visited.clone(),
+                visited_countries: visited.clone().into(),
                 origin: "DE".into(),
                 report_type: 1 + rng.below(3) as i32,
                 days_since_onset_of_symptoms: rng.below(29) as i32 - 14,
@@ -152,7 +152,7 @@ pub(crate) fn keys(n: usize, visited: RangeInclusive<usize>) -> Vec<DiagnosisKey
             let count = (lo + rng.below(hi - lo + 1)) as usize;
             let first = rng.below(COUNTRIES.len() as u64) as usize;
             DiagnosisKey {
-                key_data,
+                key_data: key_data.into(),
                 rolling_start_interval_number: u32::try_from(today - days_back * 144).unwrap(),
                 rolling_period: MAX_ROLLING_PERIOD as u32,
                 transmission_risk_level: rng.below(9) as i32,

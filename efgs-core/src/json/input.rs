@@ -1,4 +1,6 @@
 use super::*;
+use crate::key_fields::ListInterner;
+use crate::model::KeyData;
 
 // ---------------------------------------------------------------------------------------------
 // Input
@@ -62,6 +64,8 @@ pub(super) struct Parser<'a> {
     /// Where scanning for the token after `cur` starts.
     next: usize,
     cur: Token<'a>,
+    /// Visited-country lists shared between keys (ADR 0033).
+    lists: ListInterner,
 }
 
 /// Which integer type a field has.
@@ -106,6 +110,7 @@ impl<'a> Parser<'a> {
                 text: "",
                 pos: 0,
             },
+            lists: ListInterner::new(),
         };
         p.advance()?;
         Ok(p)
@@ -180,17 +185,17 @@ impl<'a> Parser<'a> {
     /// Returns the end (exclusive) of the quoted string starting at `start`.
     fn scan_string(&self, start: usize, quote: u8) -> Result<usize, JsonError> {
         let b = self.src.as_bytes();
-        let unterminated = JsonError::InvalidString {
+        let unterminated = || JsonError::InvalidString {
             position: start,
             reason: "String missing ending quote",
         };
         let mut i = start + 1;
         loop {
             match b.get(i) {
-                None | Some(b'\n') => return Err(unterminated),
+                None | Some(b'\n') => return Err(unterminated()),
                 Some(&c) if c == quote => return Ok(i + 1),
                 Some(b'\\') => match b.get(i + 1) {
-                    None | Some(b'\n') => return Err(unterminated),
+                    None | Some(b'\n') => return Err(unterminated()),
                     Some(&c) if c < 0x80 => i += 2,
                     // A non-ASCII character after `\` is an invalid escape, found when unescaping;
                     // step over the backslash only so `i` stays on a char boundary.
@@ -329,6 +334,7 @@ impl<'a> Parser<'a> {
     fn key_object(&mut self) -> Result<DiagnosisKey, JsonError> {
         self.expect_char(b'{', "\"{\" (a diagnosis key)")?;
         let mut key = DiagnosisKey::default();
+        self.lists.start();
         self.object_members(|p, name, pos| match name {
             "keyData" => {
                 key.key_data = p.bytes_value("keyData")?;
@@ -353,14 +359,15 @@ impl<'a> Parser<'a> {
                 }
                 Ok(())
             }),
+            "visitedCountries" if p.two_letter_list() => Ok(()),
             "visitedCountries" => p.one_or_list(|p| {
                 let position = p.cur.pos;
                 if let Some(s) = p.country_value()? {
                     // Stop as soon as the list is longer than validation allows.
-                    if key.visited_countries.len() >= crate::validate::MAX_VISITED_COUNTRIES {
+                    if p.lists.len() >= crate::validate::MAX_VISITED_COUNTRIES {
                         return Err(JsonError::TooManyVisitedCountries { position });
                     }
-                    key.visited_countries.push(s);
+                    p.lists.push(s);
                 }
                 Ok(())
             }),
@@ -388,6 +395,7 @@ impl<'a> Parser<'a> {
             }),
             _ => p.skip_value(),
         })?;
+        key.visited_countries = self.lists.finish();
         Ok(key)
     }
 
@@ -404,6 +412,71 @@ impl<'a> Parser<'a> {
     /// A country: a string value (the reference's `consumeString`: quoted, or an unquoted
     /// number taken verbatim), `None` for `null`. An unescaped quoted string of at most 8 ASCII
     /// bytes is taken without allocating.
+    /// Reads the usual form of `visitedCountries`, a list of two-letter strings such as
+    /// `["AT", "BE"]` (printable ASCII, no escapes, plain whitespace), straight from the bytes
+    /// into [`Self::lists`], and returns `true`. On anything else, or a list longer than
+    /// validation allows, it consumes nothing and returns `false`: the general path then reads
+    /// the value, with the same result for what this one accepts.
+    fn two_letter_list(&mut self) -> bool {
+        if !self.is_char(b'[') {
+            return false;
+        }
+        let b = self.src.as_bytes();
+        let plain = |c: u8| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\';
+        let space = |i: &mut usize| {
+            while matches!(b.get(*i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+                *i += 1;
+            }
+        };
+        let mark = self.lists.len();
+        let mut i = self.next;
+        space(&mut i);
+        if b.get(i) == Some(&b']') {
+            i += 1;
+        } else {
+            loop {
+                match b.get(i..i + 4) {
+                    Some(&[b'"', x, y, b'"']) if plain(x) && plain(y) => {
+                        if self.lists.len() >= crate::validate::MAX_VISITED_COUNTRIES {
+                            self.lists.truncate(mark);
+                            return false;
+                        }
+                        self.lists.push(CountryCode::from_ascii_pair(x, y));
+                        i += 4;
+                    }
+                    _ => {
+                        self.lists.truncate(mark);
+                        return false;
+                    }
+                }
+                space(&mut i);
+                match b.get(i) {
+                    Some(b',') => {
+                        i += 1;
+                        space(&mut i);
+                    }
+                    Some(b']') => {
+                        i += 1;
+                        break;
+                    }
+                    _ => {
+                        self.lists.truncate(mark);
+                        return false;
+                    }
+                }
+            }
+        }
+        let saved = (self.next, self.cur);
+        self.next = i;
+        if self.advance().is_err() {
+            // The error is the general path's to report.
+            (self.next, self.cur) = saved;
+            self.lists.truncate(mark);
+            return false;
+        }
+        true
+    }
+
     fn country_value(&mut self) -> Result<Option<CountryCode>, JsonError> {
         if self.take_null()? {
             return Ok(None);
@@ -434,7 +507,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A bytes value: a string holding standard Base64 (never a list, never `null`).
-    fn bytes_value(&mut self, field: &'static str) -> Result<Vec<u8>, JsonError> {
+    fn bytes_value(&mut self, field: &'static str) -> Result<KeyData, JsonError> {
         let pos = self.cur.pos;
         let t = self.cur;
         // The usual case, a quoted string without escapes, is decoded from the body in place.
@@ -445,7 +518,7 @@ impl<'a> Parser<'a> {
             }
             _ => std::borrow::Cow::Owned(self.string_token()?),
         };
-        java_base64_decode(text.as_bytes()).ok_or(JsonError::InvalidBase64 {
+        java_base64_key(text.as_bytes()).ok_or(JsonError::InvalidBase64 {
             position: pos,
             field,
         })
@@ -743,6 +816,30 @@ pub(super) fn is_java_double(text: &str) -> bool {
 /// Java's `Base64.getDecoder().decode`: standard alphabet, padding optional but correct when
 /// present, nothing after the padding, unused trailing bits ignored.
 pub(super) fn java_base64_decode(src: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(src.len() / 4 * 3 + 2);
+    java_base64_decode_with(src, |b| out.extend_from_slice(b))?;
+    Some(out)
+}
+
+/// [`java_base64_decode`] of a `keyData` value: inline (no allocation) when it has at most 24
+/// characters, which decode to at most 18 bytes (a 16-byte key has 24).
+fn java_base64_key(src: &[u8]) -> Option<KeyData> {
+    if src.len() > 24 {
+        return java_base64_decode(src).map(KeyData::from);
+    }
+    let (mut buf, mut n, mut fits) = ([0u8; 18], 0usize, true);
+    java_base64_decode_with(src, |b| match buf.get_mut(n..n + b.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(b);
+            n += b.len();
+        }
+        None => fits = false,
+    })?;
+    fits.then(|| KeyData::from_slice(&buf[..n]))
+}
+
+/// The decoding of [`java_base64_decode`], handing the bytes to `out` as they are decoded.
+fn java_base64_decode_with(src: &[u8], mut out: impl FnMut(&[u8])) -> Option<()> {
     fn value(c: u8) -> Option<u32> {
         Some(u32::from(match c {
             b'A'..=b'Z' => c - b'A',
@@ -753,7 +850,6 @@ pub(super) fn java_base64_decode(src: &[u8]) -> Option<Vec<u8>> {
             _ => return None,
         }))
     }
-    let mut out = Vec::with_capacity(src.len() / 4 * 3 + 2);
     let (mut bits, mut shift, mut i) = (0u32, 18i32, 0usize);
     while let Some(&c) = src.get(i) {
         i += 1;
@@ -761,7 +857,7 @@ pub(super) fn java_base64_decode(src: &[u8]) -> Option<Vec<u8>> {
             bits |= v << shift;
             shift -= 6;
             if shift < 0 {
-                out.extend_from_slice(&[(bits >> 16) as u8, (bits >> 8) as u8, bits as u8]);
+                out(&[(bits >> 16) as u8, (bits >> 8) as u8, bits as u8]);
                 shift = 18;
                 bits = 0;
             }
@@ -783,10 +879,10 @@ pub(super) fn java_base64_decode(src: &[u8]) -> Option<Vec<u8>> {
         break;
     }
     match shift {
-        6 => out.push((bits >> 16) as u8),
-        0 => out.extend_from_slice(&[(bits >> 16) as u8, (bits >> 8) as u8]),
+        6 => out(&[(bits >> 16) as u8]),
+        0 => out(&[(bits >> 16) as u8, (bits >> 8) as u8]),
         12 => return None,
         _ => {}
     }
-    (i == src.len()).then_some(out)
+    (i == src.len()).then_some(())
 }

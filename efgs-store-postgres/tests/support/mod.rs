@@ -166,11 +166,11 @@ impl Drop for TestDb {
 pub fn key(seed: u64, n: u64, origin: &str) -> DiagnosisKey {
     let d = Sha256::digest(format!("{seed}/{n}").as_bytes());
     DiagnosisKey {
-        key_data: d[..16].to_vec(),
+        key_data: d[..16].to_vec().into(),
         rolling_start_interval_number: 2_961_792 - (n % 2016) as u32,
         rolling_period: 144,
         transmission_risk_level: (n % 9) as i32,
-        visited_countries: vec!["DE".into(), "FR".into()],
+        visited_countries: vec!["DE".into(), "FR".into()].into(),
         origin: origin.into(),
         report_type: 1,
         days_since_onset_of_symptoms: (n % 29) as i32 - 14,

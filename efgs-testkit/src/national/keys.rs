@@ -43,7 +43,7 @@ pub fn random_keys(
                 .map(|(_, v)| (*v).into())
                 .collect();
             DiagnosisKey {
-                key_data: c[..16].to_vec(),
+                key_data: c[..16].to_vec().into(),
                 rolling_start_interval_number: rsin,
                 rolling_period: 144,
                 transmission_risk_level: i32::from(c[22] % 9),

@@ -312,7 +312,7 @@ impl Country {
                 let r = splitmix(&mut self.rng);
                 let day = (r % 14) as i64;
                 DiagnosisKey {
-                    key_data: id.key_data().to_vec(),
+                    key_data: id.key_data().to_vec().into(),
                     rolling_start_interval_number: u32::try_from(midnight - day * 144).unwrap_or(0),
                     rolling_period: 144,
                     transmission_risk_level: ((r >> 8) % 9) as i32,

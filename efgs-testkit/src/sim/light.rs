@@ -124,11 +124,11 @@ mod tests {
     fn keys() -> Vec<DiagnosisKey> {
         (0..3u8)
             .map(|i| DiagnosisKey {
-                key_data: vec![i; 16],
+                key_data: vec![i; 16].into(),
                 rolling_start_interval_number: 2_000_000 + u32::from(i),
                 rolling_period: 144,
                 transmission_risk_level: 3,
-                visited_countries: vec!["DE".into(), "FR".into()],
+                visited_countries: vec!["DE".into(), "FR".into()].into(),
                 origin: "NL".into(),
                 report_type: 1,
                 days_since_onset_of_symptoms: -2,
