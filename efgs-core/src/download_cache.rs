@@ -14,7 +14,8 @@
 //! cache off.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::ops::Range;
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use time::{Duration, OffsetDateTime};
@@ -46,7 +47,9 @@ impl Default for DownloadCachePolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct CacheKey {
     pub(crate) tag: BatchTag,
-    pub(crate) country: Box<str>,
+    /// The caller's country; `None` for the whole batch, every country's keys, kept with its
+    /// [`Segment`]s so that each country's body is cut from it.
+    pub(crate) country: Option<Box<str>>,
     pub(crate) format: BodyFormat,
 }
 
@@ -55,6 +58,53 @@ pub(crate) struct CacheKey {
 pub(crate) struct CachedBody {
     pub(crate) body: Bytes,
     pub(crate) number_of_keys: u64,
+    /// For a whole batch: where each upload's keys are in `body`, in order.
+    pub(crate) segments: Option<Arc<[Segment]>>,
+}
+
+/// One upload's keys inside the protobuf encoding of a whole batch.
+///
+/// A protobuf `repeated` field is encoded element by element with nothing around it, so the
+/// encoding of a batch is the concatenation of the encodings of its uploads' keys, and a
+/// country's download (the batch without that country's uploads) is the concatenation of the
+/// other uploads' segments: byte for byte what encoding its keys gives.
+#[derive(Debug, Clone)]
+pub(crate) struct Segment {
+    /// The uploader's country.
+    pub(crate) country: Box<str>,
+    /// Where the segment's bytes are in the whole body.
+    pub(crate) range: Range<usize>,
+    /// Keys in the segment.
+    pub(crate) keys: u64,
+}
+
+impl CachedBody {
+    /// A body without segments.
+    pub(crate) fn plain(body: Bytes, number_of_keys: u64) -> Self {
+        CachedBody {
+            body,
+            number_of_keys,
+            segments: None,
+        }
+    }
+
+    /// A whole batch's body without the keys uploaded by `country`: the whole body shared when
+    /// `country` uploaded none of them, the other segments copied together otherwise. `None`
+    /// for a body without segments.
+    pub(crate) fn without(&self, country: &str) -> Option<CachedBody> {
+        let segments = self.segments.as_ref()?;
+        if !segments.iter().any(|s| &*s.country == country) {
+            return Some(CachedBody::plain(self.body.clone(), self.number_of_keys));
+        }
+        let others = || segments.iter().filter(|s| &*s.country != country);
+        let mut out = Vec::with_capacity(others().map(|s| s.range.len()).sum());
+        let mut keys = 0;
+        for s in others() {
+            out.extend_from_slice(self.body.get(s.range.clone())?);
+            keys += s.keys;
+        }
+        Some(CachedBody::plain(out.into(), keys))
+    }
 }
 
 #[derive(Debug)]
@@ -182,16 +232,13 @@ mod tests {
     fn key(seq: u32, country: &str, format: BodyFormat) -> CacheKey {
         CacheKey {
             tag: BatchTag::parse(&format!("20261128-{seq}")).unwrap(),
-            country: country.into(),
+            country: Some(country.into()),
             format,
         }
     }
 
     fn body(len: usize, fill: u8) -> CachedBody {
-        CachedBody {
-            body: Bytes::from(vec![fill; len]),
-            number_of_keys: len as u64,
-        }
+        CachedBody::plain(Bytes::from(vec![fill; len]), len as u64)
     }
 
     fn cache(max_bytes: usize) -> DownloadCache {

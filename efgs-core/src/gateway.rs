@@ -20,7 +20,7 @@ use crate::batching::{self, BatchingPolicy};
 use crate::canonical::{self, DuplicateHasher};
 use crate::cert::Thumbprint;
 use crate::download::{self, DownloadError, DownloadPolicy};
-use crate::download_cache::{CacheKey, CachedBody, DownloadCache, DownloadCachePolicy};
+use crate::download_cache::{CacheKey, CachedBody, DownloadCache, DownloadCachePolicy, Segment};
 use crate::identity::{self, ClientIdentity};
 use crate::media::BodyFormat;
 use crate::model::{CertificateType, DiagnosisKeyBatch, FormatVersion};
@@ -559,25 +559,14 @@ impl Gateway {
         download::check_batch_day(batch.created_at, date)?;
         let key = CacheKey {
             tag: batch.tag,
-            country: who.country.as_str().into(),
+            country: Some(who.country.as_str().into()),
             format,
         };
-        let cached = match self.downloads.get(&key, now) {
-            Some(hit) => hit,
-            None => match self.downloads.turn(&key) {
-                Turn::Lead(lead) => {
-                    let fresh = self.encode_download(&batch.tag, who, format).await?;
-                    self.downloads.put(key, fresh.clone(), now);
-                    lead.finish(fresh.clone());
-                    fresh
-                }
-                Turn::Wait(wait) => match wait.await {
-                    Some(shared) => shared,
-                    // The encoding request failed or went away: do it here.
-                    None => self.encode_download(&batch.tag, who, format).await?,
-                },
-            },
-        };
+        let cached = self
+            .cached(key, now, || {
+                self.encode_download(&batch.tag, who, format, now)
+            })
+            .await?;
         self.store
             .record_download(DownloadStat {
                 country: who.country.clone(),
@@ -595,20 +584,111 @@ impl Gateway {
         })
     }
 
+    /// The body cached under `key`, or `encode`'s, which is then cached; concurrent misses
+    /// of one key share one encoding.
+    async fn cached<F: Future<Output = Result<CachedBody, Error>>>(
+        &self,
+        key: CacheKey,
+        now: OffsetDateTime,
+        encode: impl Fn() -> F,
+    ) -> Result<CachedBody, Error> {
+        if let Some(hit) = self.downloads.get(&key, now) {
+            return Ok(hit);
+        }
+        Ok(match self.downloads.turn(&key) {
+            Turn::Lead(lead) => {
+                let fresh = encode().await?;
+                self.downloads.put(key, fresh.clone(), now);
+                lead.finish(fresh.clone());
+                fresh
+            }
+            Turn::Wait(wait) => match wait.await {
+                Some(shared) => shared,
+                // The encoding request failed or went away: do it here.
+                None => encode().await?,
+            },
+        })
+    }
+
     /// The body of a download: the batch's keys without the caller's country's, encoded.
+    ///
+    /// With the cache on, a protobuf body is cut from the whole batch's encoding, cached once
+    /// per batch with each upload's segment ([`Self::whole_batch`]): every country's download
+    /// of a batch then costs a copy, not an encoding of every key.
     async fn encode_download(
         &self,
         tag: &BatchTag,
         who: &ClientIdentity,
         format: BodyFormat,
+        now: OffsetDateTime,
     ) -> Result<CachedBody, Error> {
+        if format == BodyFormat::Protobuf && self.policy.download_cache.max_bytes > 0 {
+            let key = CacheKey {
+                tag: *tag,
+                country: None,
+                format,
+            };
+            let whole = self.cached(key, now, || self.whole_batch(tag)).await?;
+            if let Some(body) = whole.without(&who.country) {
+                return Ok(body);
+            }
+        }
         let keys = self.store.batch_keys(tag, Some(&who.country)).await?;
-        Ok(CachedBody {
-            number_of_keys: keys.len() as u64,
-            body: Bytes::from(crate::proto::encode_body(
+        let n = keys.len() as u64;
+        Ok(CachedBody::plain(
+            Bytes::from(crate::proto::encode_body(
                 format,
                 &DiagnosisKeyBatch { keys },
             )),
+            n,
+        ))
+    }
+
+    /// The protobuf encoding of every key of the batch, with each upload's segment
+    /// ([`crate::download_cache::Segment`]), found from [`KeyStore::audit_groups`] (one group
+    /// per upload, in the order of the keys). Without segments if the groups do not add up to
+    /// the keys (retention ran in between): the caller then encodes its download itself.
+    async fn whole_batch(&self, tag: &BatchTag) -> Result<CachedBody, Error> {
+        let keys = self.store.batch_keys(tag, None).await?;
+        let groups = self.store.audit_groups(tag).await?;
+        if groups.iter().map(|g| g.amount).sum::<u64>() != keys.len() as u64 {
+            return Ok(CachedBody::plain(Bytes::new(), 0));
+        }
+        let size = keys
+            .iter()
+            .map(|k| {
+                let len = prost::Message::encoded_len(k);
+                1 + prost::encoding::encoded_len_varint(len as u64) + len
+            })
+            .sum();
+        let mut body = Vec::with_capacity(size);
+        let mut segments: Vec<Segment> = Vec::with_capacity(groups.len());
+        let mut rest = keys.iter();
+        for g in groups {
+            let start = body.len();
+            for k in rest
+                .by_ref()
+                .take(usize::try_from(g.amount).unwrap_or(usize::MAX))
+            {
+                prost::encoding::message::encode(1, k, &mut body);
+            }
+            match segments.last_mut() {
+                // Consecutive uploads of one country make one segment.
+                Some(last) if *last.country == *g.country => {
+                    last.range.end = body.len();
+                    last.keys += g.amount;
+                }
+                _ => segments.push(Segment {
+                    country: g.country.into(),
+                    range: start..body.len(),
+                    keys: g.amount,
+                }),
+            }
+        }
+        Ok(CachedBody {
+            body: body.into(),
+            number_of_keys: keys.len() as u64,
+            segments: Some(segments.into()),
         })
     }
 

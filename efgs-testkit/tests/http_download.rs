@@ -48,6 +48,7 @@ http_tests!(
     download_repeated_gives_same_answer,
     download_unbatched_keys_invisible,
     download_cached_bodies_are_per_country_and_format,
+    download_bodies_cut_from_the_whole_batch_equal_their_own_encoding,
     download_cached_body_gets_the_current_next_batch_tag,
     download_cached_body_still_writes_statistics_row_each_time,
     download_cached_body_still_refuses_revoked_certificate,
@@ -560,6 +561,59 @@ async fn download_cached_bodies_are_per_country_and_format(b: Backend) {
                 assert_eq!(r.keys, without(own), "{country} {accept} round {round}");
             }
         }
+    }
+}
+
+/// With the cache on, a protobuf body is cut from the whole batch's encoding (each upload's
+/// segment encoded once); it must be byte for byte the encoding of the caller's keys, with the
+/// cache on and off, for interleaved uploads of several countries and for a country that
+/// uploaded nothing to the batch.
+async fn download_bodies_cut_from_the_whole_batch_equal_their_own_encoding(b: Backend) {
+    for cache in ["67108864", "0"] {
+        let fed = b
+            .builder()
+            .await
+            .countries(["DE", "FR", "IT", "NL"])
+            .start_at(T0)
+            .setting("download.cache_max_bytes", cache)
+            .build()
+            .await
+            .unwrap();
+        let mut uploaded = Vec::new();
+        for (country, n) in [
+            ("DE", 3),
+            ("FR", 2),
+            ("FR", 1),
+            ("DE", 4),
+            ("IT", 2),
+            ("DE", 1),
+        ] {
+            uploaded.push((country, put(&fed, country, n).await));
+        }
+        let t = cut(&fed).await;
+        for round in 0..2 {
+            for country in ["NL", "DE", "FR", "IT"] {
+                let r = fed[country]
+                    .download(D0, Some(&t), Some(PB_V1))
+                    .await
+                    .unwrap();
+                assert_eq!(r.status, 200, "{country} round {round}");
+                let want: Vec<DiagnosisKey> = uploaded
+                    .iter()
+                    .filter(|(c, _)| *c != country)
+                    .flat_map(|(_, ks)| ks.iter().cloned())
+                    .collect();
+                let encoded = efgs_core::proto::encode_batch(&efgs_core::DiagnosisKeyBatch {
+                    keys: want.clone(),
+                });
+                assert_eq!(r.keys, want, "{country} cache {cache} round {round}");
+                assert!(
+                    r.body == encoded,
+                    "{country} cache {cache} round {round}: bytes differ"
+                );
+            }
+        }
+        fed.shutdown().await.unwrap();
     }
 }
 
