@@ -62,12 +62,15 @@ pub(crate) struct CachedBody {
     pub(crate) segments: Option<Arc<[Segment]>>,
 }
 
-/// One upload's keys inside the protobuf encoding of a whole batch.
+/// One upload's keys inside the encoding of a whole batch.
 ///
 /// A protobuf `repeated` field is encoded element by element with nothing around it, so the
 /// encoding of a batch is the concatenation of the encodings of its uploads' keys, and a
 /// country's download (the batch without that country's uploads) is the concatenation of the
-/// other uploads' segments: byte for byte what encoding its keys gives.
+/// other uploads' segments: byte for byte what encoding its keys gives. In JSON the keys are
+/// the elements of one array, `{"keys": [k1,k2]}` (`{}` for none): a segment is its keys with
+/// the commas between them, and a country's body is the other segments joined by commas
+/// inside the same frame.
 #[derive(Debug, Clone)]
 pub(crate) struct Segment {
     /// The uploader's country.
@@ -77,6 +80,13 @@ pub(crate) struct Segment {
     /// Keys in the segment.
     pub(crate) keys: u64,
 }
+
+/// How the JSON body of a download starts when it has keys.
+pub(crate) const JSON_KEYS_START: &str = "{\"keys\": [";
+/// How it ends.
+pub(crate) const JSON_KEYS_END: &str = "]}";
+/// The JSON body without keys.
+pub(crate) const JSON_NO_KEYS: &str = "{}";
 
 impl CachedBody {
     /// A body without segments.
@@ -88,20 +98,35 @@ impl CachedBody {
         }
     }
 
-    /// A whole batch's body without the keys uploaded by `country`: the whole body shared when
-    /// `country` uploaded none of them, the other segments copied together otherwise. `None`
-    /// for a body without segments.
-    pub(crate) fn without(&self, country: &str) -> Option<CachedBody> {
+    /// A whole batch's body in `format` without the keys uploaded by `country`: the whole
+    /// body shared when `country` uploaded none of them, the other segments copied together
+    /// otherwise (see [`Segment`]). `None` for a body without segments.
+    pub(crate) fn without(&self, country: &str, format: BodyFormat) -> Option<CachedBody> {
         let segments = self.segments.as_ref()?;
         if !segments.iter().any(|s| &*s.country == country) {
             return Some(CachedBody::plain(self.body.clone(), self.number_of_keys));
         }
         let others = || segments.iter().filter(|s| &*s.country != country);
-        let mut out = Vec::with_capacity(others().map(|s| s.range.len()).sum());
+        let mut out = Vec::with_capacity(
+            others().map(|s| s.range.len() + 1).sum::<usize>() + JSON_KEYS_START.len() + 2,
+        );
         let mut keys = 0;
-        for s in others() {
+        for (i, s) in others().enumerate() {
+            if format == BodyFormat::Json {
+                out.extend_from_slice(if i == 0 { JSON_KEYS_START } else { "," }.as_bytes());
+            }
             out.extend_from_slice(self.body.get(s.range.clone())?);
             keys += s.keys;
+        }
+        if format == BodyFormat::Json {
+            out.extend_from_slice(
+                if keys == 0 {
+                    JSON_NO_KEYS
+                } else {
+                    JSON_KEYS_END
+                }
+                .as_bytes(),
+            );
         }
         Some(CachedBody::plain(out.into(), keys))
     }

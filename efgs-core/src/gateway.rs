@@ -612,9 +612,9 @@ impl Gateway {
 
     /// The body of a download: the batch's keys without the caller's country's, encoded.
     ///
-    /// With the cache on, a protobuf body is cut from the whole batch's encoding, cached once
-    /// per batch with each upload's segment ([`Self::whole_batch`]): every country's download
-    /// of a batch then costs a copy, not an encoding of every key.
+    /// With the cache on, the body is cut from the whole batch's encoding in that format,
+    /// cached once per batch with each upload's segment ([`Self::whole_batch`]): every
+    /// country's download of a batch then costs a copy, not an encoding of every key.
     async fn encode_download(
         &self,
         tag: &BatchTag,
@@ -622,14 +622,16 @@ impl Gateway {
         format: BodyFormat,
         now: OffsetDateTime,
     ) -> Result<CachedBody, Error> {
-        if format == BodyFormat::Protobuf && self.policy.download_cache.max_bytes > 0 {
+        if self.policy.download_cache.max_bytes > 0 {
             let key = CacheKey {
                 tag: *tag,
                 country: None,
                 format,
             };
-            let whole = self.cached(key, now, || self.whole_batch(tag)).await?;
-            if let Some(body) = whole.without(&who.country) {
+            let whole = self
+                .cached(key, now, || self.whole_batch(tag, format))
+                .await?;
+            if let Some(body) = whole.without(&who.country, format) {
                 return Ok(body);
             }
         }
@@ -644,49 +646,37 @@ impl Gateway {
         ))
     }
 
-    /// The protobuf encoding of every key of the batch, with each upload's segment
+    /// The encoding of every key of the batch in `format`, with each upload's segment
     /// ([`crate::download_cache::Segment`]), found from [`KeyStore::audit_groups`] (one group
     /// per upload, in the order of the keys). Without segments if the groups do not add up to
     /// the keys (retention ran in between): the caller then encodes its download itself.
-    async fn whole_batch(&self, tag: &BatchTag) -> Result<CachedBody, Error> {
+    async fn whole_batch(&self, tag: &BatchTag, format: BodyFormat) -> Result<CachedBody, Error> {
         let keys = self.store.batch_keys(tag, None).await?;
         let groups = self.store.audit_groups(tag).await?;
         if groups.iter().map(|g| g.amount).sum::<u64>() != keys.len() as u64 {
             return Ok(CachedBody::plain(Bytes::new(), 0));
         }
-        let size = keys
-            .iter()
-            .map(|k| {
-                let len = prost::Message::encoded_len(k);
-                1 + prost::encoding::encoded_len_varint(len as u64) + len
-            })
-            .sum();
-        let mut body = Vec::with_capacity(size);
+        let mut body = WholeBody::new(format, &keys);
         let mut segments: Vec<Segment> = Vec::with_capacity(groups.len());
         let mut rest = keys.iter();
         for g in groups {
-            let start = body.len();
-            for k in rest
-                .by_ref()
-                .take(usize::try_from(g.amount).unwrap_or(usize::MAX))
-            {
-                prost::encoding::message::encode(1, k, &mut body);
-            }
+            let range = body.keys(rest.by_ref().take(usize::try_from(g.amount).unwrap_or(0)));
             match segments.last_mut() {
                 // Consecutive uploads of one country make one segment.
                 Some(last) if *last.country == *g.country => {
-                    last.range.end = body.len();
+                    last.range.end = range.end;
                     last.keys += g.amount;
                 }
+                _ if range.is_empty() => {}
                 _ => segments.push(Segment {
                     country: g.country.into(),
-                    range: start..body.len(),
+                    range,
                     keys: g.amount,
                 }),
             }
         }
         Ok(CachedBody {
-            body: body.into(),
+            body: body.finish(),
             number_of_keys: keys.len() as u64,
             segments: Some(segments.into()),
         })
@@ -822,4 +812,75 @@ pub fn content_digest(batch_signature: &str, canonical: &[u8]) -> [u8; 32] {
     h.update([0u8]);
     h.update(canonical);
     h.finalize().into()
+}
+
+/// The encoding of a whole batch being written, upload by upload ([`Gateway::whole_batch`]).
+enum WholeBody {
+    Protobuf(Vec<u8>),
+    Json { out: String, first: bool },
+}
+
+impl WholeBody {
+    fn new(format: BodyFormat, keys: &[crate::model::DiagnosisKey]) -> Self {
+        match format {
+            BodyFormat::Protobuf => WholeBody::Protobuf(Vec::with_capacity(
+                keys.iter()
+                    .map(|k| {
+                        let len = prost::Message::encoded_len(k);
+                        1 + prost::encoding::encoded_len_varint(len as u64) + len
+                    })
+                    .sum(),
+            )),
+            BodyFormat::Json => {
+                let mut out = String::with_capacity(16 + keys.len() * 300);
+                out.push_str(if keys.is_empty() {
+                    crate::download_cache::JSON_NO_KEYS
+                } else {
+                    crate::download_cache::JSON_KEYS_START
+                });
+                WholeBody::Json { out, first: true }
+            }
+        }
+    }
+
+    /// Appends `keys`; returns where they are (separators before them excluded).
+    fn keys<'k>(
+        &mut self,
+        keys: impl Iterator<Item = &'k crate::model::DiagnosisKey>,
+    ) -> std::ops::Range<usize> {
+        match self {
+            WholeBody::Protobuf(body) => {
+                let start = body.len();
+                for k in keys {
+                    prost::encoding::message::encode(1, k, body);
+                }
+                start..body.len()
+            }
+            WholeBody::Json { out, first } => {
+                let mut start = None;
+                for k in keys {
+                    if !*first {
+                        out.push(',');
+                    }
+                    *first = false;
+                    start.get_or_insert(out.len());
+                    crate::json::write_key(out, k);
+                }
+                let end = out.len();
+                start.unwrap_or(end)..end
+            }
+        }
+    }
+
+    fn finish(self) -> Bytes {
+        match self {
+            WholeBody::Protobuf(body) => body.into(),
+            WholeBody::Json { mut out, first } => {
+                if !first {
+                    out.push_str(crate::download_cache::JSON_KEYS_END);
+                }
+                out.into()
+            }
+        }
+    }
 }

@@ -564,10 +564,11 @@ async fn download_cached_bodies_are_per_country_and_format(b: Backend) {
     }
 }
 
-/// With the cache on, a protobuf body is cut from the whole batch's encoding (each upload's
-/// segment encoded once); it must be byte for byte the encoding of the caller's keys, with the
-/// cache on and off, for interleaved uploads of several countries and for a country that
-/// uploaded nothing to the batch.
+/// With the cache on, a body is cut from the whole batch's encoding in its format (each
+/// upload's segment encoded once); it must be byte for byte the encoding of the caller's keys,
+/// in protobuf and JSON, with the cache on and off, for interleaved uploads of several
+/// countries, for a country that uploaded nothing to the batch and for one whose keys are all
+/// of it.
 async fn download_bodies_cut_from_the_whole_batch_equal_their_own_encoding(b: Backend) {
     for cache in ["67108864", "0"] {
         let fed = b
@@ -590,27 +591,37 @@ async fn download_bodies_cut_from_the_whole_batch_equal_their_own_encoding(b: Ba
         ] {
             uploaded.push((country, put(&fed, country, n).await));
         }
-        let t = cut(&fed).await;
-        for round in 0..2 {
-            for country in ["NL", "DE", "FR", "IT"] {
-                let r = fed[country]
-                    .download(D0, Some(&t), Some(PB_V1))
-                    .await
-                    .unwrap();
-                assert_eq!(r.status, 200, "{country} round {round}");
-                let want: Vec<DiagnosisKey> = uploaded
-                    .iter()
-                    .filter(|(c, _)| *c != country)
-                    .flat_map(|(_, ks)| ks.iter().cloned())
-                    .collect();
-                let encoded = efgs_core::proto::encode_batch(&efgs_core::DiagnosisKeyBatch {
-                    keys: want.clone(),
-                });
-                assert_eq!(r.keys, want, "{country} cache {cache} round {round}");
-                assert!(
-                    r.body == encoded,
-                    "{country} cache {cache} round {round}: bytes differ"
-                );
+        let mixed = cut(&fed).await;
+        uploaded.push(("NL", put(&fed, "NL", 2).await));
+        let only_nl = cut(&fed).await;
+        for (t, batch) in [(&mixed, &uploaded[..6]), (&only_nl, &uploaded[6..])] {
+            for round in 0..2 {
+                for country in ["NL", "DE", "FR", "IT"] {
+                    for (accept, format) in [(PB_V1, PB), (JSON_V1, BodyFormat::Json)] {
+                        let r = fed[country]
+                            .download(D0, Some(t), Some(accept))
+                            .await
+                            .unwrap();
+                        let what = format!("{t} {country} {accept} cache {cache} round {round}");
+                        assert_eq!(r.status, 200, "{what}");
+                        let want: Vec<DiagnosisKey> = batch
+                            .iter()
+                            .filter(|(c, _)| *c != country)
+                            .flat_map(|(_, ks)| ks.iter().cloned())
+                            .collect();
+                        let encoded = efgs_core::proto::encode_body(
+                            format,
+                            &efgs_core::DiagnosisKeyBatch { keys: want.clone() },
+                        );
+                        assert_eq!(r.keys, want, "{what}");
+                        assert!(
+                            r.body == encoded,
+                            "{what}: bytes differ:\n{}\n{}",
+                            String::from_utf8_lossy(&r.body),
+                            String::from_utf8_lossy(&encoded)
+                        );
+                    }
+                }
             }
         }
         fed.shutdown().await.unwrap();

@@ -21,7 +21,7 @@ pub fn to_reference_json(batch: &DiagnosisKeyBatch) -> String {
     out
 }
 
-pub(super) fn write_key(out: &mut String, key: &DiagnosisKey) {
+pub(crate) fn write_key(out: &mut String, key: &DiagnosisKey) {
     out.push('{');
     let mut first = true;
     let mut field = |out: &mut String, name: &str| {
