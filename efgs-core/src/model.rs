@@ -40,10 +40,26 @@ fn len_field(len: usize) -> usize {
 
 fn encode_country(tag: u32, code: &CountryCode, buf: &mut impl prost::bytes::BufMut) {
     use prost::encoding::{WireType, encode_key, encode_varint};
-    let text = code.text();
     encode_key(tag, WireType::LengthDelimited, buf);
-    encode_varint(text.len() as u64, buf);
-    buf.put_slice(text.as_bytes());
+    if code.is_valid() {
+        // A valid code is its ASCII bytes (the usual case, without building a string).
+        let bytes = code.as_bytes();
+        encode_varint(bytes.len() as u64, buf);
+        buf.put_slice(bytes);
+    } else {
+        let text = code.text();
+        encode_varint(text.len() as u64, buf);
+        buf.put_slice(text.as_bytes());
+    }
+}
+
+/// Encoded length of a country's string.
+fn country_len(code: &CountryCode) -> usize {
+    if code.is_valid() {
+        code.as_bytes().len()
+    } else {
+        code.text().len()
+    }
 }
 
 fn merge_country(
@@ -174,10 +190,10 @@ impl prost::Message for DiagnosisKey {
             n += int32::encoded_len(4, &self.transmission_risk_level);
         }
         for code in &self.visited_countries {
-            n += len_field(code.text().len());
+            n += len_field(country_len(code));
         }
         if self.origin != CountryCode::EMPTY {
-            n += len_field(self.origin.text().len());
+            n += len_field(country_len(&self.origin));
         }
         if self.report_type != 0 {
             n += int32::encoded_len(7, &self.report_type);

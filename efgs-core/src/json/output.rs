@@ -59,13 +59,13 @@ pub(crate) fn write_key(out: &mut String, key: &DiagnosisKey) {
             if i > 0 {
                 out.push(',');
             }
-            write_string(out, &c.text());
+            write_country(out, c);
         }
         out.push(']');
     }
     if !key.origin.is_empty() {
         field(out, "origin");
-        write_string(out, &key.origin.text());
+        write_country(out, &key.origin);
     }
     if key.report_type != 0 {
         field(out, "reportType");
@@ -85,6 +85,23 @@ pub(crate) fn write_key(out: &mut String, key: &DiagnosisKey) {
         let _ = write!(out, "{}", key.days_since_onset_of_symptoms);
     }
     out.push('}');
+}
+
+/// A country as a quoted string: a valid code of printable ASCII without `"` and `\\` (the
+/// usual case) is written as it is, anything else through [`write_string`].
+fn write_country(out: &mut String, code: &CountryCode) {
+    let bytes = code.as_bytes();
+    if code.is_valid()
+        && bytes
+            .iter()
+            .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push('"');
+        out.extend(bytes.iter().map(|&b| char::from(b)));
+        out.push('"');
+    } else {
+        write_string(out, &code.text());
+    }
 }
 
 /// A quoted string, escaped like protobuf-java-format's `escapeText`.

@@ -61,6 +61,16 @@ pub fn protobuf_key_data(body: &[u8], mut f: impl FnMut(&[u8])) -> Option<u64> {
         let tag = varint(body, &mut i)?;
         if tag == (1 << 3 | 2) {
             let key = delimited(body, &mut i)?;
+            // The gateway writes keyData first and once: take it without walking the key's
+            // other fields (27 visited countries in a realistic key).
+            if let [0x0a, len, rest @ ..] = key
+                && *len < 0x80
+                && let Some(key_data) = rest.get(..usize::from(*len))
+            {
+                n += 1;
+                f(key_data);
+                continue;
+            }
             let mut j = 0;
             let mut key_data: &[u8] = &[];
             while j < key.len() {
@@ -84,13 +94,11 @@ pub fn protobuf_key_data(body: &[u8], mut f: impl FnMut(&[u8])) -> Option<u64> {
 /// [{"keyData": "<base64>", ...}, ...]}`); returns the number of `keyData` values.
 pub fn json_key_data(body: &[u8], mut f: impl FnMut(&[u8])) -> Option<u64> {
     const NAME: &[u8] = b"\"keyData\"";
+    let finder = memchr::memmem::Finder::new(NAME);
     let mut n = 0;
     let mut i = 0;
     let mut buf = [0u8; 64];
-    while let Some(at) = body
-        .get(i..)
-        .and_then(|rest| rest.windows(NAME.len()).position(|w| w == NAME))
-    {
+    while let Some(at) = body.get(i..).and_then(|rest| finder.find(rest)) {
         i += at + NAME.len();
         // `: "`, any spacing.
         while body
