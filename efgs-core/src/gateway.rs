@@ -823,13 +823,12 @@ enum WholeBody {
 impl WholeBody {
     fn new(format: BodyFormat, keys: &[crate::model::DiagnosisKey]) -> Self {
         match format {
+            // Sized from the first key: the keys of a batch are usually alike.
             BodyFormat::Protobuf => WholeBody::Protobuf(Vec::with_capacity(
-                keys.iter()
-                    .map(|k| {
-                        let len = prost::Message::encoded_len(k);
-                        1 + prost::encoding::encoded_len_varint(len as u64) + len
-                    })
-                    .sum(),
+                keys.first()
+                    .map_or(0, |k| prost::Message::encoded_len(k) + 3)
+                    .saturating_mul(keys.len())
+                    .min(64 << 20),
             )),
             BodyFormat::Json => {
                 let mut out = String::with_capacity(16 + keys.len() * 300);

@@ -235,6 +235,12 @@ impl CountryList {
         }
     }
 
+    /// Whether both lists are the same shared list (a pointer comparison: `false` does not
+    /// mean the countries differ).
+    pub fn same_shared(&self, other: &CountryList) -> bool {
+        matches!((&self.0, &other.0), (ListRepr::Shared(a), ListRepr::Shared(b)) if Arc::ptr_eq(a, b))
+    }
+
     /// Whether the list is shared with other keys (as the decoders produce it).
     pub fn is_shared(&self) -> bool {
         matches!(self.0, ListRepr::Shared(_))

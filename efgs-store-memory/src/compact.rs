@@ -62,17 +62,26 @@ impl CompactKeys {
         };
         let mut list_index: HashMap<CountryList, u32> = HashMap::new();
         let mut origin_index: HashMap<CountryCode, u32> = HashMap::new();
+        let mut last_list: Option<(CountryList, u32)> = None;
         for k in keys {
             let data_start = u32::try_from(out.data.len()).map_err(|_| TooLarge)?;
             let data_len = u32::try_from(k.key_data.len()).map_err(|_| TooLarge)?;
             out.data.extend_from_slice(&k.key_data);
-            let visited = match list_index.get(&k.visited_countries) {
-                Some(&i) => i,
-                None => {
-                    let i = u32::try_from(out.lists.len()).map_err(|_| TooLarge)?;
-                    let list = k.visited_countries.into_shared();
-                    out.lists.push(list.clone());
-                    list_index.insert(CountryList::shared(list), i);
+            let visited = match &last_list {
+                // Decoded keys of one upload share one list: no hashing of its countries.
+                Some((list, i)) if list.same_shared(&k.visited_countries) => *i,
+                _ => {
+                    let i = match list_index.get(&k.visited_countries) {
+                        Some(&i) => i,
+                        None => {
+                            let i = u32::try_from(out.lists.len()).map_err(|_| TooLarge)?;
+                            let list = k.visited_countries.clone().into_shared();
+                            out.lists.push(list.clone());
+                            list_index.insert(CountryList::shared(list), i);
+                            i
+                        }
+                    };
+                    last_list = Some((k.visited_countries.clone(), i));
                     i
                 }
             };
