@@ -816,20 +816,27 @@ pub fn content_digest(batch_signature: &str, canonical: &[u8]) -> [u8; 32] {
 
 /// The encoding of a whole batch being written, upload by upload ([`Gateway::whole_batch`]).
 enum WholeBody {
-    Protobuf(Vec<u8>),
-    Json { out: String, first: bool },
+    Protobuf(Vec<u8>, crate::model::VisitedMemo),
+    Json {
+        out: String,
+        first: bool,
+        memo: crate::json::VisitedJson,
+    },
 }
 
 impl WholeBody {
     fn new(format: BodyFormat, keys: &[crate::model::DiagnosisKey]) -> Self {
         match format {
             // Sized from the first key: the keys of a batch are usually alike.
-            BodyFormat::Protobuf => WholeBody::Protobuf(Vec::with_capacity(
-                keys.first()
-                    .map_or(0, |k| prost::Message::encoded_len(k) + 3)
-                    .saturating_mul(keys.len())
-                    .min(64 << 20),
-            )),
+            BodyFormat::Protobuf => WholeBody::Protobuf(
+                Vec::with_capacity(
+                    keys.first()
+                        .map_or(0, |k| prost::Message::encoded_len(k) + 3)
+                        .saturating_mul(keys.len())
+                        .min(64 << 20),
+                ),
+                crate::model::VisitedMemo::default(),
+            ),
             BodyFormat::Json => {
                 let mut out = String::with_capacity(16 + keys.len() * 300);
                 out.push_str(if keys.is_empty() {
@@ -837,7 +844,11 @@ impl WholeBody {
                 } else {
                     crate::download_cache::JSON_KEYS_START
                 });
-                WholeBody::Json { out, first: true }
+                WholeBody::Json {
+                    out,
+                    first: true,
+                    memo: Default::default(),
+                }
             }
         }
     }
@@ -848,14 +859,14 @@ impl WholeBody {
         keys: impl Iterator<Item = &'k crate::model::DiagnosisKey>,
     ) -> std::ops::Range<usize> {
         match self {
-            WholeBody::Protobuf(body) => {
+            WholeBody::Protobuf(body, memo) => {
                 let start = body.len();
                 for k in keys {
-                    prost::encoding::message::encode(1, k, body);
+                    memo.encode_batch_entry(k, body);
                 }
                 start..body.len()
             }
-            WholeBody::Json { out, first } => {
+            WholeBody::Json { out, first, memo } => {
                 let mut start = None;
                 for k in keys {
                     if !*first {
@@ -863,7 +874,7 @@ impl WholeBody {
                     }
                     *first = false;
                     start.get_or_insert(out.len());
-                    crate::json::write_key(out, k);
+                    crate::json::write_key(out, k, memo);
                 }
                 let end = out.len();
                 start.unwrap_or(end)..end
@@ -873,8 +884,8 @@ impl WholeBody {
 
     fn finish(self) -> Bytes {
         match self {
-            WholeBody::Protobuf(body) => body.into(),
-            WholeBody::Json { mut out, first } => {
+            WholeBody::Protobuf(body, _) => body.into(),
+            WholeBody::Json { mut out, first, .. } => {
                 if !first {
                     out.push_str(crate::download_cache::JSON_KEYS_END);
                 }

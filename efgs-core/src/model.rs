@@ -74,33 +74,7 @@ fn merge_country(
 
 impl prost::Message for DiagnosisKey {
     fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
-        use prost::encoding::{int32, sint32, uint32};
-        if !self.key_data.is_empty() {
-            prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, buf);
-            prost::encoding::encode_varint(self.key_data.len() as u64, buf);
-            buf.put_slice(&self.key_data);
-        }
-        if self.rolling_start_interval_number != 0 {
-            uint32::encode(2, &self.rolling_start_interval_number, buf);
-        }
-        if self.rolling_period != 0 {
-            uint32::encode(3, &self.rolling_period, buf);
-        }
-        if self.transmission_risk_level != 0 {
-            int32::encode(4, &self.transmission_risk_level, buf);
-        }
-        for code in &self.visited_countries {
-            encode_country(5, code, buf);
-        }
-        if self.origin != CountryCode::EMPTY {
-            encode_country(6, &self.origin, buf);
-        }
-        if self.report_type != 0 {
-            int32::encode(7, &self.report_type, buf);
-        }
-        if self.days_since_onset_of_symptoms != 0 {
-            sint32::encode(8, &self.days_since_onset_of_symptoms, buf);
-        }
+        self.encode_fields(None, buf);
     }
 
     fn merge_field(
@@ -175,6 +149,59 @@ impl prost::Message for DiagnosisKey {
     }
 
     fn encoded_len(&self) -> usize {
+        self.encoded_len_except_visited()
+            + self
+                .visited_countries
+                .iter()
+                .map(|code| len_field(country_len(code)))
+                .sum::<usize>()
+    }
+
+    fn clear(&mut self) {
+        *self = DiagnosisKey::default();
+    }
+}
+
+impl DiagnosisKey {
+    /// Writes the key's fields; the visited countries as `visited` when given (their fields
+    /// already encoded, [`VisitedMemo`]), from the list otherwise.
+    fn encode_fields(&self, visited: Option<&[u8]>, buf: &mut impl prost::bytes::BufMut) {
+        use prost::encoding::{int32, sint32, uint32};
+        if !self.key_data.is_empty() {
+            prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, buf);
+            prost::encoding::encode_varint(self.key_data.len() as u64, buf);
+            buf.put_slice(&self.key_data);
+        }
+        if self.rolling_start_interval_number != 0 {
+            uint32::encode(2, &self.rolling_start_interval_number, buf);
+        }
+        if self.rolling_period != 0 {
+            uint32::encode(3, &self.rolling_period, buf);
+        }
+        if self.transmission_risk_level != 0 {
+            int32::encode(4, &self.transmission_risk_level, buf);
+        }
+        match visited {
+            Some(bytes) => buf.put_slice(bytes),
+            None => {
+                for code in &self.visited_countries {
+                    encode_country(5, code, buf);
+                }
+            }
+        }
+        if self.origin != CountryCode::EMPTY {
+            encode_country(6, &self.origin, buf);
+        }
+        if self.report_type != 0 {
+            int32::encode(7, &self.report_type, buf);
+        }
+        if self.days_since_onset_of_symptoms != 0 {
+            sint32::encode(8, &self.days_since_onset_of_symptoms, buf);
+        }
+    }
+
+    /// Encoded length of every field but the visited countries.
+    fn encoded_len_except_visited(&self) -> usize {
         use prost::encoding::{int32, sint32, uint32};
         let mut n = 0;
         if !self.key_data.is_empty() {
@@ -189,9 +216,6 @@ impl prost::Message for DiagnosisKey {
         if self.transmission_risk_level != 0 {
             n += int32::encoded_len(4, &self.transmission_risk_level);
         }
-        for code in &self.visited_countries {
-            n += len_field(country_len(code));
-        }
         if self.origin != CountryCode::EMPTY {
             n += len_field(country_len(&self.origin));
         }
@@ -203,9 +227,33 @@ impl prost::Message for DiagnosisKey {
         }
         n
     }
+}
 
-    fn clear(&mut self) {
-        *self = DiagnosisKey::default();
+/// The encoded visited-country fields of the last shared list seen: keys of one batch share
+/// their list (ADR 0033), so a batch's keys are encoded with the list's bytes copied instead
+/// of encoding 27 countries per key. Gives the same bytes as [`prost::Message::encode`].
+#[derive(Debug, Default)]
+pub(crate) struct VisitedMemo {
+    list: Option<CountryList>,
+    bytes: Vec<u8>,
+}
+
+impl VisitedMemo {
+    /// Appends `key` as field 1 of a `DiagnosisKeyBatch` (tag, length, fields).
+    pub(crate) fn encode_batch_entry(&mut self, key: &DiagnosisKey, buf: &mut Vec<u8>) {
+        let list = &key.visited_countries;
+        let same = self.list.as_ref().is_some_and(|l| l.same_shared(list));
+        if !same {
+            self.bytes.clear();
+            for code in list {
+                encode_country(5, code, &mut self.bytes);
+            }
+            self.list = list.is_shared().then(|| list.clone());
+        }
+        let len = key.encoded_len_except_visited() + self.bytes.len();
+        prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, buf);
+        prost::encoding::encode_varint(len as u64, buf);
+        key.encode_fields(Some(&self.bytes), buf);
     }
 }
 

@@ -74,7 +74,21 @@ pub fn decode_batch(bytes: &[u8]) -> Result<DiagnosisKeyBatch, ProtoError> {
 
 /// Encodes a batch in the protobuf wire format (proto3: default values left out).
 pub fn encode_batch(batch: &DiagnosisKeyBatch) -> Vec<u8> {
-    batch.encode_to_vec()
+    // The same bytes as prost's `encode_to_vec`, with a visited-country list shared between
+    // keys encoded once (a property test checks the equality).
+    let mut out = Vec::with_capacity(
+        batch
+            .keys
+            .first()
+            .map_or(0, |k| k.encoded_len() + 3)
+            .saturating_mul(batch.keys.len())
+            .min(64 << 20),
+    );
+    let mut memo = crate::model::VisitedMemo::default();
+    for key in &batch.keys {
+        memo.encode_batch_entry(key, &mut out);
+    }
+    out
 }
 
 /// Decodes a request body in the negotiated format. An empty body (0 bytes) is

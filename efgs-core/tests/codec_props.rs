@@ -259,6 +259,29 @@ proptest! {
         }
     }
 
+    /// Both encoders copy a visited-country list shared by consecutive keys instead of
+    /// encoding it again (ADR 0033): the bytes must be prost's own and the reference JSON,
+    /// whatever the pattern of shared and different lists.
+    #[test]
+    fn encoders_with_shared_lists_agree_with_prost(batch in any_batch(), same in prop::collection::vec(any::<bool>(), 6)) {
+        let mut batch = batch;
+        let n = batch.keys.len();
+        for (i, &share) in same.iter().enumerate().take(n).skip(1) {
+            if share {
+                batch.keys[i].visited_countries = batch.keys[i - 1].visited_countries.clone();
+            }
+        }
+        let bytes = batch.encode_to_vec();
+        prop_assert_eq!(encode_batch(&batch), bytes.clone());
+        let decoded = decode_batch(&bytes).unwrap();
+        prop_assert_eq!(encode_batch(&decoded), bytes);
+        let json = to_reference_json(&batch);
+        prop_assert_eq!(to_reference_json(&decoded), json.clone());
+        let from_json = from_reference_json(json.as_bytes()).unwrap();
+        prop_assert_eq!(to_reference_json(&from_json), json);
+        prop_assert_eq!(encode_batch(&from_json), encode_batch(&batch));
+    }
+
     #[test]
     fn media_negotiation_never_panics(ct in any::<String>(), accept in any::<String>(), soup in "[ ,;=\"\\\\a-z/*.0-9qQ]{0,40}") {
         let _ = negotiate_upload(Some(&ct), Some(&accept));

@@ -9,11 +9,12 @@ pub fn to_reference_json(batch: &DiagnosisKeyBatch) -> String {
     out.push('{');
     if !batch.keys.is_empty() {
         out.push_str("\"keys\": [");
+        let mut memo = VisitedJson::default();
         for (i, key) in batch.keys.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            write_key(&mut out, key);
+            write_key(&mut out, key, &mut memo);
         }
         out.push(']');
     }
@@ -21,7 +22,15 @@ pub fn to_reference_json(batch: &DiagnosisKeyBatch) -> String {
     out
 }
 
-pub(crate) fn write_key(out: &mut String, key: &DiagnosisKey) {
+/// The JSON text of the last shared visited-country list written: the keys of one batch share
+/// their list (ADR 0033), so it is rendered once per batch, not once per key.
+#[derive(Debug, Default)]
+pub(crate) struct VisitedJson {
+    list: Option<crate::model::CountryList>,
+    text: String,
+}
+
+pub(crate) fn write_key(out: &mut String, key: &DiagnosisKey, memo: &mut VisitedJson) {
     out.push('{');
     let mut first = true;
     let mut field = |out: &mut String, name: &str| {
@@ -54,14 +63,20 @@ pub(crate) fn write_key(out: &mut String, key: &DiagnosisKey) {
     }
     if !key.visited_countries.is_empty() {
         field(out, "visitedCountries");
-        out.push('[');
-        for (i, c) in key.visited_countries.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
+        let list = &key.visited_countries;
+        if !memo.list.as_ref().is_some_and(|l| l.same_shared(list)) {
+            memo.text.clear();
+            memo.text.push('[');
+            for (i, c) in list.iter().enumerate() {
+                if i > 0 {
+                    memo.text.push(',');
+                }
+                write_country(&mut memo.text, c);
             }
-            write_country(out, c);
+            memo.text.push(']');
+            memo.list = list.is_shared().then(|| list.clone());
         }
-        out.push(']');
+        out.push_str(&memo.text);
     }
     if !key.origin.is_empty() {
         field(out, "origin");
