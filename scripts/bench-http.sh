@@ -20,6 +20,9 @@
 # response cache turned off: keys read from the store and encoded on every request), the
 # "before" of the cache (docs/adr/0011).
 #
+# EFGS_BENCH_AUDIT=off runs the download gateway without the audit trail (`audit.enabled =
+# false`), to measure what waiting for each download's event costs (docs/performance.md).
+#
 # STORE=postgres runs the download gateways on a private PostgreSQL cluster
 # (scripts/pg-test-cluster.sh, started and stopped here) instead of the memory store.
 #

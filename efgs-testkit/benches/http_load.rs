@@ -617,6 +617,11 @@ async fn serve_download(path: &str, uncached: bool) {
     if uncached {
         builder = builder.setting("download.cache_max_bytes", "0");
     }
+    // EFGS_BENCH_AUDIT=off: without the audit trail (each download otherwise waits until its
+    // event is stored), to measure what the trail costs a download.
+    if std::env::var("EFGS_BENCH_AUDIT").as_deref() == Ok("off") {
+        builder = builder.setting("audit.enabled", "false");
+    }
     // EFGS_BENCH_STORE=postgres: a fresh schema on EFGS_TEST_DATABASE_URL instead of memory.
     let schema = if std::env::var("EFGS_BENCH_STORE").as_deref() == Ok("postgres") {
         let schema = efgs_testkit::federation::PostgresSchema::from_env()
