@@ -19,6 +19,49 @@ use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
 
+/// Both types read as the slice they hold: they dereference to it, and compare, hash and print
+/// as it does.
+macro_rules! slice_like {
+    ($t:ty, $elem:ty) => {
+        impl Deref for $t {
+            type Target = [$elem];
+            #[inline]
+            fn deref(&self) -> &[$elem] {
+                self.as_slice()
+            }
+        }
+
+        impl AsRef<[$elem]> for $t {
+            fn as_ref(&self) -> &[$elem] {
+                self.as_slice()
+            }
+        }
+
+        impl PartialEq for $t {
+            fn eq(&self, other: &Self) -> bool {
+                self.as_slice() == other.as_slice()
+            }
+        }
+
+        impl Eq for $t {}
+
+        impl Hash for $t {
+            fn hash<H: Hasher>(&self, state: &mut H) {
+                self.as_slice().hash(state)
+            }
+        }
+
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.as_slice().fmt(f)
+            }
+        }
+    };
+}
+
+slice_like!(KeyData, u8);
+slice_like!(CountryList, CountryCode);
+
 /// Bytes held inline by [`KeyData`].
 const INLINE: usize = 16;
 
@@ -70,34 +113,6 @@ impl Default for KeyData {
     }
 }
 
-impl Deref for KeyData {
-    type Target = [u8];
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        self.as_slice()
-    }
-}
-
-impl AsRef<[u8]> for KeyData {
-    fn as_ref(&self) -> &[u8] {
-        self.as_slice()
-    }
-}
-
-impl PartialEq for KeyData {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_slice() == other.as_slice()
-    }
-}
-
-impl Eq for KeyData {}
-
-impl Hash for KeyData {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_slice().hash(state)
-    }
-}
-
 impl PartialOrd for KeyData {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
@@ -107,12 +122,6 @@ impl PartialOrd for KeyData {
 impl Ord for KeyData {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.as_slice().cmp(other.as_slice())
-    }
-}
-
-impl fmt::Debug for KeyData {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.as_slice().fmt(f)
     }
 }
 
@@ -250,40 +259,6 @@ impl CountryList {
 impl Default for CountryList {
     fn default() -> Self {
         CountryList::new()
-    }
-}
-
-impl Deref for CountryList {
-    type Target = [CountryCode];
-    #[inline]
-    fn deref(&self) -> &[CountryCode] {
-        self.as_slice()
-    }
-}
-
-impl AsRef<[CountryCode]> for CountryList {
-    fn as_ref(&self) -> &[CountryCode] {
-        self.as_slice()
-    }
-}
-
-impl PartialEq for CountryList {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_slice() == other.as_slice()
-    }
-}
-
-impl Eq for CountryList {}
-
-impl Hash for CountryList {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_slice().hash(state)
-    }
-}
-
-impl fmt::Debug for CountryList {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.as_slice().fmt(f)
     }
 }
 
