@@ -7,6 +7,9 @@
 //! still authenticated, the batch row (and so its `nextBatchTag` link) is still read from the
 //! store and a download statistics row is still written on every request.
 //!
+//! The whole batch is also kept, once per format, with the position of each upload's keys
+//! ([`Segment`], ADR 0034): a country's body is cut from it by copying, not encoded again.
+//!
 //! Bounds: an entry is served for at most [`DownloadCachePolicy::ttl`] after it was filled
 //! (so a retention run on another instance reaches this instance's downloads within the TTL; a
 //! run on this instance clears the cache at once), and the bodies held never exceed
