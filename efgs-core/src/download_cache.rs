@@ -8,7 +8,7 @@
 //! store and a download statistics row is still written on every request.
 //!
 //! The whole batch is also kept, once per format, with the position of each upload's keys
-//! ([`Segment`], ADR 0034): a country's body is cut from it by copying, not encoded again.
+//! (ADR 0034): a country's body is cut from it by copying, not encoded again.
 //!
 //! Bounds: an entry is served for at most [`DownloadCachePolicy::ttl`] after it was filled
 //! (so a retention run on another instance reaches this instance's downloads within the TTL; a
