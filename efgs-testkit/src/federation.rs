@@ -284,6 +284,20 @@ impl FederationBuilder {
         self
     }
 
+    /// Callback delivery to receivers on 127.0.0.1 (admitted by `callback.allow_cidrs`) with the
+    /// gateway client certificate `cert` and key `key`, tasks polled every 100 ms, and test
+    /// timings: attempt timeout 2 s, lease 3 s, retry interval 1 s. Settings given later
+    /// override these.
+    pub fn loopback_callbacks(self, cert: &std::path::Path, key: &std::path::Path) -> Self {
+        self.setting("callback.client_cert", cert.display().to_string())
+            .setting("callback.client_key", key.display().to_string())
+            .setting("callback.allow_cidrs", "127.0.0.1/32")
+            .setting("callback.poll_millis", "100")
+            .setting("callback.timeout_secs", "2")
+            .setting("callback.lease_secs", "3")
+            .setting("callback.retry_interval_secs", "1")
+    }
+
     /// The proxies whose identity headers are honoured (default: loopback).
     pub fn trusted_proxies(mut self, trusted: Vec<IpCidr>) -> Self {
         self.trusted = trusted;

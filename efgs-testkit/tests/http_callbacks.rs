@@ -54,13 +54,7 @@ async fn setup(backend: &Backend, countries: &[&str], settings: &[(&str, &str)])
         .countries(countries.iter().copied())
         .clock(TestClock::system())
         .resolver(resolver.clone())
-        .setting("callback.client_cert", cert.display().to_string())
-        .setting("callback.client_key", key.display().to_string())
-        .setting("callback.allow_cidrs", "127.0.0.1/32")
-        .setting("callback.poll_millis", "100")
-        .setting("callback.timeout_secs", "2")
-        .setting("callback.lease_secs", "3")
-        .setting("callback.retry_interval_secs", "1");
+        .loopback_callbacks(&cert, &key);
     for (k, v) in settings {
         b = b.setting(k, *v);
     }

@@ -134,13 +134,7 @@ async fn callback_federation(
         .countries(["DE", "FR"])
         .clock(TestClock::system())
         .resolver(resolver)
-        .setting("callback.client_cert", cert.display().to_string())
-        .setting("callback.client_key", key.display().to_string())
-        .setting("callback.allow_cidrs", "127.0.0.1/32")
-        .setting("callback.poll_millis", "100")
-        .setting("callback.timeout_secs", "2")
-        .setting("callback.lease_secs", "3")
-        .setting("callback.retry_interval_secs", "1");
+        .loopback_callbacks(&cert, &key);
     for (k, v) in extra {
         b = b.setting(k, v.clone());
     }

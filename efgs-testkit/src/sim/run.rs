@@ -572,13 +572,9 @@ pub async fn run_http(opts: &RunOptions, http: &HttpOptions) -> Result<SimReport
                 )
                 .map_err(|e| SimError::Callback(e.to_string()))?;
                 b = b
-                    .setting("callback.client_cert", cert.display().to_string())
-                    .setting("callback.client_key", key.display().to_string())
-                    .setting("callback.allow_cidrs", "127.0.0.1/32")
-                    .setting("callback.poll_millis", "100")
+                    .loopback_callbacks(&cert, &key)
                     .setting("callback.timeout_secs", "5")
-                    .setting("callback.lease_secs", "10")
-                    .setting("callback.retry_interval_secs", "1");
+                    .setting("callback.lease_secs", "10");
             }
             match postgres {
                 Some(url) => {
